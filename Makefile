@@ -1,0 +1,102 @@
+# kaggle-digits: every target builds .venv on first use, so a fresh clone needs only `make demo` / `make test`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLI := $(BIN)/kaggle-digits
+
+# Options (make VAR=value): see `make help` and README.md.
+MODEL ?= cnn
+TASK ?= digit-recognizer
+SEED ?= 42
+DATA_DIR ?=
+DATA ?=
+COMPETITION ?=
+MESSAGE ?=
+UPLOAD ?= 1
+FORCE ?= 0
+ARGS ?=
+
+data_opt = $(if $(DATA_DIR),--data-dir "$(DATA_DIR)")
+model_opts = --task $(TASK) --model $(MODEL) --seed $(SEED) $(data_opt)
+force_opt = $(if $(filter 1 yes true,$(FORCE)),--force)
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  options: MODEL=$(MODEL) TASK=$(TASK) SEED=$(SEED) DATA_DIR= DATA= COMPETITION= MESSAGE= UPLOAD=1 FORCE=0 ARGS="
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## create .venv and install the package with its dependencies
+
+.PHONY: demo
+demo: $(VENV)/.installed ## the whole `make submit` flow offline, against the local Kaggle server, on the embedded sample
+	$(BIN)/python -m kaggle_digits.demo $(ARGS)
+
+.PHONY: test
+test: $(VENV)/.installed ## run the test suite
+	$(BIN)/python -m pytest $(ARGS)
+
+.PHONY: check
+check: test ## what CI runs
+
+.PHONY: data
+data: $(VENV)/.installed ## download and check the competition data into data/raw/ (FORCE=1 downloads again)
+	$(CLI) fetch --task $(TASK) $(if $(COMPETITION),--competition $(COMPETITION)) $(force_opt) $(ARGS)
+
+.PHONY: validate
+validate: $(VENV)/.installed ## holdout accuracy, confusion matrix and plots for MODEL
+	$(CLI) validate $(model_opts) $(ARGS)
+
+.PHONY: train
+train: $(VENV)/.installed ## fit MODEL on the full train.csv and save it
+	$(CLI) train $(model_opts) $(ARGS)
+
+.PHONY: predict
+predict: $(VENV)/.installed ## write submissions/<UTC time>-<model>.csv with the trained MODEL
+	$(CLI) predict $(model_opts) $(ARGS)
+
+.PHONY: evaluate
+evaluate: $(VENV)/.installed ## train on the train file and score the labeled test file (TASK=fashion-mnist)
+	$(CLI) evaluate $(model_opts) $(ARGS)
+
+.PHONY: submit
+submit: $(VENV)/.installed ## fetch, validate, train, predict, upload and wait for the score (UPLOAD=0: stop at the file)
+	$(CLI) submit $(model_opts) $(if $(COMPETITION),--competition $(COMPETITION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(if $(filter 0 no false,$(UPLOAD)),--no-upload) $(force_opt) $(ARGS)
+
+.PHONY: status
+status: $(VENV)/.installed ## the ledger next to Kaggle's submission list
+	$(CLI) status --task $(TASK) $(if $(COMPETITION),--competition $(COMPETITION)) $(ARGS)
+
+.PHONY: resubmit
+resubmit: $(VENV)/.installed ## the scheduled run for cron: lock, fetch if changed, train, submit unless nothing to do
+	$(CLI) run $(model_opts) $(if $(MESSAGE),--message "$(MESSAGE)") $(ARGS)
+
+.PHONY: serve-local
+serve-local: $(VENV)/.installed ## run the Kaggle-compatible server on 127.0.0.1:7777 (embedded sample)
+	$(CLI) serve-local $(ARGS)
+
+.PHONY: tasks
+tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
+	$(CLI) tasks
+
+.PHONY: bench
+bench: $(VENV)/.installed ## benchmark table: every preset vs the softmax baseline (DATA=zip or folder; ARGS=--quick)
+	$(BIN)/python -m kaggle_digits.bench --task $(TASK) $(if $(DATA),--data "$(DATA)") $(ARGS)
+
+.PHONY: sample
+sample: $(VENV)/.installed ## redraw data/sample/ from a full download (DATA=../shared/data/digit-recognizer.zip)
+	$(BIN)/python -m kaggle_digits.make_sample $(or $(DATA),../shared/data/digit-recognizer.zip)
+
+.PHONY: clean
+clean: ## remove generated data, models, reports and submissions (keeps .venv, data/raw and the ledger)
+	rm -rf data/cache data/models data/reports
+	find submissions -name '*.csv' ! -name ledger.csv -delete; find submissions -name '*.json' -delete

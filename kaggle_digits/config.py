@@ -1,0 +1,94 @@
+"""Paths, defaults and the descriptions of the Kaggle tasks the toolkit knows. No logic lives here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Everything is relative to the working directory, so `make` targets and the CLI agree on where
+# files go; KAGGLE_DIGITS_HOME moves the lot (tests use it to run in a temporary folder).
+HOME = Path(os.environ.get("KAGGLE_DIGITS_HOME", "."))
+DATA_DIR = HOME / "data"
+RAW_DIR = DATA_DIR / "raw"
+CACHE_DIR = DATA_DIR / "cache"
+MODELS_DIR = DATA_DIR / "models"
+REPORTS_DIR = DATA_DIR / "reports"
+LOGS_DIR = DATA_DIR / "logs"
+SUBMISSIONS_DIR = HOME / "submissions"
+LEDGER_PATH = SUBMISSIONS_DIR / "ledger.csv"
+
+# The embedded sample ships inside the package's repository, not the user's working folder.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / "digit-recognizer.zip"
+
+DEFAULT_TASK = "digit-recognizer"
+DEFAULT_MODEL = "cnn"
+DEFAULT_SEED = 42
+DEFAULT_HOLDOUT = 0.1
+
+NUM_PIXELS = 784
+IMAGE_SIDE = 28
+NUM_CLASSES = 10
+
+DIGIT_NAMES = tuple(str(digit) for digit in range(10))
+FASHION_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """Where a 28x28 CSV task comes from, how its files look and what a submission looks like."""
+
+    name: str
+    source: str  # "competition" or "dataset": which of the client's APIs serves it
+    ref: str  # competition name, or owner/dataset-slug
+    train_file: str = "train.csv"
+    test_file: str = "test.csv"
+    sample_submission_file: str | None = "sample_submission.csv"
+    label_column: str = "label"
+    first_pixel_index: int = 0  # Kaggle names pixels pixel0.. in competitions, pixel1.. in Fashion-MNIST
+    test_id_column: str | None = None  # a column of ids in test.csv (Kannada-MNIST's `id`)
+    test_labeled: bool = False  # the test file carries labels: evaluate, no submission
+    submission_columns: tuple[str, str] | None = ("ImageId", "Label")
+    class_names: tuple[str, ...] = DIGIT_NAMES
+    description: str = ""
+    extra_files: tuple[str, ...] = field(default=())  # shipped but unused (Dig-MNIST.csv, ubyte files)
+
+    @property
+    def pixel_columns(self) -> list[str]:
+        return [f"pixel{index}" for index in range(self.first_pixel_index, self.first_pixel_index + NUM_PIXELS)]
+
+    @property
+    def train_header(self) -> list[str]:
+        return [self.label_column, *self.pixel_columns]
+
+    @property
+    def test_header(self) -> list[str]:
+        if self.test_labeled:
+            return self.train_header
+        if self.test_id_column:
+            return [self.test_id_column, *self.pixel_columns]
+        return self.pixel_columns
+
+    @property
+    def submits(self) -> bool:
+        return self.submission_columns is not None
+
+    @property
+    def archive_name(self) -> str:
+        """The zip name the client saves: the competition name, or the data set's slug."""
+        return self.ref.split("/")[-1] + ".zip"
+
+
+BUILTIN_TASKS: dict[str, Task] = {
+    "digit-recognizer": Task(
+        name="digit-recognizer",
+        source="competition",
+        ref="digit-recognizer",
+        description="Kaggle's Digit Recognizer (MNIST): submit ImageId,Label",
+    ),
+}

@@ -1,0 +1,37 @@
+"""Draw the embedded sample (data/sample/) from labeled rows of a full Kaggle-layout download.
+
+Only labeled train.csv rows are used: the sample's test.csv is made of train rows with the label
+removed, so no copy of the competition's test images (or their labels) ever enters the repository.
+Run: python -m kaggle_digits.make_sample ../shared/data/digit-recognizer.zip
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from . import config, data, layout
+
+SAMPLE_TRAIN_ROWS = 5000
+SAMPLE_TEST_ROWS = 1000
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="a Kaggle-layout digit-recognizer zip or folder")
+    parser.add_argument("--out", type=Path, default=config.SAMPLE_DIR / "digit-recognizer.zip")
+    parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    args = parser.parse_args(argv)
+    task = config.BUILTIN_TASKS["digit-recognizer"]
+    full = data.load(args.source, task, use_cache=False)
+    chosen = np.random.default_rng(args.seed).choice(len(full.train_labels), SAMPLE_TRAIN_ROWS + SAMPLE_TEST_ROWS, replace=False)
+    train, test = chosen[:SAMPLE_TRAIN_ROWS], chosen[SAMPLE_TRAIN_ROWS:]
+    files = layout.task_files(task, full.train_images[train], full.train_labels[train], full.train_images[test])
+    layout.write_zip(args.out, files)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {len(train)} train rows, {len(test)} test rows")
+
+
+if __name__ == "__main__":
+    main()

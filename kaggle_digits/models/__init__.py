@@ -1,0 +1,49 @@
+"""The model registry: a name on the command line picks a model class and its default parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import UsageError
+from .base import History, Model, parse_overrides
+from .keras_models import CNNModel, EnsembleModel, FastCNNModel, MLPModel, SoftmaxModel
+from .sklearn_models import KNeighborsModel, LogisticRegressionModel, RandomForestModel
+
+REGISTRY: dict[str, type[Model]] = {
+    model.name: model
+    for model in (
+        SoftmaxModel,
+        LogisticRegressionModel,
+        RandomForestModel,
+        KNeighborsModel,
+        MLPModel,
+        FastCNNModel,
+        CNNModel,
+        EnsembleModel,
+    )
+}
+
+# What `make bench` compares: the tutorial's baseline, then the speed/accuracy presets.
+PRESETS = ("fast", "cnn", "ensemble")
+
+__all__ = ["REGISTRY", "PRESETS", "History", "Model", "create", "params_for", "params_dict"]
+
+
+def model_class(name: str) -> type[Model]:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown model '{name}'. Fix: choose one of {', '.join(REGISTRY)}") from None
+
+
+def params_for(name: str, overrides: dict[str, str] | None = None):
+    return parse_overrides(model_class(name).Params, overrides or {}, name)
+
+
+def params_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params)
+
+
+def create(name: str, params: Any, seed: int) -> Model:
+    return model_class(name)(params, seed)

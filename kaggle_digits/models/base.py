@@ -1,0 +1,87 @@
+"""The one small interface every model speaks, Keras or scikit-learn, so pipelines swap them by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+@dataclasses.dataclass
+class History:
+    """Per-epoch curves (Keras models) and the epoch validation liked best."""
+
+    curves: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    best_epoch: int | None = None
+
+
+class Model(ABC):
+    """fit / predict_proba / predict / save / load over uint8 pixel rows of 784."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]
+
+    def __init__(self, params: Any, seed: int):
+        self.params = params
+        self.seed = seed
+
+    @abstractmethod
+    def fit(self, images: np.ndarray, labels: np.ndarray, validation=None, verbose: bool = True) -> History:
+        """Train; `validation` is (images, labels) for curves and early stopping, or None for a final fit."""
+
+    @abstractmethod
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, 10)."""
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_proba(images), axis=1).astype(np.uint8)
+
+    @abstractmethod
+    def save(self, folder: Path) -> None: ...
+
+    @abstractmethod
+    def _load_weights(self, folder: Path) -> None: ...
+
+    @classmethod
+    def load(cls, folder: Path, params: Any, seed: int) -> "Model":
+        model = cls(params, seed)
+        model._load_weights(folder)
+        return model
+
+
+def parse_overrides(params_type: type, overrides: dict[str, str], model_name: str):
+    """Apply `key=value` strings from the command line onto a params dataclass, typed by its defaults."""
+    params = params_type()
+    fields = {field.name: field for field in dataclasses.fields(params_type)}
+    changes = {}
+    for key, raw in overrides.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise UsageError(
+                f"model '{model_name}' has no parameter '{key}'. Fix: use one of {', '.join(sorted(fields))}"
+            )
+        current = getattr(params, name)
+        try:
+            if isinstance(current, bool):
+                if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+                    raise ValueError(raw)
+                value = raw.lower() in {"1", "true", "yes"}
+            elif isinstance(current, (list, tuple)):
+                value = type(current)(type(current[0])(part) for part in raw.split(","))
+            elif current is None:
+                value = json.loads(raw)
+            else:
+                value = type(current)(raw)
+        except ValueError:
+            raise UsageError(
+                f"parameter '{key}={raw}' of model '{model_name}': expected {type(current).__name__} "
+                f"(default {current!r}). Fix: pass e.g. {key}={current!r}"
+            ) from None
+        changes[name] = value
+    return dataclasses.replace(params, **changes)

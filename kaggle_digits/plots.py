@@ -1,0 +1,84 @@
+"""Pictures people would rather see than read: learning curves, confusion matrix, misclassified digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works headless, under cron and in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def learning_curves(curves: dict[str, list[float]], best_epoch: int | None, title: str, path: Path) -> Path | None:
+    """Training vs validation loss and accuracy per epoch: where they part, the model overfits."""
+    if not curves.get("loss"):
+        return None  # scikit-learn models have no epochs
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = np.arange(1, len(curves["loss"]) + 1)
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        axis.plot(epochs, curves[metric], label="training")
+        if f"val_{metric}" in curves:
+            axis.plot(epochs, curves[f"val_{metric}"], label="validation")
+        if best_epoch:
+            axis.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def confusion_matrix(matrix: list[list[int]], class_names: tuple[str, ...], title: str, path: Path) -> Path:
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(7, 6))
+    # Log colour scale: the diagonal dwarfs the mistakes, which are what a reader is looking for.
+    image = axis.imshow(np.log1p(matrix), cmap="Blues")
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if matrix[row, column] > matrix.max() / 3 else "black"
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=8, color=colour)
+    ticks = np.arange(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45 if len(class_names[0]) > 2 else 0, ha="right" if len(class_names[0]) > 2 else "center")
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    figure.colorbar(image, ax=axis, label="log(1 + count)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def misclassified(images: np.ndarray, mistakes: list[tuple[int, int, int]], class_names: tuple[str, ...], title: str, path: Path, limit: int = 40) -> Path | None:
+    """A grid of wrongly classified validation digits, each captioned 'true -> predicted'."""
+    if not mistakes:
+        return None
+    plt = _pyplot()
+    shown = mistakes[:limit]
+    columns = 10
+    rows = int(np.ceil(len(shown) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (index, true, predicted) in zip(axes.flat, shown):
+        axis.imshow(images[index].reshape(28, 28), cmap="gray_r")
+        axis.set_title(f"{class_names[true]}→{class_names[predicted]}", fontsize=8, color="firebrick")
+    figure.suptitle(f"{title}: true→predicted ({len(mistakes)} misclassified)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

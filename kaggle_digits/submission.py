@@ -1,0 +1,150 @@
+"""Write and check submission files, and keep the ledger of what was submitted and how it scored."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import config
+from .config import Task
+from .data import write_atomically
+from .errors import DataError
+
+LEDGER_COLUMNS = [
+    "run_id", "time", "task", "file", "checksum", "model", "holdout_accuracy",
+    "kaggle_ref", "status", "public_score", "private_score", "message",
+]
+
+
+def submission_path(model_name: str, task: Task, folder: Path | None = None) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")[:-4] + "Z"  # 1/100 s: two runs never clash
+    prefix = "" if task.name == config.DEFAULT_TASK else f"{task.name}-"
+    return Path(folder or config.SUBMISSIONS_DIR) / f"{stamp}-{prefix}{model_name}.csv"
+
+
+def write_submission(path: Path, ids: np.ndarray, labels: np.ndarray, task: Task, sidecar: dict[str, Any]) -> Path:
+    """Write the CSV and its JSON sidecar atomically, then check the CSV as Kaggle would."""
+    id_column, label_column = task.submission_columns
+    text = io.StringIO()
+    text.write(f"{id_column},{label_column}\n")
+    np.savetxt(text, np.column_stack([ids, labels]), fmt="%d", delimiter=",")
+    content = text.getvalue().encode()
+    write_atomically(path, lambda handle: handle.write(content))
+    try:
+        check_submission(path, task, ids)
+    except DataError:
+        path.unlink(missing_ok=True)
+        raise
+    sidecar = {**sidecar, "file": path.name, "checksum": file_checksum(path)}
+    write_atomically(path.with_suffix(".json"), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
+    return path
+
+
+def check_submission(path: Path, task: Task, expected_ids: np.ndarray | None = None) -> int:
+    """Header, one row per test image, ids as expected and unique, labels in range; returns the row count."""
+    id_column, label_column = task.submission_columns
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such submission file. Fix: check the path, or run 'make predict' to write one")
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV. Fix: submit the CSV that 'make predict' wrote") from None
+    if not lines or lines[0].strip() != f"{id_column},{label_column}":
+        found = lines[0].strip() if lines else "(empty file)"
+        raise DataError(f"{path} line 1: header is '{found}', expected '{id_column},{label_column}'. Fix: write it with 'make predict'")
+    ids, labels = [], []
+    for number, line in enumerate(lines[1:], start=2):
+        parts = line.split(",")
+        if len(parts) != 2 or not all(part.strip().lstrip("-").isdigit() for part in parts):
+            raise DataError(f"{path} line {number}: '{line}' is not two integers '{id_column},{label_column}'. Fix: write it with 'make predict'")
+        ids.append(int(parts[0]))
+        labels.append(int(parts[1]))
+    ids_array, labels_array = np.array(ids), np.array(labels)
+    if expected_ids is None:
+        expected_ids = np.arange(1, len(ids) + 1) if task.test_id_column is None else np.sort(ids_array)
+    if len(ids) != len(expected_ids):
+        raise DataError(f"{path}: {len(ids)} rows, expected {len(expected_ids)} (one per test image). Fix: predict again on the full test file")
+    if len(set(ids)) != len(ids):
+        duplicate = int(ids_array[np.flatnonzero(np.diff(np.sort(ids_array)) == 0)[0]])
+        raise DataError(f"{path}: {id_column} {duplicate} appears more than once. Fix: predict again")
+    if not np.array_equal(np.sort(ids_array), np.sort(expected_ids)):
+        missing = sorted(set(expected_ids.tolist()) - set(ids))[:3]
+        raise DataError(f"{path}: {id_column}s do not match the test file (missing e.g. {missing}). Fix: predict again")
+    bad = np.flatnonzero((labels_array < 0) | (labels_array >= len(task.class_names)))
+    if len(bad):
+        raise DataError(
+            f"{path} line {bad[0] + 2}: {label_column} {labels_array[bad[0]]} is not 0..{len(task.class_names) - 1}. Fix: predict again"
+        )
+    return len(ids)
+
+
+def file_checksum(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    sidecar = Path(path).with_suffix(".json")
+    if sidecar.exists():
+        try:
+            return json.loads(sidecar.read_text())
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def latest_submission(task: Task, folder: Path | None = None) -> Path | None:
+    """The newest complete submission for this task: a CSV with its sidecar (written last)."""
+    folder = Path(folder or config.SUBMISSIONS_DIR)
+    candidates = sorted(path for path in folder.glob("*.csv") if path.name != "ledger.csv" and path.with_suffix(".json").exists())
+    matching = [path for path in candidates if read_sidecar(path).get("task", config.DEFAULT_TASK) == task.name]
+    return matching[-1] if matching else None
+
+
+class Ledger:
+    """submissions/ledger.csv: one row per submission attempt, updated in place as scores arrive."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path or config.LEDGER_PATH)
+
+    def rows(self) -> list[dict[str, str]]:
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def _write(self, rows: list[dict[str, str]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LEDGER_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({column: row.get(column, "") for column in LEDGER_COLUMNS})
+        data = buffer.getvalue().encode()
+        write_atomically(self.path, lambda handle: handle.write(data))
+
+    def add(self, **fields: Any) -> dict[str, str]:
+        row = {column: "" if fields.get(column) is None else str(fields.get(column)) for column in LEDGER_COLUMNS}
+        self._write(self.rows() + [row])
+        return row
+
+    def update(self, run_id: str, **fields: Any) -> None:
+        rows = self.rows()
+        for row in rows:
+            if row["run_id"] == run_id:
+                row.update({key: "" if value is None else str(value) for key, value in fields.items()})
+        self._write(rows)
+
+    def submitted_checksums(self, task: str) -> dict[str, dict[str, str]]:
+        """Checksums of files Kaggle accepted (not refused or failed ones) for this task."""
+        return {
+            row["checksum"]: row
+            for row in self.rows()
+            if row.get("task", config.DEFAULT_TASK) == task and row["kaggle_ref"] and row["status"] != "ERROR"
+        }

@@ -1,0 +1,210 @@
+"""Estimate a model's accuracy (stratified holdout or k-fold), then fit the final model on all of train.csv."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import config, models
+from .data import Dataset
+from .errors import UsageError
+
+
+@dataclass
+class ValidationResult:
+    model: str
+    params: dict[str, Any]
+    seed: int
+    scheme: str  # "holdout 10%" or "5-fold"
+    accuracy: float
+    accuracy_std: float | None
+    per_class_accuracy: list[float]
+    confusion_matrix: list[list[int]]
+    best_epoch: int | None
+    curves: dict[str, list[float]]
+    fit_seconds: float
+    train_rows: int
+    validation_rows: int
+    data_checksum: str
+    # Misclassified validation rows (index into train.csv, true, predicted), for the plot.
+    misclassified: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded: every class keeps its share, and the same seed gives the same split."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < fraction < 1:
+        raise UsageError(f"--holdout {fraction}: must be between 0 and 1 (e.g. 0.1 for 10%)")
+    indices = np.arange(len(labels))
+    stratify = labels if np.bincount(labels).min() >= 2 else None
+    train, val = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(train), np.sort(val)
+
+
+def _splits(labels: np.ndarray, holdout: float, folds: int, seed: int):
+    if folds and folds > 1:
+        from sklearn.model_selection import StratifiedKFold
+
+        return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+    return [holdout_split(labels, holdout, seed)]
+
+
+def validate(
+    dataset: Dataset,
+    model_name: str,
+    params: Any,
+    seed: int = config.DEFAULT_SEED,
+    holdout: float = config.DEFAULT_HOLDOUT,
+    folds: int = 0,
+    verbose: bool = True,
+) -> ValidationResult:
+    """Fit on part of train.csv, score on the rest; k-fold repeats that and averages."""
+    from sklearn.metrics import confusion_matrix
+
+    images, labels = dataset.train_images, dataset.train_labels
+    splits = _splits(labels, holdout, folds, seed)
+    accuracies, confusion, history, misclassified, seconds = [], np.zeros((10, 10), dtype=int), None, [], 0.0
+    for fold, (train, val) in enumerate(splits, start=1):
+        if verbose and len(splits) > 1:
+            print(f"fold {fold}/{len(splits)}", flush=True)
+        model = models.create(model_name, params, seed)
+        start = time.perf_counter()
+        fold_history = model.fit(images[train], labels[train], validation=(images[val], labels[val]), verbose=verbose)
+        seconds += time.perf_counter() - start
+        history = history or fold_history
+        predicted = model.predict(images[val])
+        accuracies.append(float(np.mean(predicted == labels[val])))
+        confusion += confusion_matrix(labels[val], predicted, labels=list(range(10)))
+        wrong = np.flatnonzero(predicted != labels[val])
+        misclassified += [(int(val[i]), int(labels[val][i]), int(predicted[i])) for i in wrong]
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return ValidationResult(
+        model=model_name,
+        params=models.params_dict(params),
+        seed=seed,
+        scheme=f"{len(splits)}-fold" if len(splits) > 1 else f"holdout {holdout:.0%}",
+        accuracy=float(np.mean(accuracies)),
+        accuracy_std=float(np.std(accuracies)) if len(splits) > 1 else None,
+        per_class_accuracy=[round(float(value), 5) for value in per_class],
+        confusion_matrix=confusion.tolist(),
+        best_epoch=history.best_epoch,
+        curves=history.curves,
+        fit_seconds=round(seconds, 2),
+        train_rows=len(splits[0][0]),
+        validation_rows=len(splits[0][1]),
+        data_checksum=dataset.checksum,
+        misclassified=misclassified,
+    )
+
+
+def report_dir(model_name: str, task_name: str = config.DEFAULT_TASK) -> Path:
+    suffix = "" if task_name == config.DEFAULT_TASK else f"-{task_name}"
+    return config.REPORTS_DIR / f"{model_name}{suffix}"
+
+
+def model_dir(model_name: str, task_name: str = config.DEFAULT_TASK) -> Path:
+    suffix = "" if task_name == config.DEFAULT_TASK else f"-{task_name}"
+    return config.MODELS_DIR / f"{model_name}{suffix}"
+
+
+def write_metrics(result: ValidationResult, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "metrics.json"
+    content = asdict(result)
+    content["misclassified"] = content["misclassified"][:200]  # enough for the plot and a look
+    content["written_at"] = utc_now()
+    path.write_text(json.dumps(content, indent=2))
+    return path
+
+
+def read_metrics(folder: Path) -> dict[str, Any] | None:
+    path = folder / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def final_epochs(params: Any, metrics: dict[str, Any] | None, dataset: Dataset) -> tuple[Any, str]:
+    """Keras models train for the epochs validation chose, when validation ran on these data and settings."""
+    if not hasattr(params, "epochs") or not metrics or not metrics.get("best_epoch"):
+        return params, "default epochs"
+    comparable = {key: value for key, value in metrics["params"].items() if key != "epochs"}
+    current = {key: value for key, value in models.params_dict(params).items() if key != "epochs"}
+    if metrics.get("data_checksum") != dataset.checksum or comparable != current:
+        return params, "default epochs (the last validation used other data or settings)"
+    from dataclasses import replace
+
+    # Early stopping can only shorten: with the same schedule the best epoch is the one to reproduce.
+    epochs = int(metrics["best_epoch"])
+    if epochs >= params.epochs:
+        return params, f"{params.epochs} epochs (validation's best was the last)"
+    return replace(params, epochs=epochs), f"{epochs} epochs, as chosen by validation"
+
+
+def train_final(dataset: Dataset, model_name: str, params: Any, seed: int, verbose: bool = True):
+    """Fit on every row of train.csv: no rows are held back for the submission's model."""
+    model = models.create(model_name, params, seed)
+    start = time.perf_counter()
+    model.fit(dataset.train_images, dataset.train_labels, validation=None, verbose=verbose)
+    return model, time.perf_counter() - start
+
+
+def save_model(model: models.Model, folder: Path, meta: dict[str, Any]) -> None:
+    """Write into a temporary sibling, then swap it in: a killed run never leaves half a model."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        model.save(staging)
+        (staging / "config.json").write_text(json.dumps(meta, indent=2))
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{time.time_ns()}")
+            folder.rename(old)
+        staging.rename(folder)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
+    config_path = folder / "config.json"
+    if not config_path.exists():
+        raise UsageError(
+            f"{folder}: no trained model there. Fix: run 'make train MODEL={folder.name}' "
+            f"(or 'kaggle-digits train --model {folder.name}') first"
+        )
+    meta = json.loads(config_path.read_text())
+    params = models.parse_overrides(models.model_class(meta["model"]).Params, {}, meta["model"])
+    from dataclasses import replace
+
+    params = replace(params, **{key: (tuple(v) if isinstance(getattr(params, key), tuple) else v) for key, v in meta["params"].items()})
+    return models.model_class(meta["model"]).load(folder, params, meta["seed"]), meta
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for package in ("kaggle-digits", "numpy", "pandas", "scikit-learn", "tensorflow", "keras", "kaggle", "kagglesdk"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found

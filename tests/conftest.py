@@ -1,0 +1,66 @@
+"""Shared fixtures: the embedded sample, Kaggle-layout folders made from it, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kaggle_digits import config, data, layout
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_ZIP = REPO / "data" / "sample" / "digit-recognizer.zip"
+DIGITS = config.BUILTIN_TASKS["digit-recognizer"]
+
+
+@pytest.fixture(scope="session")
+def sample():
+    """The embedded sample, parsed once (no cache written)."""
+    return data.load(SAMPLE_ZIP, DIGITS, use_cache=False)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Run in an empty folder, as a user's checkout would: data/, submissions/ are created there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_competition(folder: Path, sample, n_train: int = 600, n_test: int = 200, task=DIGITS, as_zip: bool = False) -> Path:
+    """A small Kaggle-layout competition drawn from the sample's labeled rows."""
+    files = layout.task_files(task, sample.train_images[:n_train], sample.train_labels[:n_train],
+                              sample.train_images[n_train:n_train + n_test], sample.train_labels[n_train:n_train + n_test])
+    folder.mkdir(parents=True, exist_ok=True)
+    if as_zip:
+        path = folder / task.archive_name
+        layout.write_zip(path, files)
+        return path
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+@pytest.fixture
+def small_competition(workdir, sample):
+    return write_competition(workdir / "comp", sample)
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    """The command a user types, in a fresh process: real exit codes, real output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "kaggle_digits", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout, stdin=stdin)
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
+def read_submission(path: Path) -> np.ndarray:
+    lines = path.read_text().splitlines()
+    assert lines[0] == "ImageId,Label"
+    return np.array([[int(v) for v in line.split(",")] for line in lines[1:]])
