@@ -1,0 +1,65 @@
+"""Every model in the registry learns from a slice of the sample and beats chance clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kaggle_digits import models
+from kaggle_digits.errors import UsageError
+
+# Small enough for the whole file to run in well under a minute on 2 cores.
+QUICK = {
+    "softmax": {"epochs": "30"},
+    "logreg": {},
+    "random-forest": {"n_estimators": "50"},
+    "knn": {},
+    "mlp": {"epochs": "8"},
+    "fast": {"epochs": "3", "batch_size": "64"},
+    "cnn": {"epochs": "3", "filters": "16", "batch_size": "64"},
+    "ensemble": {"epochs": "2", "members": "2", "filters": "8", "batch_size": "64"},
+}
+
+
+@pytest.mark.parametrize("name", list(models.REGISTRY))
+def test_model_learns_saves_and_loads(name, sample, tmp_path):
+    assert name in QUICK, "every registered model needs a quick setting here"
+    train_x, train_y = sample.train_images[:2000], sample.train_labels[:2000]
+    test_x, test_y = sample.train_images[4000:4600], sample.train_labels[4000:4600]
+    model = models.create(name, models.params_for(name, QUICK[name]), seed=1)
+    history = model.fit(train_x, train_y, validation=(test_x, test_y), verbose=False)
+    probabilities = model.predict_proba(test_x)
+    assert probabilities.shape == (600, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
+    accuracy = float(np.mean(model.predict(test_x) == test_y))
+    assert accuracy > 0.6, f"{name}: {accuracy:.3f} on 600 held-out digits (chance is 0.1)"
+    if hasattr(model.params, "epochs"):
+        assert len(history.curves["val_loss"]) >= 1 and 1 <= history.best_epoch <= model.params.epochs
+    model.save(tmp_path)
+    again = type(model).load(tmp_path, model.params, model.seed)
+    assert (again.predict(test_x) == model.predict(test_x)).all()
+
+
+def test_softmax_keeps_the_tutorial_hyperparameters():
+    params = models.params_for("softmax")
+    assert (params.epochs, params.batch_size, params.learning_rate) == (50, 100, 1e-4)
+
+
+def test_overrides_are_typed_and_checked():
+    assert models.params_for("cnn", {"epochs": "7", "dropout": "0.5"}).epochs == 7
+    with pytest.raises(UsageError, match="no parameter 'epoch'"):
+        models.params_for("cnn", {"epoch": "7"})
+    with pytest.raises(UsageError, match="expected int"):
+        models.params_for("cnn", {"epochs": "many"})
+    with pytest.raises(UsageError, match="unknown model 'resnet'"):
+        models.params_for("resnet")
+
+
+def test_same_seed_same_predictions(sample):
+    x, y = sample.train_images[:800], sample.train_labels[:800]
+    runs = []
+    for _ in range(2):
+        model = models.create("mlp", models.params_for("mlp", {"epochs": "2"}), seed=7)
+        model.fit(x, y, verbose=False)
+        runs.append(model.predict_proba(sample.train_images[4000:4200]))
+    np.testing.assert_array_equal(runs[0], runs[1])

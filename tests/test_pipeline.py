@@ -1,0 +1,91 @@
+"""validate -> train -> predict through the CLI, as a user runs it, checked file by file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE_ZIP, read_submission, run_cli
+
+
+@pytest.mark.parametrize("model, params", [("cnn", ["-p", "epochs=4", "-p", "batch_size=64"]), ("softmax", ["-p", "epochs=20"])])
+def test_validate_train_predict_end_to_end(model, params, workdir, sample):
+    common = ["--model", model, "--data-dir", str(SAMPLE_ZIP), *params]
+
+    validate = run_cli("validate", *common, cwd=workdir)
+    assert validate.returncode == 0, validate.stderr
+    assert f"{model}: holdout 10% accuracy" in validate.stdout
+    assert "confusion matrix" in validate.stdout
+    report = workdir / "data" / "reports" / model
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["validation_rows"] == 500 and metrics["train_rows"] == 4500
+    assert metrics["accuracy"] > 0.75, metrics["accuracy"]
+    assert len(metrics["per_class_accuracy"]) == 10
+    assert np.array(metrics["confusion_matrix"]).sum() == 500
+    assert 1 <= metrics["best_epoch"] <= metrics["params"]["epochs"]
+    for plot in ("learning_curves.png", "confusion_matrix.png", "misclassified.png"):
+        assert (report / plot).read_bytes().startswith(b"\x89PNG"), plot
+
+    train = run_cli("train", *common, cwd=workdir)
+    assert train.returncode == 0, train.stderr
+    assert "on all 5000 rows" in train.stderr
+    saved = json.loads((workdir / "data" / "models" / model / "config.json").read_text())
+    assert saved["params"]["epochs"] == metrics["best_epoch"], "the final fit uses the epochs validation chose"
+    assert saved["holdout_accuracy"] == metrics["accuracy"]
+
+    predict = run_cli("predict", *common, cwd=workdir)
+    assert predict.returncode == 0, predict.stderr
+    written = [path for path in (workdir / "submissions").glob("*.csv")]
+    assert len(written) == 1 and written[0].name.endswith(f"-{model}.csv")
+    assert f"submission: submissions/{written[0].name}" in predict.stdout
+    rows = read_submission(written[0])
+    assert rows.shape == (1000, 2)
+    assert (rows[:, 0] == np.arange(1, 1001)).all()
+    assert set(rows[:, 1]) <= set(range(10)) and len(set(rows[:, 1])) == 10
+    sidecar = json.loads(written[0].with_suffix(".json").read_text())
+    assert sidecar["model"] == model and sidecar["seed"] == 42
+    assert sidecar["holdout_accuracy"] == metrics["accuracy"]
+    assert sidecar["data_checksum"] == saved["data_checksum"]
+    assert {"tensorflow", "numpy", "scikit-learn"} <= set(sidecar["versions"])
+    assert sidecar["durations"]["predict_seconds"] >= 0
+
+
+def test_predict_before_train_says_what_to_do(workdir):
+    result = run_cli("predict", "--model", "knn", "--data-dir", str(SAMPLE_ZIP), cwd=workdir)
+    assert result.returncode == 2
+    assert "no trained model" in result.stderr and "make train MODEL=knn" in result.stderr
+    assert not list((workdir / "submissions").glob("*.csv")) if (workdir / "submissions").exists() else True
+
+
+def test_bad_parameter_is_a_usage_error(workdir):
+    result = run_cli("validate", "--model", "cnn", "-p", "epochs=lots", "--data-dir", str(SAMPLE_ZIP), cwd=workdir)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: parameter 'epochs=lots' of model 'cnn': expected int (default 15). Fix: pass e.g. epochs=15"]
+
+
+def test_kfold_and_quiet(workdir):
+    result = run_cli("validate", "--model", "logreg", "--folds", "3", "-q", "--data-dir", str(SAMPLE_ZIP), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "logreg: 3-fold accuracy 0." in result.stdout and "±" in result.stdout
+    assert "confusion matrix" not in result.stdout
+
+
+def test_help_is_instant_and_lists_commands(workdir):
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    result = run_cli("--help", cwd=workdir)
+    assert result.returncode == 0
+    for command in ("validate", "train", "predict"):
+        assert command in result.stdout
+    # No TensorFlow, Kaggle or pandas import behind --help.
+    probe = subprocess.run([sys.executable, "-c", "import sys; from kaggle_digits import cli; cli.build_parser(); "
+                            "print(sorted(m for m in ('tensorflow','kaggle','kagglesdk','pandas','sklearn') if m in sys.modules))"],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "[]"
+    assert time.perf_counter() - start < 20
