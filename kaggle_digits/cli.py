@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -92,6 +93,72 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_fetch(args) -> int:
+    """Download the task's data through the Kaggle API, check it, extract it into data/raw/<task>/."""
+    from . import workflow
+
+    settings = _settings(args)
+    folder, changed = workflow.fetch(settings, force=args.force, competition=args.competition)
+    print(f"data: {folder} ({'downloaded and checked' if changed else 'already up to date'})")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    """fetch, validate, train on the full train.csv, predict, then upload and wait for the public score."""
+    from . import workflow
+
+    settings = _settings(args)
+    settings.params()
+    options = workflow.SubmitOptions(file=args.file, upload=not args.no_upload, force=args.force, message=args.message or "",
+                                     wait_timeout=args.wait_timeout, competition=args.competition)
+    result = workflow.submit(settings, options)
+    if not result.uploaded:
+        print(f"submission: {result.file} (not uploaded: --no-upload)")
+        return 0
+    holdout = f", holdout {result.holdout_accuracy:.4f}" if result.holdout_accuracy is not None else ""
+    print(f"public score: {result.public_score} (ref {result.ref}{holdout})")
+    print(f"submission: {result.file}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    """The ledger next to Kaggle's own submission list: holdout accuracy beside public score."""
+    from . import workflow
+
+    settings = _settings(args)
+    rows = workflow.status(settings, competition=args.competition)
+    if not rows:
+        print("no submissions yet: 'make submit' makes the first")
+        return 0
+    columns = ["time", "ref", "model", "holdout", "public", "status", "file"]
+    widths = {column: max(len(column), *(len(str(row[column])) for row in rows)) for column in columns}
+    print("  ".join(column.ljust(widths[column]) for column in columns))
+    for row in rows:
+        print("  ".join(str(row[column]).ljust(widths[column]) for column in columns))
+    return 0
+
+
+def cmd_serve_local(args) -> int:
+    """Run the Kaggle-compatible server on 127.0.0.1 (for offline runs of fetch/submit/status)."""
+    import time
+
+    from . import local_kaggle
+
+    server = local_kaggle.serve_builtin(port=args.port, source=args.source, daily_limit=args.daily_limit,
+                                        scoring_delay=args.scoring_delay)
+    names = ", ".join(server.state.competitions)
+    print(f"local Kaggle server on http://127.0.0.1:{server.port} serving: {names}", flush=True)
+    print(f"point the official client at it:  export KAGGLE_API_ENVIRONMENT=TEST KAGGLE_API_TOKEN={local_kaggle.DEMO_TOKEN}"
+          "  (a fixed local demo token, not a Kaggle secret)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+        print("stopped")
+    return 0
+
+
 def cmd_models(args) -> int:
     """List the models and their default hyperparameters."""
     from . import models
@@ -122,6 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(add("train", cmd_train))
     _common(add("predict", cmd_predict))
     add("models", cmd_models)
+    fetch = add("fetch", cmd_fetch)
+    _common(fetch, model=False, data=False)
+    fetch.add_argument("--competition", help="Kaggle competition (or owner/data set) name; default: the task's")
+    fetch.add_argument("--force", action="store_true", help="download again even when up to date")
+    submit = add("submit", cmd_submit)
+    _common(submit)
+    submit.add_argument("--holdout", type=float, default=config.DEFAULT_HOLDOUT, help="holdout fraction for the accuracy in the message")
+    submit.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    submit.add_argument("--file", type=Path, help="upload this submission file instead of training")
+    submit.add_argument("--message", help="text added to the submission message")
+    submit.add_argument("--no-upload", action="store_true", help="stop after writing the file (Make: UPLOAD=0)")
+    submit.add_argument("--force", action="store_true", help="upload even a file identical to an earlier submission")
+    submit.add_argument("--wait-timeout", type=float, default=900, help="seconds to wait for the score; default %(default)s")
+    status = add("status", cmd_status)
+    _common(status, model=False, data=False)
+    status.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    serve = add("serve-local", cmd_serve_local)
+    serve.add_argument("--port", type=int, default=7777, help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)")
+    serve.add_argument("--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)")
+    serve.add_argument("--daily-limit", type=int, default=5, help="submissions per day; default %(default)s")
+    serve.add_argument("--scoring-delay", type=float, default=0.5, help="seconds a submission stays PENDING; default %(default)s")
     return parser
 
 
@@ -140,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was kept", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("KAGGLE_DIGITS_DEBUG"):
+            raise
+        print(f"error: internal error {type(error).__name__}: {error}. This is a bug: rerun with KAGGLE_DIGITS_DEBUG=1 "
+              "for the traceback and report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,3 +120,181 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
     submission.write_submission(path, dataset.test_ids, labels, settings.task, sidecar)
     log.info("predict: %d rows in %.2f s, checked", len(labels), seconds)
     return path
+
+
+# --- Kaggle-facing stages: the client is imported only when these run ----------------------------
+
+
+def _kaggle(settings: Settings, competition: str | None = None):
+    from .kaggle_api import Kaggle
+
+    return Kaggle(settings.task, competition=competition)
+
+
+def fetch(settings: Settings, force: bool = False, competition: str | None = None, kaggle=None) -> tuple[Path, bool]:
+    """Download the task's zip into data/raw/, validate it, extract it atomically into data/raw/<task>/.
+
+    Returns (folder, changed). An unchanged remote zip (same ETag and size) is not downloaded again.
+    """
+    import shutil
+    import zipfile
+
+    from .errors import DataError
+
+    kaggle = kaggle or _kaggle(settings, competition)
+    user = kaggle.check_credentials()
+    log.info("fetch: %s '%s' from %s%s", settings.task.source, kaggle.name, kaggle.endpoint, f" as {user}" if user else "")
+    archive = config.RAW_DIR / settings.task.archive_name
+    folder = config.RAW_DIR / settings.task.name
+    archive, changed = kaggle.download(archive, force=force, quiet=not settings.verbose)
+    if not changed and folder.exists():
+        log.info("fetch: %s is up to date (nothing downloaded; --force downloads again)", archive)
+        return folder, False
+    try:
+        dataset = data.load(archive, settings.task)  # the full validation; also fills the cache
+    except DataError:
+        # A bad download must not pass for data next time: remove it, so the next run fetches again.
+        archive.unlink(missing_ok=True)
+        archive.with_name(archive.name + ".json").unlink(missing_ok=True)
+        raise
+    staging = folder.with_name(f".{folder.name}.extracting-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(archive) as source:
+            for member in source.infolist():
+                if member.is_dir():
+                    continue
+                (staging / Path(member.filename).name).write_bytes(source.read(member))
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            folder.rename(old)
+        staging.rename(folder)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("fetch: %d train and %d test rows checked, extracted to %s", len(dataset.train_labels), len(dataset.test_images), folder)
+    return folder, True
+
+
+@dataclass
+class SubmitOptions:
+    file: Path | None = None  # submit this file instead of training
+    upload: bool = True
+    force: bool = False  # submit even a file identical to an earlier submission; download again
+    message: str = ""
+    wait_timeout: float = 900.0
+    competition: str | None = None
+
+
+@dataclass
+class SubmitResult:
+    file: Path
+    uploaded: bool = False
+    ref: int | None = None
+    status: str = ""
+    public_score: str = ""
+    private_score: str = ""
+    holdout_accuracy: float | None = None
+    run_id: str = ""
+
+
+def produce_submission(settings: Settings, kaggle=None, force_fetch: bool = False, competition: str | None = None) -> Path:
+    """fetch -> validate -> train on the full train.csv -> predict: the file `submit` uploads."""
+    if settings.data_dir is None:
+        folder, _ = fetch(settings, force=force_fetch, competition=competition, kaggle=kaggle)
+        settings.data_dir = folder
+    dataset = load_data(settings)
+    result, _ = validate(settings, dataset)
+    log.info("validate: %s accuracy %.4f", result.scheme, result.accuracy)
+    train(settings, dataset)
+    return predict(settings, dataset)
+
+
+def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitResult:
+    """Produce (or take) a submission, refuse what should not go up, upload it and wait for the score."""
+    from .errors import KaggleError, Skipped
+
+    if not settings.task.submits:
+        from .errors import UsageError
+
+        raise UsageError(
+            f"task '{settings.task.name}' has no submissions (its test file is labeled). "
+            f"Fix: use 'make evaluate TASK={settings.task.name}' to score the model on it"
+        )
+    if options.upload and kaggle is None:
+        kaggle = _kaggle(settings, options.competition)
+    if options.file:
+        path = Path(options.file)
+        submission.check_submission(path, settings.task)
+    else:
+        path = produce_submission(settings, kaggle, force_fetch=False, competition=options.competition)
+    sidecar = submission.read_sidecar(path)
+    result = SubmitResult(file=path, holdout_accuracy=sidecar.get("holdout_accuracy"), run_id=path.stem)
+    if not options.upload:
+        return result
+    checksum = submission.file_checksum(path)
+    ledger = submission.Ledger()
+    earlier = ledger.submitted_checksums(settings.task.name).get(checksum)
+    if earlier and not options.force:
+        raise Skipped(
+            f"{path.name} is identical to {earlier['file']}, submitted {earlier['time']} (ref {earlier['kaggle_ref']}, "
+            f"public score {earlier['public_score'] or 'pending'}); not uploaded. Fix: --force (FORCE=1) to submit it anyway"
+        )
+    limits = kaggle.limits()
+    if limits["allowed_now"] <= 0:
+        raise Skipped(
+            f"no submissions left today on '{kaggle.name}' ({limits['today']} of {limits['total']} used); "
+            f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}"
+        )
+    accuracy = result.holdout_accuracy
+    message = f"kaggle-digits {result.run_id}: {sidecar.get('model', 'file')}" + (f", holdout {accuracy:.4f}" if accuracy is not None else "")
+    if options.message:
+        message += f" - {options.message}"
+    ledger.add(run_id=result.run_id, time=training.utc_now(), task=settings.task.name, file=path.name, checksum=checksum,
+               model=sidecar.get("model", ""), holdout_accuracy=accuracy, status="UPLOADING", message=message)
+    try:
+        ref = kaggle.submit(path, message)
+    except BaseException:
+        ledger.update(result.run_id, status="FAILED")
+        raise
+    ledger.update(result.run_id, kaggle_ref=ref, status="PENDING")
+    log.info("submit: uploaded %s as ref %d; waiting for the score", path.name, ref)
+    state = kaggle.wait(ref, timeout=options.wait_timeout)
+    ledger.update(result.run_id, status=state["status"], public_score=state["public_score"], private_score=state["private_score"])
+    result.uploaded, result.ref, result.status = True, ref, state["status"]
+    result.public_score, result.private_score = state["public_score"], state["private_score"]
+    if state["status"] == "ERROR":
+        raise KaggleError(f"Kaggle could not score {path.name} (ref {ref}): {state['error'] or 'no reason given'}")
+    if state["status"] == "PENDING":
+        raise KaggleError(
+            f"{path.name} (ref {ref}) is still being scored after {options.wait_timeout:.0f} s. "
+            f"Fix: run 'make status' later; the ledger is updated then"
+        )
+    return result
+
+
+def status(settings: Settings, competition: str | None = None, kaggle=None) -> list[dict[str, str]]:
+    """The ledger joined with Kaggle's own submission list; pending rows are brought up to date."""
+    kaggle = kaggle or _kaggle(settings, competition)
+    remote = {str(item["ref"]): item for item in kaggle.submissions()}
+    ledger = submission.Ledger()
+    rows = []
+    for row in ledger.rows():
+        if row.get("task", config.DEFAULT_TASK) != settings.task.name:
+            continue
+        item = remote.pop(row["kaggle_ref"], None) if row["kaggle_ref"] else None
+        if item and (item["status"] != row["status"] or item["public_score"] != row["public_score"]):
+            ledger.update(row["run_id"], status=item["status"], public_score=item["public_score"], private_score=item["private_score"])
+        rows.append({
+            "time": row["time"], "file": row["file"], "model": row["model"], "holdout": row["holdout_accuracy"],
+            "ref": row["kaggle_ref"], "status": item["status"] if item else row["status"],
+            "public": item["public_score"] if item else row["public_score"],
+        })
+    for item in remote.values():  # submitted from elsewhere (the website, another machine)
+        rows.append({"time": item["date"], "file": item["file_name"], "model": "(not in ledger)", "holdout": "",
+                     "ref": str(item["ref"]), "status": item["status"], "public": item["public_score"]})
+    return rows

@@ -7,6 +7,7 @@ and the scikit-learn models should not pay for it.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,32 @@ from .base import History, Model
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _tensorflow():
+    """Import TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) kept off stderr.
+
+    They are printed before absl's logging starts, so TF_CPP_MIN_LOG_LEVEL cannot silence them;
+    pointing file descriptor 2 at /dev/null for the import is the only way. KAGGLE_DIGITS_DEBUG shows them.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("KAGGLE_DIGITS_DEBUG"):
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # probes CUDA now, while its complaints go nowhere
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf
+
+
 def _keras():
+    _tensorflow()
     import keras
 
     return keras
@@ -31,8 +57,7 @@ def setup_devices(seed: int) -> str:
     On a GPU, mixed precision roughly doubles throughput; on the CPU, float32 with op determinism
     keeps a run repeatable for a given seed.
     """
-    import tensorflow as tf
-
+    tf = _tensorflow()
     keras = _keras()
     keras.utils.set_random_seed(seed)
     gpus = tf.config.list_physical_devices("GPU")
@@ -45,7 +70,7 @@ def setup_devices(seed: int) -> str:
 
 def distribution_strategy():
     """Several GPUs: replicate the model on each (MirroredStrategy); otherwise the default strategy."""
-    import tensorflow as tf
+    tf = _tensorflow()
 
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
@@ -65,7 +90,7 @@ class KerasModel(Model):
         return keras.optimizers.Adam(self.params.learning_rate)
 
     def _dataset(self, images, labels, training: bool):
-        import tensorflow as tf
+        tf = _tensorflow()
 
         keras = _keras()
         x = images.reshape(-1, config.IMAGE_SIDE, config.IMAGE_SIDE, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,18 @@ class SklearnModel(Model):
         raise NotImplementedError
 
     def fit(self, images, labels, validation=None, verbose=True) -> History:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
         self.estimator = self.build()
-        self.estimator.fit(images.astype(np.float32) / 255.0, labels)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            self.estimator.fit(images.astype(np.float32) / 255.0, labels)
+        if any(issubclass(warning.category, ConvergenceWarning) for warning in caught):
+            # scikit-learn's own warning is a dozen lines; one says the same.
+            logging.getLogger("kaggle_digits").warning(
+                "%s: the solver stopped before converging (raise -p max_iter=...)", self.name)
         return History()
 
     def predict_proba(self, images):

@@ -1,0 +1,216 @@
+"""Kaggle through the official client against the toolkit's local server: the happy path and the faults."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kaggle_digits import config, local_kaggle
+from kaggle_digits.kaggle_api import Credentials, Kaggle, RetryPolicy
+
+from conftest import SAMPLE_ZIP, run_cli
+
+TOKEN = local_kaggle.DEMO_TOKEN
+FAST_MODEL = ["--model", "logreg", "-p", "max_iter=60"]
+
+
+@pytest.fixture
+def server():
+    competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
+    with local_kaggle.LocalKaggleServer([competition], scoring_delay=0.2) as running:
+        yield running
+
+
+@pytest.fixture
+def kaggle_env(tmp_path):
+    home = tmp_path / "kaggle-config"
+    home.mkdir()
+    return {"KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLE_API_TOKEN": TOKEN, "KAGGLE_CONFIG_DIR": str(home),
+            "KAGGLE_DIGITS_BACKOFF": "0.05", "KAGGLE_USERNAME": "", "KAGGLE_KEY": ""}
+
+
+def kd(*args, cwd, env, secret=TOKEN):
+    """Run the CLI and check, every time, that the secret appears nowhere in what it printed or wrote."""
+    result = run_cli(*args, cwd=cwd, env=env)
+    assert secret not in result.stdout + result.stderr
+    for path in cwd.rglob("*"):
+        if path.is_file() and path.suffix in {".csv", ".json", ".log", ".txt"} and "kaggle-config" not in path.parts:
+            assert secret not in path.read_text(errors="ignore"), path
+    return result
+
+
+def ledger_rows(workdir: Path) -> list[dict]:
+    with open(workdir / "submissions" / "ledger.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_fetch_submit_wait_ledger_status(server, kaggle_env, workdir):
+    first = kd("fetch", cwd=workdir, env=kaggle_env)
+    assert first.returncode == 0, first.stderr
+    assert "downloaded and checked" in first.stdout
+    extracted = workdir / "data" / "raw" / "digit-recognizer"
+    assert sorted(p.name for p in extracted.iterdir()) == ["sample_submission.csv", "test.csv", "train.csv"]
+    assert not list((workdir / "data" / "raw").glob("*.part"))
+    archive = workdir / "data" / "raw" / "digit-recognizer.zip"
+    stamp = archive.stat().st_mtime_ns
+    again = kd("fetch", cwd=workdir, env=kaggle_env)
+    assert "already up to date" in again.stdout
+    assert archive.stat().st_mtime_ns == stamp, "an unchanged zip is not downloaded again"
+
+    submitted = kd("submit", *FAST_MODEL, "--message", "first try", cwd=workdir, env=kaggle_env)
+    assert submitted.returncode == 0, submitted.stderr
+    (row,) = ledger_rows(workdir)
+    assert row["status"] == "COMPLETE" and row["kaggle_ref"] == str(server.state.submissions[0].ref)
+    assert row["public_score"] == server.state.submissions[0].public_score
+    assert f"public score: {row['public_score']}" in submitted.stdout
+    assert 0.7 < float(row["public_score"]) <= 1.0
+    assert float(row["holdout_accuracy"]) > 0.7
+    description = server.state.submissions[0].description
+    assert description.startswith(f"kaggle-digits {row['run_id']}: logreg, holdout ") and description.endswith(" - first try")
+    assert (workdir / "submissions" / row["file"]).exists()
+
+    status = kd("status", cwd=workdir, env=kaggle_env)
+    assert status.returncode == 0, status.stderr
+    header, line = status.stdout.splitlines()[:2]
+    assert header.split() == ["time", "ref", "model", "holdout", "public", "status", "file"]
+    assert row["kaggle_ref"] in line and row["public_score"] in line and row["holdout_accuracy"] in line
+
+
+def test_429_and_500_are_retried_then_succeed(server, kaggle_env, workdir):
+    server.inject(method="DownloadDataFiles", status=500, count=2)
+    server.inject(method="GetSubmissionLimits", status=429, retry_after=1, count=2)
+    result = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
+    assert result.returncode == 0, result.stderr
+    assert "Kaggle: HTTP 500 on DownloadDataFiles; retrying (1 of 5)" in result.stderr
+    assert "Kaggle: HTTP 429 on GetSubmissionLimits; retrying (2 of 5)" in result.stderr
+    assert ledger_rows(workdir)[0]["status"] == "COMPLETE"
+
+
+def test_persistent_failure_gives_the_kaggle_exit_code(server, kaggle_env, workdir):
+    server.inject(method="DownloadDataFiles", status=503, count=100)
+    result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_RETRIES": "2"})
+    assert result.returncode == 5
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: Kaggle kept failing while starting the download (HTTP 503 after 2 retries). Fix: try again later")
+
+
+def test_dropped_and_slow_responses_are_retried(server, kaggle_env, workdir):
+    server.inject(method="IntrospectToken", drop=True, count=1)
+    server.inject(method="DownloadDataFiles", delay=1.5, count=1)
+    result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_TIMEOUT": "0.5"})
+    assert result.returncode == 0, result.stderr
+    assert "Kaggle: ProtocolError on IntrospectToken; retrying (1 of 5)" in result.stderr  # the dropped connection
+    assert "Kaggle: ReadTimeoutError on DownloadDataFiles; retrying (1 of 5)" in result.stderr  # the stalled answer
+
+
+def test_wrong_token_is_an_auth_error_that_does_not_print_it(server, kaggle_env, workdir):
+    wrong = "KGAT_wrong_token_123456"
+    result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_API_TOKEN": wrong}, secret=wrong)
+    assert result.returncode == 4
+    assert "Kaggle rejected the access token from KAGGLE_API_TOKEN" in result.stderr and "Fix:" in result.stderr
+
+
+def test_no_credentials_lists_where_it_looked(kaggle_env, workdir):
+    env = {**kaggle_env, "KAGGLE_API_TOKEN": ""}
+    result = kd("fetch", cwd=workdir, env=env)
+    assert result.returncode == 4
+    message = result.stderr.strip()
+    assert message.startswith("error: no Kaggle credentials found (tried KAGGLE_API_TOKEN, ")
+    assert "access_token" in message and "KAGGLE_USERNAME + KAGGLE_KEY" in message and "kaggle.json" in message
+
+
+def test_legacy_kaggle_json_works_and_loose_permissions_are_warned(server, kaggle_env, workdir):
+    home = Path(kaggle_env["KAGGLE_CONFIG_DIR"])
+    (home / "kaggle.json").write_text(json.dumps({"username": local_kaggle.DEMO_USER, "key": local_kaggle.DEMO_KEY}))
+    os.chmod(home / "kaggle.json", 0o644)
+    env = {**kaggle_env, "KAGGLE_API_TOKEN": ""}
+    result = kd("fetch", cwd=workdir, env=env, secret=local_kaggle.DEMO_KEY)
+    assert result.returncode == 0, result.stderr
+    assert "kaggle.json is readable by other users" in result.stderr and "chmod 600" in result.stderr
+    (home / "kaggle.json").write_text(json.dumps({"username": local_kaggle.DEMO_USER, "key": "wrong-key"}))
+    rejected = kd("fetch", "--force", cwd=workdir, env=env, secret="wrong-key")
+    assert rejected.returncode == 4 and "kaggle.json (HTTP 401" in rejected.stderr
+
+
+def test_unknown_competition_and_unaccepted_rules(server, kaggle_env, workdir):
+    unknown = kd("fetch", "--competition", "digit-recogniser", cwd=workdir, env=kaggle_env)
+    assert unknown.returncode == 5
+    assert "Kaggle has no competition 'digit-recogniser' (HTTP 404" in unknown.stderr
+    server.state.competitions["digit-recognizer"].rules_accepted = False
+    denied = kd("fetch", cwd=workdir, env=kaggle_env)
+    assert denied.returncode == 5
+    assert "https://www.kaggle.com/competitions/digit-recognizer/rules" in denied.stderr
+
+
+def _fetch_and_predict(workdir, env) -> Path:
+    result = kd("submit", *FAST_MODEL, "--no-upload", cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    return workdir / result.stdout.split("submission: ")[1].split(" ")[0]
+
+
+def test_daily_limit_reached_stops_before_upload(server, kaggle_env, workdir):
+    path = _fetch_and_predict(workdir, kaggle_env)
+    server.state.daily_limit = 0
+    result = kd("submit", "--file", str(path), cwd=workdir, env=kaggle_env)
+    assert result.returncode == 10
+    assert "no submissions left today on 'digit-recognizer' (0 of 0 used)" in result.stderr
+    assert "PUT upload" not in server.state.requests and "POST StartSubmissionUpload" not in server.state.requests
+
+
+def test_invalid_file_is_refused_locally(server, kaggle_env, workdir):
+    bad = workdir / "bad.csv"
+    bad.write_text("ImageId,Label\n1,3\n2,11\n")
+    result = kd("submit", "--file", str(bad), cwd=workdir, env=kaggle_env)
+    assert result.returncode == 3
+    assert "bad.csv line 3: Label 11 is not 0..9" in result.stderr
+    assert not any("Submission" in request or "upload" in request for request in server.state.requests)
+
+
+def test_duplicate_file_is_refused_unless_forced(server, kaggle_env, workdir):
+    path = _fetch_and_predict(workdir, kaggle_env)
+    assert kd("submit", "--file", str(path), cwd=workdir, env=kaggle_env).returncode == 0
+    again = kd("submit", "--file", str(path), cwd=workdir, env=kaggle_env)
+    assert again.returncode == 10
+    assert f"{path.name} is identical to {path.name}" in again.stderr and "--force" in again.stderr
+    assert len(server.state.submissions) == 1
+    forced = kd("submit", "--file", str(path), "--force", cwd=workdir, env=kaggle_env)
+    assert forced.returncode == 0 and len(server.state.submissions) == 2
+
+
+def test_cut_download_is_resumed_and_a_failed_one_leaves_nothing(server, kaggle_env, workdir):
+    server.inject(method="download", cut=True, count=1)
+    resumed = kd("fetch", cwd=workdir, env=kaggle_env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "download broke off" in resumed.stderr and "resuming (1 of 5)" in resumed.stderr
+
+    other = workdir / "other"
+    other.mkdir()
+    server.inject(method="download", cut=True, count=100)
+    failed = kd("fetch", cwd=other, env={**kaggle_env, "KAGGLE_DIGITS_RETRIES": "2"})
+    assert failed.returncode == 5 and "kept breaking off" in failed.stderr
+    raw = other / "data" / "raw"
+    assert not raw.exists() or not any(raw.iterdir()), list(raw.iterdir())
+    server.state.faults.clear()
+    # A run killed mid-download leaves a .part file: it is never taken for data, and is replaced.
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "digit-recognizer.zip.part").write_bytes(b"PK\x03\x04half a zip")
+    clean = kd("fetch", cwd=other, env=kaggle_env)
+    assert clean.returncode == 0, clean.stderr
+    assert sorted(p.name for p in raw.iterdir()) == ["digit-recognizer", "digit-recognizer.zip", "digit-recognizer.zip.json"]
+
+
+def test_malformed_upload_is_scored_as_error_by_the_server(server, tmp_path, monkeypatch):
+    """Bypassing the local check (as another tool might), the server answers like Kaggle: an ERROR submission."""
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    client = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    short = tmp_path / "short.csv"
+    short.write_text("ImageId,Label\n1,0\n2,1\n")
+    ref = client.submit(short, "too short")
+    state = client.wait(ref, timeout=10, poll=0.1)
+    assert state["status"] == "ERROR" and "must have 300 rows" in state["error"]
+    assert client.limits() == {"today": 1, "total": 5, "allowed_now": 4}
+    assert [item["ref"] for item in client.submissions()] == [ref]
