@@ -159,6 +159,17 @@ def cmd_serve_local(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    """The scheduled run for cron: lock, fetch if changed, train, predict, submit unless there is nothing to do."""
+    from . import runs
+
+    settings = _settings(args)
+    settings.params()
+    options = runs.RunOptions(message=args.message or "", keep_alive_days=args.keep_alive_days, dry_run=args.dry_run,
+                              competition=args.competition, wait_timeout=args.wait_timeout)
+    return runs.run_command(settings, options, quiet=args.quiet)
+
+
 def cmd_models(args) -> int:
     """List the models and their default hyperparameters."""
     from . import models
@@ -205,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
     status.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    run = add("run", cmd_run)
+    _common(run, data=False)
+    run.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    run.add_argument("--message", help="text added to the submission message")
+    run.add_argument("--keep-alive-days", type=float, default=7.0,
+                     help="resubmit unchanged work once the last scored submission is this many days old; default %(default)s")
+    run.add_argument("--dry-run", action="store_true", help="say what the run would do; download, train and upload nothing")
+    run.add_argument("--wait-timeout", type=float, default=900, help="seconds to wait for the score; default %(default)s")
     serve = add("serve-local", cmd_serve_local)
     serve.add_argument("--port", type=int, default=7777, help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)")
     serve.add_argument("--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)")

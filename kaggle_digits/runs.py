@@ -1,0 +1,221 @@
+"""Scheduled runs for cron: one at a time, never a double submission, never a wasted quota.
+
+A run takes a lock, reconciles the ledger with Kaggle (a run killed mid-upload is settled, not
+repeated), fetches the data only when it changed, skips with exit code 10 when there is nothing to
+do, and otherwise trains, predicts, submits and waits for the score. Every run writes its own log
+under data/logs/ and ends with one summary line on stdout, which is what cron mails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from . import config, submission, training, workflow
+from .errors import AlreadyRunning, Skipped, ToolkitError
+
+log = logging.getLogger("kaggle_digits")
+
+LOCK_NAME = "run.lock"
+
+
+@dataclass
+class RunOptions:
+    message: str = ""
+    keep_alive_days: float = 7.0  # resubmit unchanged work once the last scored submission is this old
+    dry_run: bool = False
+    competition: str | None = None
+    wait_timeout: float = 900.0
+
+
+class RunLock:
+    """An OS-level lock (filelock over flock): released by the kernel when its holder dies, so a lock
+    left by a killed run never blocks the next one. A side file names the holder for the message."""
+
+    def __init__(self, folder: Path):
+        from filelock import FileLock
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / LOCK_NAME
+        self.info = folder / (LOCK_NAME + ".json")
+        self.lock = FileLock(str(self.path), timeout=0)
+
+    def __enter__(self) -> "RunLock":
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire()
+        except Timeout:
+            holder = self._holder()
+            raise AlreadyRunning(
+                f"another run is in progress ({holder}); this one did nothing. "
+                f"Fix: wait for it (its log is under {config.LOGS_DIR}/), or schedule runs further apart"
+            ) from None
+        stale = self._holder_record()
+        if stale and not _alive(stale.get("pid")):
+            log.info("run: took over the lock left by pid %s (started %s), which is no longer running", stale.get("pid"), stale.get("started"))
+        self.info.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": training.utc_now()}))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.info.unlink(missing_ok=True)
+        self.lock.release()
+
+    def _holder_record(self) -> dict | None:
+        try:
+            return json.loads(self.info.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def _holder(self) -> str:
+        record = self._holder_record()
+        return f"pid {record['pid']} since {record['started']}" if record else "pid unknown"
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def reconcile(ledger: submission.Ledger, kaggle, task_name: str) -> None:
+    """Settle ledger rows a killed run left UPLOADING or PENDING, using Kaggle's own list.
+
+    A row whose run id is in a Kaggle submission's description was created there: record its ref and
+    status (it must not be uploaded again). An UPLOADING row Kaggle never saw did not happen: FAILED.
+    """
+    open_rows = [row for row in ledger.rows() if row.get("task", config.DEFAULT_TASK) == task_name and row["status"] in ("UPLOADING", "PENDING")]
+    if not open_rows:
+        return
+    remote = kaggle.submissions()
+    for row in open_rows:
+        match = next((item for item in remote if (row["kaggle_ref"] and str(item["ref"]) == row["kaggle_ref"])
+                      or f"kaggle-digits {row['run_id']}:" in item["description"]), None)
+        if match:
+            ledger.update(row["run_id"], kaggle_ref=match["ref"], status=match["status"],
+                          public_score=match["public_score"], private_score=match["private_score"])
+            log.info("run: ledger row %s settled from Kaggle: ref %s, %s", row["run_id"], match["ref"], match["status"])
+        elif row["status"] == "UPLOADING":
+            ledger.update(row["run_id"], status="FAILED")
+            log.info("run: ledger row %s never reached Kaggle (interrupted upload): marked FAILED", row["run_id"])
+
+
+def _last_scored(ledger: submission.Ledger, task_name: str) -> dict | None:
+    scored = [row for row in ledger.rows() if row.get("task", config.DEFAULT_TASK) == task_name and row["status"] == "COMPLETE"]
+    return scored[-1] if scored else None
+
+
+def _unchanged_since(last: dict, settings: workflow.Settings, data_checksum: str) -> bool:
+    """Same data, model, hyperparameters and seed as the last scored submission."""
+    sidecar = submission.read_sidecar(config.SUBMISSIONS_DIR / last["file"])
+    if not sidecar:
+        return False
+    from . import models
+
+    return (sidecar.get("data_checksum") == data_checksum and sidecar.get("model") == settings.model
+            and sidecar.get("seed") == settings.seed and sidecar.get("params") == models.params_dict(settings.params()))
+
+
+def _age(stamp: str) -> timedelta:
+    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.now(timezone.utc) - when
+
+
+def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
+    """The whole run; returns the summary line. Raises Skipped (exit 10) when there is nothing to do."""
+    from .kaggle_api import Kaggle
+
+    kaggle = Kaggle(settings.task, competition=options.competition)
+    ledger = submission.Ledger()
+    user = kaggle.check_credentials()
+    log.info("run: %s '%s' at %s%s, model %s", settings.task.source, kaggle.name, kaggle.endpoint, f" as {user}" if user else "", settings.model)
+    reconcile(ledger, kaggle, settings.task.name)
+    limits = kaggle.limits()
+    log.info("run: %d of %d submissions used today", limits["today"], limits["total"])
+    if limits["allowed_now"] <= 0:
+        raise Skipped(f"no submissions left today on '{kaggle.name}' ({limits['today']} of {limits['total']} used); nothing trained")
+    if options.dry_run:
+        return _dry_run(settings, options, kaggle, ledger)
+    folder, changed = workflow.fetch(settings, kaggle=kaggle)
+    settings.data_dir = folder
+    dataset = workflow.load_data(settings)
+    last = _last_scored(ledger, settings.task.name)
+    if last and not changed and _unchanged_since(last, settings, dataset.checksum):
+        age = _age(last["time"])
+        if age < timedelta(days=options.keep_alive_days):
+            raise Skipped(
+                f"nothing changed since {last['file']} (ref {last['kaggle_ref']}, public {last['public_score']}), "
+                f"submitted {age.days} d {age.seconds // 3600} h ago; keep-alive resubmission after {options.keep_alive_days:g} d"
+            )
+        log.info("run: nothing changed, but the last submission is %d days old: resubmitting to stay on the leaderboard", age.days)
+    result, _ = workflow.validate(settings, dataset)
+    log.info("run: %s accuracy %.4f", result.scheme, result.accuracy)
+    workflow.train(settings, dataset)
+    path = workflow.predict(settings, dataset)
+    earlier = ledger.submitted_checksums(settings.task.name).get(submission.file_checksum(path))
+    if earlier:
+        raise Skipped(f"predictions identical to {earlier['file']} (ref {earlier['kaggle_ref']}, public {earlier['public_score'] or 'pending'}); not uploaded")
+    options_submit = workflow.SubmitOptions(file=path, message=options.message, wait_timeout=options.wait_timeout, competition=options.competition)
+    outcome = workflow.submit(settings, options_submit, kaggle=kaggle)
+    return (f"submitted {outcome.file.name} (ref {outcome.ref}): public score {outcome.public_score}, "
+            f"holdout {outcome.holdout_accuracy:.4f}" if outcome.holdout_accuracy is not None else f"submitted {outcome.file.name}")
+
+
+def _dry_run(settings, options, kaggle, ledger) -> str:
+    response = kaggle.open_download()
+    etag = response.headers.get("ETag")
+    response.close()  # the headers say whether the data changed; the body is not downloaded
+    marker = config.RAW_DIR / (settings.task.archive_name + ".json")
+    recorded = json.loads(marker.read_text()).get("etag") if marker.exists() else None
+    fetch = "would download the data (changed on Kaggle)" if etag != recorded else "data unchanged: would not download"
+    last = _last_scored(ledger, settings.task.name)
+    last_text = f"last scored submission {last['file']} ({_age(last['time']).days} d old)" if last else "no scored submission yet"
+    return (f"dry run: {fetch}; {last_text}; would train '{settings.model}' and submit unless the predictions "
+            f"match a submitted file or nothing changed within {options.keep_alive_days:g} d")
+
+
+def start_log(quiet: bool) -> Path:
+    """data/logs/<UTC time>-run.log gets every line, timestamped; stdout keeps only the summary when quiet."""
+    config.LOGS_DIR.mkdir(parents=True, exist_ok=True)
+    path = config.LOGS_DIR / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}-run.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("kaggle_digits")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    if quiet:
+        for existing in logging.getLogger().handlers:
+            existing.setLevel(logging.CRITICAL)  # the console stays quiet; the file keeps everything
+    return path
+
+
+def run_command(settings: workflow.Settings, options: RunOptions, quiet: bool) -> int:
+    """Lock, log, run; print one summary line; return the exit code cron sees."""
+    log_path = start_log(quiet)
+    started = time.perf_counter()
+    try:
+        with RunLock(config.DATA_DIR):
+            summary = scheduled_run(settings, options)
+        code, word = 0, "ok"
+    except Skipped as skip:
+        summary, code, word = str(skip), skip.exit_code, "skipped"
+    except AlreadyRunning as busy:
+        summary, code, word = str(busy), busy.exit_code, "not started"
+    except ToolkitError as error:
+        summary, code, word = str(error), error.exit_code, "failed"
+    except KeyboardInterrupt:
+        summary, code, word = "interrupted", 130, "failed"
+    line = f"kaggle-digits run {word} (exit {code}, {time.perf_counter() - started:.0f} s): {summary} [log: {log_path}]"
+    log.info("run: %s", line)
+    print(line, file=sys.stdout if code in (0, Skipped.exit_code) else sys.stderr, flush=True)
+    return code

@@ -1,0 +1,171 @@
+"""Scheduled runs against the local server: lock, skips, exit codes, logs, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kaggle_digits import config, local_kaggle, submission
+from kaggle_digits.kaggle_api import Credentials, Kaggle, RetryPolicy
+from kaggle_digits.runs import reconcile
+
+from conftest import SAMPLE_ZIP, run_cli
+
+TOKEN = local_kaggle.DEMO_TOKEN
+RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
+
+
+@pytest.fixture
+def server():
+    competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
+    with local_kaggle.LocalKaggleServer([competition], scoring_delay=0.2) as running:
+        yield running
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLE_API_TOKEN": TOKEN, "KAGGLE_CONFIG_DIR": str(tmp_path / "none"),
+            "KAGGLE_DIGITS_BACKOFF": "0.05"}
+
+
+def summary(result) -> str:
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1, "-q leaves one summary line: " + repr(result.stdout + result.stderr)
+    assert TOKEN not in lines[0]
+    return lines[0]
+
+
+def logs(workdir) -> list[str]:
+    texts = [path.read_text() for path in sorted((workdir / "data" / "logs").glob("*-run.log"))]
+    for text in texts:
+        assert TOKEN not in text
+    return texts
+
+
+def test_second_unchanged_run_skips_with_its_own_code(server, env, workdir):
+    first = run_cli(*RUN, cwd=workdir, env=env)
+    assert first.returncode == 0, first.stderr
+    line = summary(first)
+    assert line.startswith("kaggle-digits run ok (exit 0") and "public score 0." in line
+    second = run_cli(*RUN, cwd=workdir, env=env)
+    assert second.returncode == 10
+    assert "kaggle-digits run skipped (exit 10" in summary(second) and "nothing changed since" in second.stdout
+    assert len(server.state.submissions) == 1
+    first_log, second_log = logs(workdir)
+    assert "INFO submit: uploaded" in first_log and first_log[:4].isdigit()  # timestamped lines
+    assert "keep-alive" in second_log
+    # Changing the model's settings is a change: it trains, predicts, and the new file goes up.
+    third = run_cli(*RUN[:-1], "max_iter=80", cwd=workdir, env=env)
+    assert third.returncode == 0, third.stderr
+    assert len(server.state.submissions) == 2
+
+
+def test_identical_predictions_are_not_uploaded(server, env, workdir):
+    assert run_cli(*RUN, cwd=workdir, env=env).returncode == 0
+    again = run_cli(*RUN, "--keep-alive-days", "0", cwd=workdir, env=env)
+    assert again.returncode == 10 and "predictions identical to" in again.stdout
+    assert len(server.state.submissions) == 1
+
+
+def test_quota_exhausted_skips_before_training(server, env, workdir):
+    server.state.daily_limit = 0
+    result = run_cli(*RUN, cwd=workdir, env=env)
+    assert result.returncode == 10
+    assert "no submissions left today" in summary(result)
+    assert not (workdir / "data" / "models").exists()
+
+
+def test_dry_run_changes_nothing(server, env, workdir):
+    result = run_cli(*RUN, "--dry-run", cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "dry run: would download the data" in summary(result)
+    assert not (workdir / "data" / "raw").exists() and not (workdir / "submissions").exists()
+    assert "PUT upload" not in server.state.requests
+
+
+def test_concurrent_runs_one_works_one_reports_already_running(server, env, workdir):
+    server.inject(method="GetSubmissionLimits", delay=3.0, count=1)  # holds the first run inside its lock
+    first = subprocess.Popen([sys.executable, "-m", "kaggle_digits", *RUN], cwd=workdir, env={**os.environ, **env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not (workdir / "data" / "run.lock.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    second = run_cli(*RUN, cwd=workdir, env=env)
+    assert second.returncode == 6
+    assert "kaggle-digits run not started (exit 6" in summary(second)
+    assert f"another run is in progress (pid {first.pid} since" in second.stderr
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert len(server.state.submissions) == 1
+
+
+def test_run_killed_during_training_then_a_clean_run(server, env, workdir):
+    slow = ["run", "-q", "--model", "cnn", "-p", "epochs=60"]
+    victim = subprocess.Popen([sys.executable, "-m", "kaggle_digits", *slow], cwd=workdir, env={**os.environ, **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        texts = logs(workdir) if (workdir / "data" / "logs").exists() else []
+        if texts and "validate: model cnn" in texts[-1]:
+            break
+        time.sleep(0.2)
+    time.sleep(2)  # well inside the first epochs
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert (workdir / "data" / "run.lock.json").exists(), "the killed run left its lock record behind"
+    leftovers = [p for p in workdir.rglob("*") if p.name.endswith((".tmp", ".part")) or ".extracting-" in p.name]
+    assert leftovers == []
+    assert not (workdir / "submissions").exists() or not list((workdir / "submissions").glob("*.csv"))
+
+    result = run_cli(*RUN, cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"took over the lock left by pid {victim.pid}" in logs(workdir)[-1]
+    assert len(server.state.submissions) == 1
+
+
+def test_transient_faults_are_survived(server, env, workdir):
+    server.inject(method="DownloadDataFiles", status=500, count=2)
+    server.inject(method="CreateSubmission", status=429, retry_after=1, count=1)
+    result = run_cli(*RUN, cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    text = logs(workdir)[-1]
+    assert "HTTP 500 on DownloadDataFiles; retrying" in text and "HTTP 429 on CreateSubmission; retrying" in text
+
+
+def test_persistent_failure_gives_the_kaggle_code_and_a_consistent_ledger(server, env, workdir):
+    server.inject(method="CreateSubmission", status=500, count=100)
+    failed = run_cli(*RUN, cwd=workdir, env={**env, "KAGGLE_DIGITS_RETRIES": "2"})
+    assert failed.returncode == 5
+    assert "kaggle-digits run failed (exit 5" in summary(failed) and "creating the submission" in failed.stderr
+    (row,) = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
+    assert row["status"] == "FAILED" and row["kaggle_ref"] == ""
+    server.state.faults.clear()
+    retried = run_cli(*RUN, cwd=workdir, env=env)
+    assert retried.returncode == 0, retried.stderr
+    rows = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
+    assert [row["status"] for row in rows] == ["FAILED", "COMPLETE"]
+    assert len(server.state.submissions) == 1
+
+
+def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir, monkeypatch):
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    kaggle = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    answer = workdir / "answer.csv"
+    answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
+    ref = kaggle.submit(answer, "kaggle-digits 20260101T000000Z-cnn: cnn, holdout 0.9900")
+    ledger = submission.Ledger(workdir / "ledger.csv")
+    # As a run killed after CreateSubmission leaves it: no ref yet. And one killed before the upload.
+    ledger.add(run_id="20260101T000000Z-cnn", file="a.csv", checksum="a", status="UPLOADING", task="digit-recognizer")
+    ledger.add(run_id="20260102T000000Z-cnn", file="b.csv", checksum="b", status="UPLOADING", task="digit-recognizer")
+    time.sleep(0.3)
+    reconcile(ledger, kaggle, "digit-recognizer")
+    settled, lost = ledger.rows()
+    assert settled["kaggle_ref"] == str(ref) and settled["status"] == "COMPLETE" and settled["public_score"]
+    assert lost["status"] == "FAILED"
+    assert "a" in ledger.submitted_checksums("digit-recognizer") and "b" not in ledger.submitted_checksums("digit-recognizer")
