@@ -90,7 +90,7 @@ tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
 
 .PHONY: bench
 bench: $(VENV)/.installed ## benchmark table: every preset vs the softmax baseline (DATA=zip or folder; ARGS=--quick)
-	$(BIN)/python -m kaggle_digits.bench --task $(TASK) $(if $(DATA),--data "$(DATA)") $(ARGS)
+	$(CLI) bench --task $(TASK) $(if $(DATA),--data "$(DATA)") $(ARGS)
 
 .PHONY: sample
 sample: $(VENV)/.installed ## redraw data/sample/ from a full download (DATA=../shared/data/digit-recognizer.zip)

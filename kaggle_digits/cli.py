@@ -70,6 +70,35 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    """Fit on the task's train file and score its labeled test file (Fashion-MNIST): accuracy per class, plots."""
+    from . import workflow
+
+    settings = _settings(args)
+    settings.params()
+    result, files = workflow.evaluate(settings)
+    print(f"{settings.model} on {settings.task.name}: test accuracy {result.accuracy:.4f} "
+          f"({result.validation_rows} rows of {settings.task.test_file}; {result.fit_seconds:.0f} s training)")
+    if not args.quiet:
+        width = max(len(name) for name in settings.task.class_names)
+        for name, value in zip(settings.task.class_names, result.per_class_accuracy):
+            print(f"  {name:>{width}}  {value:.3f}")
+    for name, path in files.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    """List the tasks: where each one's data comes from and what it writes."""
+    from .tasks import all_tasks
+
+    for task in all_tasks().values():
+        writes = f"submission {','.join(task.submission_columns)}" if task.submits else "no submission (evaluate on the labeled test file)"
+        files = ", ".join(name for name in (task.train_file, task.test_file, task.sample_submission_file) if name)
+        print(f"{task.name}\n  {task.source} {task.ref}: {files}\n  writes: {writes}\n  classes: {', '.join(task.class_names)}")
+    return 0
+
+
 def cmd_train(args) -> int:
     """Fit the final model on the full train.csv (epochs chosen by the last validate) and save it."""
     from . import workflow
@@ -198,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--holdout", type=float, default=config.DEFAULT_HOLDOUT, help="fraction held out; default %(default)s")
     validate.add_argument("--folds", type=int, default=0, help="k-fold cross-validation instead of a holdout (e.g. 5)")
     _common(add("train", cmd_train))
+    _common(add("evaluate", cmd_evaluate))
+    add("tasks", cmd_tasks)
     _common(add("predict", cmd_predict))
     add("models", cmd_models)
     fetch = add("fetch", cmd_fetch)
@@ -216,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
     status.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    commands.add_parser("bench", help="the benchmark table: every preset beside the softmax baseline (bench --help)", add_help=False)
     run = add("run", cmd_run)
     _common(run, data=False)
     run.add_argument("--competition", help="Kaggle competition name; default: the task's")
@@ -233,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # bench parses its own options (argparse's REMAINDER cannot pass --help on)
+        from . import bench
+
+        return bench.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -84,11 +84,35 @@ class Task:
         return self.ref.split("/")[-1] + ".zip"
 
 
+# Each layout was checked against what Kaggle ships (file names, column names, id columns).
 BUILTIN_TASKS: dict[str, Task] = {
     "digit-recognizer": Task(
         name="digit-recognizer",
         source="competition",
         ref="digit-recognizer",
         description="Kaggle's Digit Recognizer (MNIST): submit ImageId,Label",
+    ),
+    "fashion-mnist": Task(
+        name="fashion-mnist",
+        source="dataset",
+        ref="zalando-research/fashionmnist",
+        train_file="fashion-mnist_train.csv",
+        test_file="fashion-mnist_test.csv",
+        sample_submission_file=None,
+        first_pixel_index=1,
+        test_labeled=True,
+        submission_columns=None,
+        class_names=FASHION_NAMES,
+        description="Zalando's Fashion-MNIST data set: labeled train and test files, evaluate only",
+        extra_files=("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    ),
+    "kannada-mnist": Task(
+        name="kannada-mnist",
+        source="competition",
+        ref="Kannada-MNIST",
+        test_id_column="id",
+        submission_columns=("id", "label"),
+        description="Kannada-MNIST competition: test.csv has an id column; submit id,label",
+        extra_files=("Dig-MNIST.csv",),
     ),
 }

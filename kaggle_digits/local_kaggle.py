@@ -513,8 +513,18 @@ def client_environment(server_port: int = DEFAULT_PORT, home: Path | None = None
 
 
 def builtin_competitions(source: Path | None = None) -> list[Competition]:
-    """What `serve-local` and the demo serve: digit-recognizer made from the embedded sample (or `source`)."""
-    return [competition_from_labeled(Path(source or config.SAMPLE_DIR / "digit-recognizer.zip"))]
+    """What `serve-local` and the demo serve: every built-in task.
+
+    digit-recognizer is made from the embedded sample (or `source`). The real Fashion-MNIST and
+    Kannada-MNIST data are not in the repository, so their competitions are stand-ins: the same
+    sample's digits written in each task's exact file layout, so the whole flow runs offline.
+    """
+    digits = config.BUILTIN_TASKS["digit-recognizer"]
+    sample = data.load(Path(source or config.SAMPLE_DIR / "digit-recognizer.zip"), digits, use_cache=False)
+    return [
+        competition_from_arrays(task, sample.train_images, sample.train_labels)
+        for task in config.BUILTIN_TASKS.values()
+    ]
 
 
 def serve_builtin(port: int = DEFAULT_PORT, source: Path | None = None, **state: Any) -> LocalKaggleServer:

@@ -51,6 +51,31 @@ def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     return np.sort(train), np.sort(val)
 
 
+@dataclass
+class Score:
+    accuracy: float
+    confusion: np.ndarray
+    misclassified: list[tuple[int, int, int]]  # (row index, true, predicted)
+
+    @property
+    def per_class_accuracy(self) -> list[float]:
+        return [round(float(value), 5) for value in self.confusion.diagonal() / np.maximum(self.confusion.sum(axis=1), 1)]
+
+
+def score(model: models.Model, images: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None) -> Score:
+    """Accuracy, confusion matrix and the misclassified rows (numbered by `rows`, default 0..n-1)."""
+    from sklearn.metrics import confusion_matrix
+
+    predicted = model.predict(images)
+    rows = np.arange(len(labels)) if rows is None else rows
+    wrong = np.flatnonzero(predicted != labels)
+    return Score(
+        accuracy=float(np.mean(predicted == labels)),
+        confusion=confusion_matrix(labels, predicted, labels=list(range(config.NUM_CLASSES))),
+        misclassified=[(int(rows[i]), int(labels[i]), int(predicted[i])) for i in wrong],
+    )
+
+
 def _splits(labels: np.ndarray, holdout: float, folds: int, seed: int):
     if folds and folds > 1:
         from sklearn.model_selection import StratifiedKFold
@@ -69,8 +94,6 @@ def validate(
     verbose: bool = True,
 ) -> ValidationResult:
     """Fit on part of train.csv, score on the rest; k-fold repeats that and averages."""
-    from sklearn.metrics import confusion_matrix
-
     images, labels = dataset.train_images, dataset.train_labels
     splits = _splits(labels, holdout, folds, seed)
     accuracies, confusion, history, misclassified, seconds = [], np.zeros((10, 10), dtype=int), None, [], 0.0
@@ -82,12 +105,11 @@ def validate(
         fold_history = model.fit(images[train], labels[train], validation=(images[val], labels[val]), verbose=verbose)
         seconds += time.perf_counter() - start
         history = history or fold_history
-        predicted = model.predict(images[val])
-        accuracies.append(float(np.mean(predicted == labels[val])))
-        confusion += confusion_matrix(labels[val], predicted, labels=list(range(10)))
-        wrong = np.flatnonzero(predicted != labels[val])
-        misclassified += [(int(val[i]), int(labels[val][i]), int(predicted[i])) for i in wrong]
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+        fold_score = score(model, images[val], labels[val], rows=val)
+        accuracies.append(fold_score.accuracy)
+        confusion += fold_score.confusion
+        misclassified += fold_score.misclassified
+    per_class = Score(0.0, confusion, []).per_class_accuracy
     return ValidationResult(
         model=model_name,
         params=models.params_dict(params),
@@ -95,7 +117,7 @@ def validate(
         scheme=f"{len(splits)}-fold" if len(splits) > 1 else f"holdout {holdout:.0%}",
         accuracy=float(np.mean(accuracies)),
         accuracy_std=float(np.std(accuracies)) if len(splits) > 1 else None,
-        per_class_accuracy=[round(float(value), 5) for value in per_class],
+        per_class_accuracy=per_class,
         confusion_matrix=confusion.tolist(),
         best_epoch=history.best_epoch,
         curves=history.curves,

@@ -54,16 +54,63 @@ def validate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[t
     log.info("validate: model %s, %s, seed %d", settings.model, scheme, settings.seed)
     result = training.validate(dataset, settings.model, settings.params(), settings.seed, settings.holdout, settings.folds, settings.verbose)
     folder = training.report_dir(settings.model, settings.task.name)
+    return result, write_report(settings, result, dataset.train_images, folder)
+
+
+def write_report(settings: Settings, result: training.ValidationResult, images, folder: Path) -> dict[str, Path]:
+    """metrics.json, learning curves, confusion matrix and misclassified digits, in `folder`."""
     files = {"metrics": training.write_metrics(result, folder)}
     title = f"{settings.model} on {settings.task.name} ({result.scheme})"
     curve = plots.learning_curves(result.curves, result.best_epoch, title, folder / "learning_curves.png")
     if curve:
         files["learning_curves"] = curve
     files["confusion_matrix"] = plots.confusion_matrix(result.confusion_matrix, settings.task.class_names, title, folder / "confusion_matrix.png")
-    grid = plots.misclassified(dataset.train_images, result.misclassified, settings.task.class_names, title, folder / "misclassified.png")
+    grid = plots.misclassified(images, result.misclassified, settings.task.class_names, title, folder / "misclassified.png")
     if grid:
         files["misclassified"] = grid
-    return result, files
+    return files
+
+
+def evaluate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[training.ValidationResult, dict[str, Path]]:
+    """Tasks with a labeled test file (Fashion-MNIST): fit on the train file, score on the test file.
+
+    The test file is passed to Keras only to draw the learning curves; early stopping is off, so
+    nothing about the model is chosen by looking at it.
+    """
+    from dataclasses import replace
+
+    if dataset is None and settings.data_dir is None:
+        settings.data_dir, _ = fetch(settings)  # like submit: fetch first (nothing is downloaded when unchanged)
+    dataset = dataset or load_data(settings)
+    if dataset.test_labels is None:
+        from .errors import UsageError
+
+        raise UsageError(
+            f"task '{settings.task.name}' has no labeled test file to evaluate on. Fix: use 'make validate' "
+            f"(a holdout of {settings.task.train_file}) or 'make submit' for it"
+        )
+    params = settings.params()
+    if hasattr(params, "patience"):
+        params = replace(params, patience=0)
+    log.info("evaluate: model %s, trained on %d rows of %s, scored on %d rows of %s", settings.model,
+             len(dataset.train_labels), settings.task.train_file, len(dataset.test_labels), settings.task.test_file)
+    model = models.create(settings.model, params, settings.seed)
+    start = time.perf_counter()
+    history = model.fit(dataset.train_images, dataset.train_labels, validation=(dataset.test_images, dataset.test_labels),
+                        verbose=settings.verbose)
+    seconds = time.perf_counter() - start
+    result_score = training.score(model, dataset.test_images, dataset.test_labels)
+    result = training.ValidationResult(
+        model=settings.model, params=models.params_dict(params), seed=settings.seed, scheme=f"test file {settings.task.test_file}",
+        accuracy=result_score.accuracy, accuracy_std=None, per_class_accuracy=result_score.per_class_accuracy,
+        confusion_matrix=result_score.confusion.tolist(), best_epoch=None, curves=history.curves, fit_seconds=round(seconds, 2),
+        train_rows=int(len(dataset.train_labels)), validation_rows=int(len(dataset.test_labels)),
+        data_checksum=dataset.checksum, misclassified=result_score.misclassified,
+    )
+    # Its own folder: validate's metrics.json (which `train` reads for the epochs) stays untouched.
+    folder = training.report_dir(settings.model, settings.task.name).with_name(
+        training.report_dir(settings.model, settings.task.name).name + "-evaluate")
+    return result, write_report(settings, result, dataset.test_images, folder)
 
 
 def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path, dict[str, Any]]:

@@ -1,0 +1,120 @@
+"""Other MNIST-style tasks: Fashion-MNIST (a data set, evaluate only) and Kannada-MNIST (id,label), and task files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kaggle_digits import config, local_kaggle
+
+from conftest import run_cli, write_competition
+
+TOKEN = local_kaggle.DEMO_TOKEN
+FAST = ["--model", "logreg", "-p", "max_iter=60"]
+
+
+@pytest.fixture
+def server(sample):
+    # The real Fashion/Kannada data are not in the repo: the sample's digits, in each task's exact layout.
+    competitions = [local_kaggle.competition_from_arrays(task, sample.train_images[:1500], sample.train_labels[:1500])
+                    for task in config.BUILTIN_TASKS.values()]
+    with local_kaggle.LocalKaggleServer(competitions, scoring_delay=0.2) as running:
+        yield running
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLE_API_TOKEN": TOKEN, "KAGGLE_CONFIG_DIR": str(tmp_path / "none")}
+
+
+def test_tasks_lists_what_each_fetches_and_writes(workdir):
+    result = run_cli("tasks", cwd=workdir)
+    assert result.returncode == 0
+    text = result.stdout
+    assert "dataset zalando-research/fashionmnist: fashion-mnist_train.csv, fashion-mnist_test.csv" in text
+    assert "competition Kannada-MNIST: train.csv, test.csv, sample_submission.csv\n  writes: submission id,label" in text
+    assert "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot" in text
+
+
+def test_fashion_mnist_fetch_evaluate_and_no_submission(server, env, workdir):
+    result = run_cli("evaluate", "--task", "fashion-mnist", *FAST, cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "fetch: dataset 'zalando-research/fashionmnist'" in result.stderr
+    assert "POST DownloadDataset" in server.state.requests
+    extracted = workdir / "data" / "raw" / "fashion-mnist"
+    assert sorted(p.name for p in extracted.iterdir()) == ["fashion-mnist_test.csv", "fashion-mnist_train.csv"]
+    assert (extracted / "fashion-mnist_train.csv").read_text().startswith("label,pixel1,pixel2,")
+    assert "logreg on fashion-mnist: test accuracy 0." in result.stdout and "Ankle boot" in result.stdout
+    report = workdir / "data" / "reports" / "logreg-fashion-mnist-evaluate"
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["validation_rows"] == 300 and len(metrics["per_class_accuracy"]) == 10
+    assert (report / "confusion_matrix.png").exists() and (report / "misclassified.png").exists()
+
+    refused = run_cli("submit", "--task", "fashion-mnist", *FAST, cwd=workdir, env=env)
+    assert refused.returncode == 2
+    assert "task 'fashion-mnist' has no submissions" in refused.stderr and "make evaluate TASK=fashion-mnist" in refused.stderr
+
+
+def test_kannada_mnist_submit_end_to_end(server, env, workdir):
+    result = run_cli("submit", "--task", "kannada-mnist", *FAST, cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "fetch: competition 'Kannada-MNIST'" in result.stderr
+    (written,) = (workdir / "submissions").glob("*-kannada-mnist-logreg.csv")
+    lines = written.read_text().splitlines()
+    assert lines[0] == "id,label" and lines[1].startswith("0,") and len(lines) == 301
+    assert [int(line.split(",")[0]) for line in lines[1:]] == list(range(300))
+    (submitted,) = server.state.submissions
+    assert submitted.competition == "Kannada-MNIST" and submitted.status == "COMPLETE"
+    assert f"public score: {submitted.public_score}" in result.stdout
+    # The default task's files are untouched: each task has its own folders.
+    assert not (workdir / "data" / "raw" / "digit-recognizer").exists()
+
+
+def test_a_task_file_adds_a_task_without_code(workdir, sample):
+    (workdir / "tasks").mkdir()
+    (workdir / "tasks" / "my-digits.toml").write_text(
+        'name = "my-digits"\nsource = "competition"\nref = "my-digits"\ntest_id_column = "id"\n'
+        'submission_columns = ["id", "label"]\n')
+    task = config.Task(name="my-digits", source="competition", ref="my-digits", test_id_column="id", submission_columns=("id", "label"))
+    folder = write_competition(workdir / "mine", sample, task=task)
+    listed = run_cli("tasks", cwd=workdir)
+    assert "my-digits\n  competition my-digits" in listed.stdout
+    for command in ("train", "predict"):
+        result = run_cli(command, "--task", "my-digits", *FAST, "--data-dir", str(folder), cwd=workdir)
+        assert result.returncode == 0, result.stderr
+    (written,) = (workdir / "submissions").glob("*-my-digits-logreg.csv")
+    assert written.read_text().startswith("id,label\n0,")
+
+
+@pytest.mark.parametrize("content, message", [
+    ('name = "x"\nsource = "competition"\nref = ', "not valid TOML"),
+    ('name = "x"\nsource = "competition"\nref = "x"\ncolour = "red"\n', "unknown key 'colour'"),
+    ('name = "x"\nsource = "competition"\n', "'ref' is missing"),
+    ('name = "x"\nsource = "kernel"\nref = "x"\n', "source must be \"competition\" or \"dataset\""),
+    ('name = "x"\nsource = "dataset"\nref = "x"\n', "is not owner/dataset"),
+    ('name = "x"\nsource = "competition"\nref = "x"\nfirst_pixel_index = "one"\n', "'first_pixel_index' must be int"),
+    ('name = "x"\nsource = "competition"\nref = "x"\nclass_names = ["a", "b"]\n', "lists 2 classes"),
+])
+def test_bad_task_file_is_one_clear_line(content, message, workdir):
+    path = workdir / "bad.toml"
+    path.write_text(content)
+    result = run_cli("validate", "--task", str(path), cwd=workdir)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ") and message in lines[0], lines
+
+
+def test_bench_runs_for_every_task(workdir, sample):
+    for task in config.BUILTIN_TASKS.values():
+        archive = write_competition(workdir / task.name, sample, n_train=800, n_test=200, task=task, as_zip=True)
+        out = workdir / "bench" / task.name
+        result = run_cli("bench", "--task", task.name, "--quick", "--models", "softmax,fast", "--data", str(archive), "--out", str(out),
+                         cwd=workdir, timeout=600)
+        assert result.returncode == 0, result.stderr + result.stdout
+        report = json.loads((out / "bench.json").read_text())
+        assert [row["model"] for row in report["results"]] == ["softmax", "fast"]
+        assert all(0.1 < row["holdout_accuracy"] <= 1 and row["predict_seconds_28k"] > 0 for row in report["results"])
+        table = (out / "bench.md").read_text()
+        assert "| `softmax` |" in table and "| `fast` |" in table and "x |" in table
