@@ -13,14 +13,22 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from . import config, local_kaggle
 from .errors import ToolkitError
 
 
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(config.REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     extra = list(sys.argv[1:] if argv is None else argv)
-    workdir = config.REPO_ROOT / "data" / "demo"
+    workdir = Path(os.environ.get("KAGGLE_DIGITS_DEMO_DIR") or config.REPO_ROOT / "data" / "demo")
     shutil.rmtree(workdir, ignore_errors=True)  # a fresh competitor each time: no ledger, no cached model
     workdir.mkdir(parents=True)
     start = time.perf_counter()
@@ -39,14 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     environment.pop("KAGGLE_USERNAME", None)
     environment.pop("KAGGLE_KEY", None)
     command = [sys.executable, "-m", "kaggle_digits", "submit", *extra]
-    print(f"demo: running 'kaggle-digits submit {' '.join(extra)}' in {workdir.relative_to(config.REPO_ROOT)}/", flush=True)
+    print(f"demo: running 'kaggle-digits submit {' '.join(extra)}' in {_shown(workdir)}/", flush=True)
     try:
         code = subprocess.call(command, cwd=workdir, env=environment, stdin=subprocess.DEVNULL)
     finally:
         server.stop()
     took = time.perf_counter() - start
     if code == 0:
-        print(f"demo: done in {took:.0f} s; files under {workdir.relative_to(config.REPO_ROOT)}/ (submissions/, data/reports/)")
+        print(f"demo: done in {took:.0f} s; files under {_shown(workdir)}/ (submissions/, data/reports/)")
     else:
         print(f"demo: 'kaggle-digits submit' exited with {code} after {took:.0f} s", file=sys.stderr)
     return code
