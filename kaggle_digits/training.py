@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -15,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import config, models
-from .data import Dataset
+from .data import Dataset, write_folder_atomically
 from .errors import UsageError
 
 
@@ -185,22 +183,13 @@ def train_final(dataset: Dataset, model_name: str, params: Any, seed: int, verbo
 
 
 def save_model(model: models.Model, folder: Path, meta: dict[str, Any]) -> None:
-    """Write into a temporary sibling, then swap it in: a killed run never leaves half a model."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    """The model and its config.json appear together or not at all."""
+
+    def fill(staging: Path) -> None:
         model.save(staging)
         (staging / "config.json").write_text(json.dumps(meta, indent=2))
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{time.time_ns()}")
-            folder.rename(old)
-        staging.rename(folder)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_folder_atomically(folder, fill)
 
 
 def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +182,6 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
 
     Returns (folder, changed). An unchanged remote zip (same ETag and size) is not downloaded again.
     """
-    import shutil
     import zipfile
 
     from .errors import DataError
@@ -204,25 +202,14 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
         archive.unlink(missing_ok=True)
         archive.with_name(archive.name + ".json").unlink(missing_ok=True)
         raise
-    staging = folder.with_name(f".{folder.name}.extracting-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+
+    def extract(staging: Path) -> None:
         with zipfile.ZipFile(archive) as source:
             for member in source.infolist():
-                if member.is_dir():
-                    continue
-                (staging / Path(member.filename).name).write_bytes(source.read(member))
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            folder.rename(old)
-        staging.rename(folder)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+                if not member.is_dir():
+                    (staging / Path(member.filename).name).write_bytes(source.read(member))
+
+    data.write_folder_atomically(folder, extract)
     log.info("fetch: %d train and %d test rows checked, extracted to %s", len(dataset.train_labels), len(dataset.test_images), folder)
     return folder, True
 

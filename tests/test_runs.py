@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -119,7 +118,7 @@ def test_run_killed_during_training_then_a_clean_run(server, env, workdir):
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert (workdir / "data" / "run.lock.json").exists(), "the killed run left its lock record behind"
-    leftovers = [p for p in workdir.rglob("*") if p.name.endswith((".tmp", ".part")) or ".extracting-" in p.name]
+    leftovers = [p for p in workdir.rglob("*") if p.name.endswith((".tmp", ".part")) or ".staging-" in p.name]
     assert leftovers == []
     assert not (workdir / "submissions").exists() or not list((workdir / "submissions").glob("*.csv"))
 
