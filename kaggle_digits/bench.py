@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default=config.DEFAULT_TASK)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; default %(default)s")
     parser.add_argument("--quick", action="store_true", help="embedded sample, few epochs: a one-minute smoke run for CI")
-    parser.add_argument("--full-fit", action="store_true", help="also time the fit on all of train.csv (as make submit does)")
+    parser.add_argument("--full-fit", nargs="?", const="all", default="", metavar="MODELS",
+                        help="also time the fit on all of train.csv, as make submit does (all models, or a comma-separated list)")
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     parser.add_argument("--holdout", type=float, default=config.DEFAULT_HOLDOUT)
     parser.add_argument("-p", "--param", action="append", default=[], metavar="MODEL:KEY=VALUE",
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         print(f"bench: {name} ...", flush=True)
-        row = run_one(name, overrides.get(name, {}), Path(source), task.name, args.seed, args.holdout, args.full_fit)
+        full_fit = args.full_fit == "all" or name in args.full_fit.split(",")
+        row = run_one(name, overrides.get(name, {}), Path(source), task.name, args.seed, args.holdout, full_fit)
         rows.append(row)
         if "error" in row:
             print(f"bench: {name} failed: {row['error']}", flush=True)

@@ -502,16 +502,6 @@ class LocalKaggleServer:
         self.stop()
 
 
-def client_environment(server_port: int = DEFAULT_PORT, home: Path | None = None, token: str = DEMO_TOKEN) -> dict[str, str]:
-    """Environment variables that point the official client at the local server with the demo token."""
-    if server_port != DEFAULT_PORT:
-        raise ValueError("the official client's TEST environment is fixed at port 7777")
-    environment = {"KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLE_API_TOKEN": token}
-    if home:
-        environment["KAGGLE_CONFIG_DIR"] = str(home)
-    return environment
-
-
 def builtin_competitions(source: Path | None = None) -> list[Competition]:
     """What `serve-local` and the demo serve: every built-in task.
 

@@ -100,14 +100,6 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     return {}
 
 
-def latest_submission(task: Task, folder: Path | None = None) -> Path | None:
-    """The newest complete submission for this task: a CSV with its sidecar (written last)."""
-    folder = Path(folder or config.SUBMISSIONS_DIR)
-    candidates = sorted(path for path in folder.glob("*.csv") if path.name != "ledger.csv" and path.with_suffix(".json").exists())
-    matching = [path for path in candidates if read_sidecar(path).get("task", config.DEFAULT_TASK) == task.name]
-    return matching[-1] if matching else None
-
-
 class Ledger:
     """submissions/ledger.csv: one row per submission attempt, updated in place as scores arrive."""
 

@@ -263,7 +263,10 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
         kaggle = _kaggle(settings, options.competition)
     if options.file:
         path = Path(options.file)
-        submission.check_submission(path, settings.task)
+        expected_ids = None
+        if settings.resolved_data_dir.exists():  # with the data at hand, check the rows against test.csv too
+            expected_ids = load_data(settings).test_ids
+        submission.check_submission(path, settings.task, expected_ids)
     else:
         path = produce_submission(settings, kaggle, force_fetch=False, competition=options.competition)
     sidecar = submission.read_sidecar(path)
@@ -313,6 +316,10 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
 
 def status(settings: Settings, competition: str | None = None, kaggle=None) -> list[dict[str, str]]:
     """The ledger joined with Kaggle's own submission list; pending rows are brought up to date."""
+    if not settings.task.submits:
+        from .errors import UsageError
+
+        raise UsageError(f"task '{settings.task.name}' has no submissions to list. Fix: 'make evaluate TASK={settings.task.name}'")
     kaggle = kaggle or _kaggle(settings, competition)
     remote = {str(item["ref"]): item for item in kaggle.submissions()}
     ledger = submission.Ledger()
