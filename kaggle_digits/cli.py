@@ -11,7 +11,6 @@ from pathlib import Path
 from . import config
 from .errors import EXIT_CODES, ToolkitError, UsageError
 
-log = logging.getLogger("kaggle_digits")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -37,7 +36,7 @@ def _settings(args):
     from .tasks import get_task
     from .workflow import Settings
 
-    return Settings(
+    settings = Settings(
         task=get_task(args.task),
         data_dir=getattr(args, "data_dir", None),
         model=getattr(args, "model", config.DEFAULT_MODEL),
@@ -47,6 +46,9 @@ def _settings(args):
         folds=getattr(args, "folds", 0),
         verbose=not args.quiet,
     )
+    if hasattr(args, "model"):
+        settings.params()  # an unknown model or a bad -p value fails here, before any data is read
+    return settings
 
 
 def cmd_validate(args) -> int:
@@ -54,7 +56,6 @@ def cmd_validate(args) -> int:
     from . import workflow
 
     settings = _settings(args)
-    settings.params()  # bad -p values fail here, before any data is read
     result, files = workflow.validate(settings)
     spread = f" ± {result.accuracy_std:.4f}" if result.accuracy_std is not None else ""
     print(f"{settings.model}: {result.scheme} accuracy {result.accuracy:.4f}{spread}"
@@ -75,7 +76,6 @@ def cmd_evaluate(args) -> int:
     from . import workflow
 
     settings = _settings(args)
-    settings.params()
     result, files = workflow.evaluate(settings)
     print(f"{settings.model} on {settings.task.name}: test accuracy {result.accuracy:.4f} "
           f"({result.validation_rows} rows of {settings.task.test_file}; {result.fit_seconds:.0f} s training)")
@@ -104,7 +104,6 @@ def cmd_train(args) -> int:
     from . import workflow
 
     settings = _settings(args)
-    settings.params()
     folder, meta = workflow.train(settings)
     print(f"model: {folder} ({meta['train_seconds']:.0f} s on {meta['train_rows']} rows)")
     return 0
@@ -137,7 +136,6 @@ def cmd_submit(args) -> int:
     from . import workflow
 
     settings = _settings(args)
-    settings.params()
     options = workflow.SubmitOptions(file=args.file, upload=not args.no_upload, force=args.force, message=args.message or "",
                                      wait_timeout=args.wait_timeout, competition=args.competition)
     result = workflow.submit(settings, options)
@@ -161,9 +159,14 @@ def cmd_status(args) -> int:
         return 0
     columns = ["time", "ref", "model", "holdout", "public", "status", "file"]
     widths = {column: max(len(column), *(len(str(row[column])) for row in rows)) for column in columns}
-    print("  ".join(column.ljust(widths[column]) for column in columns))
+    print("  ".join(column.ljust(widths[column]) for column in columns).rstrip())
     for row in rows:
-        print("  ".join(str(row[column]).ljust(widths[column]) for column in columns))
+        print("  ".join(str(row[column]).ljust(widths[column]) for column in columns).rstrip())
+    from . import plots
+
+    chart = plots.score_history(rows, f"{settings.task.name}: scored submissions", config.SUBMISSIONS_DIR / "score_history.png")
+    if chart:
+        print(f"score history: {chart}")
     return 0
 
 
@@ -193,7 +196,6 @@ def cmd_run(args) -> int:
     from . import runs
 
     settings = _settings(args)
-    settings.params()
     options = runs.RunOptions(message=args.message or "", keep_alive_days=args.keep_alive_days, dry_run=args.dry_run,
                               competition=args.competition, wait_timeout=args.wait_timeout)
     return runs.run_command(settings, options, quiet=args.quiet)

@@ -82,3 +82,28 @@ def misclassified(images: np.ndarray, mistakes: list[tuple[int, int, int]], clas
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def score_history(rows: list[dict[str, str]], title: str, path: Path) -> Path | None:
+    """Public score and holdout accuracy of each scored submission, in order: is the leaderboard following?"""
+    scored = [row for row in rows if row.get("public")]
+    if not scored:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 4))
+    positions = np.arange(1, len(scored) + 1)
+    public = [float(row["public"]) for row in scored]
+    holdout = [float(row["holdout"]) if row.get("holdout") else np.nan for row in scored]
+    axis.plot(positions, public, marker="o", label="public score (Kaggle)")
+    axis.plot(positions, holdout, marker="s", linestyle="--", label="holdout accuracy (local)")
+    for position, row, value in zip(positions, scored, public):
+        axis.annotate(row["model"], (position, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    axis.set_xticks(positions, [row["time"][:10] for row in scored], rotation=30, ha="right", fontsize=8)
+    axis.set_ylabel("accuracy")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -122,7 +122,8 @@ def _unchanged_since(last: dict, settings: workflow.Settings, data_checksum: str
     from . import models
 
     return (sidecar.get("data_checksum") == data_checksum and sidecar.get("model") == settings.model
-            and sidecar.get("seed") == settings.seed and sidecar.get("params") == models.params_dict(settings.params()))
+            and sidecar.get("seed") == settings.seed
+            and sidecar.get("requested_params", sidecar.get("params")) == models.params_dict(settings.params()))
 
 
 def _age(stamp: str) -> timedelta:

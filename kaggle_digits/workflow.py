@@ -124,6 +124,8 @@ def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path
         "model": settings.model,
         "task": settings.task.name,
         "params": models.params_dict(params),
+        # What was asked for, before validation picked the epochs: what "nothing changed" compares.
+        "requested_params": models.params_dict(settings.params()),
         "seed": settings.seed,
         "holdout_accuracy": holdout_accuracy,
         "validation_scheme": metrics.get("scheme") if holdout_accuracy is not None else None,
@@ -154,6 +156,7 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         "task": settings.task.name,
         "model": meta["model"],
         "params": meta["params"],
+        "requested_params": meta.get("requested_params", meta["params"]),
         "seed": meta["seed"],
         "holdout_accuracy": meta.get("holdout_accuracy"),
         "validation_scheme": meta.get("validation_scheme"),

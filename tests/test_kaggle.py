@@ -78,6 +78,8 @@ def test_fetch_submit_wait_ledger_status(server, kaggle_env, workdir):
     header, line = status.stdout.splitlines()[:2]
     assert header.split() == ["time", "ref", "model", "holdout", "public", "status", "file"]
     assert row["kaggle_ref"] in line and row["public_score"] in line and row["holdout_accuracy"] in line
+    assert "score history: submissions/score_history.png" in status.stdout
+    assert (workdir / "submissions" / "score_history.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_429_and_500_are_retried_then_succeed(server, kaggle_env, workdir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -168,3 +169,19 @@ def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir,
     assert settled["kaggle_ref"] == str(ref) and settled["status"] == "COMPLETE" and settled["public_score"]
     assert lost["status"] == "FAILED"
     assert "a" in ledger.submitted_checksums("digit-recognizer") and "b" not in ledger.submitted_checksums("digit-recognizer")
+
+
+def test_epochs_chosen_by_validation_do_not_count_as_a_change(workdir):
+    """The model trains for validation's best epoch, but the user asked for the default: that is 'unchanged'."""
+    from kaggle_digits import models, workflow
+    from kaggle_digits.runs import _unchanged_since
+
+    asked = models.params_dict(models.params_for("cnn"))
+    trained = {**asked, "epochs": 11}
+    (workdir / "submissions").mkdir()
+    (workdir / "submissions" / "a.json").write_text(json.dumps(
+        {"data_checksum": "abc", "model": "cnn", "seed": 42, "params": trained, "requested_params": asked}))
+    settings = workflow.Settings(model="cnn")
+    assert _unchanged_since({"file": "a.csv"}, settings, "abc")
+    assert not _unchanged_since({"file": "a.csv"}, settings, "other data")
+    assert not _unchanged_since({"file": "a.csv"}, workflow.Settings(model="cnn", overrides={"epochs": "20"}), "abc")

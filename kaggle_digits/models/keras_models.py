@@ -41,6 +41,8 @@ def _tensorflow():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    # Its Python-side advice (e.g. on retracing when an ensemble's members predict in turn) is not for users.
+    tf.get_logger().setLevel("ERROR")
     return tf
 
 
