@@ -231,9 +231,22 @@ class Kaggle:
             return self.credentials.username or ""
         from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
 
+        import requests
+
         request = IntrospectTokenRequest()
         request.token = self.credentials.token
-        answer = self.call("checking the access token", lambda: self.client.security.oauth_client.introspect_token(request))
+
+        def introspect():
+            try:
+                return self.client.security.oauth_client.introspect_token(request)
+            except requests.exceptions.HTTPError as error:
+                if error.response is not None and error.response.status_code in (404, 405, 501):
+                    return None  # a server without introspection: the token is checked by the first real call
+                raise
+
+        answer = self.call("checking the access token", introspect)
+        if answer is None:
+            return ""
         if not answer.active:
             raise AuthError(f"Kaggle rejected the access token from {self.credentials.source} (inactive or expired). Fix: {TOKEN_HELP}")
         return answer.username
@@ -350,9 +363,13 @@ class Kaggle:
         create.blob_file_tokens = upload.token
         create.submission_description = message
         answer = self.call("creating the submission", lambda: self.competitions.create_submission(create))
-        if not answer.ref:
-            raise KaggleError(f"Kaggle did not accept the submission: {answer.message or 'no reason given'}")
-        return int(answer.ref)
+        if answer.ref:
+            return int(answer.ref)
+        # Some answers carry only a message: find the submission by its (unique) description instead.
+        found = [item for item in self.submissions() if item["description"] == message]
+        if found:
+            return int(found[0]["ref"])
+        raise KaggleError(f"Kaggle did not accept the submission: {answer.message or 'no reason given'}")
 
     def submission(self, ref: int) -> dict[str, Any]:
         from kagglesdk.competitions.types.competition_api_service import ApiGetSubmissionRequest

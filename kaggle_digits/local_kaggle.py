@@ -130,6 +130,8 @@ class State:
     tokens: dict[str, str] = field(default_factory=lambda: {DEMO_TOKEN: DEMO_USER})  # access token -> username
     daily_limit: int = 5
     scoring_delay: float = 0.5
+    # Behave like a leaner Kaggle-compatible server: no IntrospectToken, CreateSubmission without a ref.
+    minimal: bool = False
     submissions: list[Submission] = field(default_factory=list)
     uploads: dict[str, bytes | None] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
@@ -231,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._error(400, "request body is not JSON")
             return
-        if service == "security.OAuthService" and method == "IntrospectToken":
+        if service == "security.OAuthService" and method == "IntrospectToken" and not self.state.minimal:
             username = self.state.tokens.get(request.get("token", ""))
             self._json(200, {"active": bool(username), "username": username or "", "clientId": "local", "scope": "api"})
             return
@@ -389,7 +391,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self.state.submissions.append(submission)
             del self.state.uploads[token]
-        self._json(200, {"message": f"Successfully submitted to {competition.name}", "ref": submission.ref})
+        answer = {"message": f"Successfully submitted to {competition.name}"}
+        if not self.state.minimal:
+            answer["ref"] = submission.ref
+        self._json(200, answer)
 
     def _api_GetSubmission(self, request, user) -> None:  # noqa: N802
         ref = int(request.get("ref") or 0)

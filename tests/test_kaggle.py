@@ -216,3 +216,12 @@ def test_malformed_upload_is_scored_as_error_by_the_server(server, tmp_path, mon
     assert state["status"] == "ERROR" and "must have 300 rows" in state["error"]
     assert client.limits() == {"today": 1, "total": 5, "allowed_now": 4}
     assert [item["ref"] for item in client.submissions()] == [ref]
+
+
+def test_a_leaner_server_without_introspection_or_refs_still_works(server, kaggle_env, workdir):
+    """Kaggle-compatible servers differ: no IntrospectToken, CreateSubmission answering only a message."""
+    server.state.minimal = True
+    result = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
+    assert result.returncode == 0, result.stderr
+    (row,) = ledger_rows(workdir)
+    assert row["kaggle_ref"] == str(server.state.submissions[0].ref) and row["status"] == "COMPLETE"
