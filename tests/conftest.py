@@ -64,3 +64,13 @@ def read_submission(path: Path) -> np.ndarray:
     lines = path.read_text().splitlines()
     assert lines[0] == "ImageId,Label"
     return np.array([[int(v) for v in line.split(",")] for line in lines[1:]])
+
+
+@pytest.fixture
+def server():
+    """The local Kaggle server on 127.0.0.1:7777 with a small digit-recognizer competition from the sample."""
+    from kaggle_digits import local_kaggle
+
+    competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
+    with local_kaggle.LocalKaggleServer([competition], scoring_delay=0.2) as running:
+        yield running

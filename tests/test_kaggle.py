@@ -12,17 +12,10 @@ import pytest
 from kaggle_digits import config, local_kaggle
 from kaggle_digits.kaggle_api import Credentials, Kaggle, RetryPolicy
 
-from conftest import SAMPLE_ZIP, run_cli
+from conftest import run_cli
 
 TOKEN = local_kaggle.DEMO_TOKEN
 FAST_MODEL = ["--model", "logreg", "-p", "max_iter=60"]
-
-
-@pytest.fixture
-def server():
-    competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
-    with local_kaggle.LocalKaggleServer([competition], scoring_delay=0.2) as running:
-        yield running
 
 
 @pytest.fixture

@@ -51,6 +51,10 @@ def test_overrides_are_typed_and_checked():
         models.params_for("cnn", {"epoch": "7"})
     with pytest.raises(UsageError, match="expected int"):
         models.params_for("cnn", {"epochs": "many"})
+    with pytest.raises(UsageError, match="must be at least 1"):
+        models.params_for("cnn", {"epochs": "0"})
+    with pytest.raises(UsageError, match="must be positive"):
+        models.params_for("cnn", {"dropout": "-0.5"})
     with pytest.raises(UsageError, match="unknown model 'resnet'"):
         models.params_for("resnet")
 

@@ -83,5 +83,7 @@ def parse_overrides(params_type: type, overrides: dict[str, str], model_name: st
                 f"parameter '{key}={raw}' of model '{model_name}': expected {type(current).__name__} "
                 f"(default {current!r}). Fix: pass e.g. {key}={current!r}"
             ) from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and (value < 0 or (name == "epochs" and value < 1)):
+            raise UsageError(f"parameter '{key}={raw}' of model '{model_name}' must be {'at least 1' if name == 'epochs' else 'positive'}")
         changes[name] = value
     return dataclasses.replace(params, **changes)
