@@ -175,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {source}: no such file or folder. Fix: pass DATA=<Kaggle-layout zip or folder>", file=sys.stderr)
         return 3
     names = [name.strip() for name in args.models.split(",") if name.strip()]
+    from . import models
+
+    try:
+        for name in names:
+            models.model_class(name)
+    except ToolkitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     overrides: dict[str, dict[str, str]] = {name: dict(QUICK_OVERRIDES.get(name, {})) if args.quick else {} for name in names}
     for item in args.param:
         model_name, _, assignment = item.partition(":")

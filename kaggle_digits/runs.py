@@ -184,7 +184,7 @@ def _dry_run(settings, options, kaggle, ledger) -> str:
             f"match a submitted file or nothing changed within {options.keep_alive_days:g} d")
 
 
-def start_log(quiet: bool) -> Path:
+def start_log(quiet: bool) -> tuple[Path, logging.Handler]:
     """data/logs/<UTC time>-run.log gets every line, timestamped; stdout keeps only the summary when quiet."""
     config.LOGS_DIR.mkdir(parents=True, exist_ok=True)
     path = config.LOGS_DIR / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}-run.log"
@@ -197,12 +197,12 @@ def start_log(quiet: bool) -> Path:
     if quiet:
         for existing in logging.getLogger().handlers:
             existing.setLevel(logging.CRITICAL)  # the console stays quiet; the file keeps everything
-    return path
+    return path, handler
 
 
 def run_command(settings: workflow.Settings, options: RunOptions, quiet: bool) -> int:
     """Lock, log, run; print one summary line; return the exit code cron sees."""
-    log_path = start_log(quiet)
+    log_path, log_file = start_log(quiet)
     started = time.perf_counter()
     try:
         with RunLock(config.DATA_DIR):
@@ -217,6 +217,7 @@ def run_command(settings: workflow.Settings, options: RunOptions, quiet: bool) -
     except KeyboardInterrupt:
         summary, code, word = "interrupted", 130, "failed"
     line = f"kaggle-digits run {word} (exit {code}, {time.perf_counter() - started:.0f} s): {summary} [log: {log_path}]"
-    log.info("run: %s", line)
+    # The summary goes to the log file here; the console gets it once, from the print below.
+    log_file.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "run: %s", (line,), None))
     print(line, file=sys.stdout if code in (0, Skipped.exit_code) else sys.stderr, flush=True)
     return code

@@ -78,6 +78,10 @@ def _splits(labels: np.ndarray, holdout: float, folds: int, seed: int):
     if folds and folds > 1:
         from sklearn.model_selection import StratifiedKFold
 
+        smallest = int(np.bincount(labels).min())
+        if folds > smallest:
+            raise UsageError(f"--folds {folds}: the rarest class has only {smallest} rows. Fix: use at most {smallest} folds (5 is usual)")
+
         return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
     return [holdout_split(labels, holdout, seed)]
 

@@ -89,3 +89,16 @@ def test_help_is_instant_and_lists_commands(workdir):
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "[]"
     assert time.perf_counter() - start < 20
+
+
+def test_too_many_folds_is_a_usage_error(workdir):
+    result = run_cli("validate", "--model", "logreg", "--folds", "9999", "--data-dir", str(SAMPLE_ZIP), cwd=workdir)
+    assert result.returncode == 2
+    assert "error: --folds 9999: the rarest class has only" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_refuses_an_unknown_model_before_running(workdir):
+    result = run_cli("bench", "--models", "softmax,resnet", "--quick", cwd=workdir)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, ensemble"
+    assert not (workdir / "data" / "bench").exists()
