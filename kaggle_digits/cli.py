@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import config
+from . import config, redact
 from .errors import EXIT_CODES, ToolkitError, UsageError
 
 
@@ -278,10 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        redact.install(handler)  # every line on the console, the toolkit's and the libraries', is scrubbed
     try:
         return args.run(args) or 0
     except ToolkitError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact.scrub(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was kept", file=sys.stderr)
@@ -289,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug: one line for the user, the traceback on request
         if os.environ.get("KAGGLE_DIGITS_DEBUG"):
             raise
-        print(f"error: internal error {type(error).__name__}: {error}. This is a bug: rerun with KAGGLE_DIGITS_DEBUG=1 "
+        print(f"error: internal error {type(error).__name__}: {redact.scrub(str(error))}. This is a bug: rerun with KAGGLE_DIGITS_DEBUG=1 "
               "for the traceback and report it", file=sys.stderr)
         return 1
 

@@ -33,6 +33,14 @@ class KaggleError(ToolkitError):
     exit_code = 5
 
 
+class KaggleUnavailable(KaggleError):
+    """Kaggle stayed rate-limited, failing or unreachable through every retry: likely to pass later."""
+
+
+class SubmissionOutcomeUnknown(KaggleError):
+    """CreateSubmission's answer was lost: the submission may exist. Settled from Kaggle's list, never resent."""
+
+
 class AlreadyRunning(ToolkitError):
     """Another scheduled run holds the lock."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import config, submission, training, workflow
+from . import config, redact, submission, training, workflow
 from .errors import AlreadyRunning, Skipped, ToolkitError
 
 log = logging.getLogger("kaggle_digits")
@@ -87,28 +87,6 @@ def _alive(pid) -> bool:
         return False
 
 
-def reconcile(ledger: submission.Ledger, kaggle, task_name: str) -> None:
-    """Settle ledger rows a killed run left UPLOADING or PENDING, using Kaggle's own list.
-
-    A row whose run id is in a Kaggle submission's description was created there: record its ref and
-    status (it must not be uploaded again). An UPLOADING row Kaggle never saw did not happen: FAILED.
-    """
-    open_rows = [row for row in ledger.rows() if row.get("task", config.DEFAULT_TASK) == task_name and row["status"] in ("UPLOADING", "PENDING")]
-    if not open_rows:
-        return
-    remote = kaggle.submissions()
-    for row in open_rows:
-        match = next((item for item in remote if (row["kaggle_ref"] and str(item["ref"]) == row["kaggle_ref"])
-                      or f"kaggle-digits {row['run_id']}:" in item["description"]), None)
-        if match:
-            ledger.update(row["run_id"], kaggle_ref=match["ref"], status=match["status"],
-                          public_score=match["public_score"], private_score=match["private_score"])
-            log.info("run: ledger row %s settled from Kaggle: ref %s, %s", row["run_id"], match["ref"], match["status"])
-        elif row["status"] == "UPLOADING":
-            ledger.update(row["run_id"], status="FAILED")
-            log.info("run: ledger row %s never reached Kaggle (interrupted upload): marked FAILED", row["run_id"])
-
-
 def _last_scored(ledger: submission.Ledger, task_name: str) -> dict | None:
     scored = [row for row in ledger.rows() if row.get("task", config.DEFAULT_TASK) == task_name and row["status"] == "COMPLETE"]
     return scored[-1] if scored else None
@@ -139,11 +117,11 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
     ledger = submission.Ledger()
     user = kaggle.check_credentials()
     log.info("run: %s '%s' at %s%s, model %s", settings.task.source, kaggle.name, kaggle.endpoint, f" as {user}" if user else "", settings.model)
-    reconcile(ledger, kaggle, settings.task.name)
+    workflow.settle_open_rows(ledger, kaggle, settings.task.name)
     limits = kaggle.limits()
-    log.info("run: %d of %d submissions used today", limits["today"], limits["total"])
-    if limits["allowed_now"] <= 0:
-        raise Skipped(f"no submissions left today on '{kaggle.name}' ({limits['today']} of {limits['total']} used); nothing trained")
+    log.info("run: submissions used today: %d, left now: %d (in all on this competition: %d)", limits.today, limits.allowed_now, limits.total)
+    if limits.allowed_now <= 0:
+        raise Skipped(f"no submissions left today on '{kaggle.name}' ({limits.today} used today); nothing trained")
     if options.dry_run:
         return _dry_run(settings, options, kaggle, ledger)
     folder, changed = workflow.fetch(settings, kaggle=kaggle)
@@ -191,6 +169,7 @@ def start_log(quiet: bool) -> tuple[Path, logging.Handler]:
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     handler.setLevel(logging.INFO)
+    redact.install(handler)
     root = logging.getLogger("kaggle_digits")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -216,7 +195,7 @@ def run_command(settings: workflow.Settings, options: RunOptions, quiet: bool) -
         summary, code, word = str(error), error.exit_code, "failed"
     except KeyboardInterrupt:
         summary, code, word = "interrupted", 130, "failed"
-    line = f"kaggle-digits run {word} (exit {code}, {time.perf_counter() - started:.0f} s): {summary} [log: {log_path}]"
+    line = redact.scrub(f"kaggle-digits run {word} (exit {code}, {time.perf_counter() - started:.0f} s): {summary} [log: {log_path}]")
     # The summary goes to the log file here; the console gets it once, from the print below.
     log_file.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "run: %s", (line,), None))
     print(line, file=sys.stdout if code in (0, Skipped.exit_code) else sys.stderr, flush=True)

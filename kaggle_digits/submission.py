@@ -17,6 +17,10 @@ from .config import Task
 from .data import write_atomically
 from .errors import DataError
 
+# Rows whose outcome on Kaggle is not settled yet: the file may be there, so it never goes up again
+# until Kaggle's list says otherwise (see workflow.settle_open_rows).
+OPEN_STATUSES = ("UPLOADING", "UNKNOWN", "PENDING")
+
 LEDGER_COLUMNS = [
     "run_id", "time", "task", "file", "checksum", "model", "holdout_accuracy",
     "kaggle_ref", "status", "public_score", "private_score", "message",
@@ -126,6 +130,18 @@ class Ledger:
         self._write(self.rows() + [row])
         return row
 
+    def new_run_id(self, stem: str) -> str:
+        """A run id no row has yet: the file's stem, or with -2, -3... when the same file goes up again.
+
+        It is in the submission's description on Kaggle, which is how an unsettled row is found there.
+        """
+        taken = {row["run_id"] for row in self.rows()}
+        run_id, number = stem, 1
+        while run_id in taken:
+            number += 1
+            run_id = f"{stem}-{number}"
+        return run_id
+
     def update(self, run_id: str, **fields: Any) -> None:
         rows = self.rows()
         for row in rows:
@@ -134,9 +150,13 @@ class Ledger:
         self._write(rows)
 
     def submitted_checksums(self, task: str) -> dict[str, dict[str, str]]:
-        """Checksums of files Kaggle accepted (not refused or failed ones) for this task."""
+        """Checksums of files that are (or may be) on Kaggle for this task: accepted, or not settled yet.
+
+        Refused (ERROR) and never-created (FAILED) files are not in it: they may go up again.
+        """
         return {
             row["checksum"]: row
             for row in self.rows()
-            if row.get("task", config.DEFAULT_TASK) == task and row["kaggle_ref"] and row["status"] != "ERROR"
+            if row.get("task", config.DEFAULT_TASK) == task
+            and ((row["kaggle_ref"] and row["status"] != "ERROR") or row["status"] in OPEN_STATUSES)
         }

@@ -187,14 +187,23 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
     """
     import zipfile
 
-    from .errors import DataError
+    from .errors import DataError, KaggleUnavailable
 
     kaggle = kaggle or _kaggle(settings, competition)
     user = kaggle.check_credentials()
-    log.info("fetch: %s '%s' from %s%s", settings.task.source, kaggle.name, kaggle.endpoint, f" as {user}" if user else "")
+    log.info("fetch: %s '%s' from %s%s (credentials: %s)", settings.task.source, kaggle.name, kaggle.endpoint,
+             f" as {user}" if user else "", kaggle.credentials.source)
     archive = config.RAW_DIR / settings.task.archive_name
     folder = config.RAW_DIR / settings.task.name
-    archive, changed = kaggle.download(archive, force=force, quiet=not settings.verbose)
+    try:
+        archive, changed = kaggle.download(archive, force=force, quiet=not settings.verbose)
+    except KaggleUnavailable as error:
+        # kaggle.com rate-limits DownloadDataFiles hard (429 storms lasting half an hour): with a
+        # checked copy on disk, that is a reason to go on with it, not to fail the run.
+        if force or not _checked_copy(folder, settings.task):
+            raise
+        log.warning("warning: %s; going on with the checked local copy in %s", error, folder)
+        return folder, False
     if not changed and folder.exists():
         log.info("fetch: %s is up to date (nothing downloaded; --force downloads again)", archive)
         return folder, False
@@ -215,6 +224,19 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
     data.write_folder_atomically(folder, extract)
     log.info("fetch: %d train and %d test rows checked, extracted to %s", len(dataset.train_labels), len(dataset.test_images), folder)
     return folder, True
+
+
+def _checked_copy(folder: Path, task: Task) -> bool:
+    """True when `folder` holds the task's data and it passes validation (from the cache when unchanged)."""
+    from .errors import DataError
+
+    if not folder.is_dir():
+        return False
+    try:
+        data.load(folder, task)
+    except DataError:
+        return False
+    return True
 
 
 @dataclass
@@ -253,7 +275,7 @@ def produce_submission(settings: Settings, kaggle=None, force_fetch: bool = Fals
 
 def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitResult:
     """Produce (or take) a submission, refuse what should not go up, upload it and wait for the score."""
-    from .errors import KaggleError, Skipped
+    from .errors import KaggleError, Skipped, SubmissionOutcomeUnknown, ToolkitError
 
     if not settings.task.submits:
         from .errors import UsageError
@@ -262,8 +284,12 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
             f"task '{settings.task.name}' has no submissions (its test file is labeled). "
             f"Fix: use 'make evaluate TASK={settings.task.name}' to score the model on it"
         )
-    if options.upload and kaggle is None:
-        kaggle = _kaggle(settings, options.competition)
+    ledger = submission.Ledger()
+    if options.upload:
+        kaggle = kaggle or _kaggle(settings, options.competition)
+        # Before anything else: an earlier upload whose outcome is open is settled from Kaggle's
+        # own list, so the identical-file guard below knows what Kaggle really has.
+        settle_open_rows(ledger, kaggle, settings.task.name)
     if options.file:
         path = Path(options.file)
         expected_ids = None
@@ -277,19 +303,24 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
     if not options.upload:
         return result
     checksum = submission.file_checksum(path)
-    ledger = submission.Ledger()
     earlier = ledger.submitted_checksums(settings.task.name).get(checksum)
     if earlier and not options.force:
+        if not earlier["kaggle_ref"]:
+            raise Skipped(
+                f"{path.name} may already be on Kaggle: its upload of {earlier['time']} is {earlier['status']} in the ledger; "
+                f"not uploaded again. Fix: run 'make status' to settle it, or --force (FORCE=1) to submit it anyway"
+            )
         raise Skipped(
             f"{path.name} is identical to {earlier['file']}, submitted {earlier['time']} (ref {earlier['kaggle_ref']}, "
             f"public score {earlier['public_score'] or 'pending'}); not uploaded. Fix: --force (FORCE=1) to submit it anyway"
         )
     limits = kaggle.limits()
-    if limits["allowed_now"] <= 0:
+    if limits.allowed_now <= 0:
         raise Skipped(
-            f"no submissions left today on '{kaggle.name}' ({limits['today']} of {limits['total']} used); "
+            f"no submissions left today on '{kaggle.name}' ({limits.today} used today); "
             f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}"
         )
+    result.run_id = ledger.new_run_id(path.stem)
     accuracy = result.holdout_accuracy
     message = f"kaggle-digits {result.run_id}: {sidecar.get('model', 'file')}" + (f", holdout {accuracy:.4f}" if accuracy is not None else "")
     if options.message:
@@ -298,8 +329,14 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
                model=sidecar.get("model", ""), holdout_accuracy=accuracy, status="UPLOADING", message=message)
     try:
         ref = kaggle.submit(path, message)
+    except SubmissionOutcomeUnknown:
+        ledger.update(result.run_id, status="UNKNOWN")
+        raise
+    except ToolkitError:
+        ledger.update(result.run_id, status="FAILED")  # refused or never sent: nothing is on Kaggle
+        raise
     except BaseException:
-        ledger.update(result.run_id, status="FAILED")
+        ledger.update(result.run_id, status="UNKNOWN")  # interrupted: maybe mid-create; settled next time
         raise
     ledger.update(result.run_id, kaggle_ref=ref, status="PENDING")
     log.info("submit: uploaded %s as ref %d; waiting for the score", path.name, ref)
@@ -315,6 +352,31 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
             f"Fix: run 'make status' later; the ledger is updated then"
         )
     return result
+
+
+def settle_open_rows(ledger: submission.Ledger, kaggle, task_name: str) -> None:
+    """Settle ledger rows left UPLOADING, UNKNOWN or PENDING (a killed run, a lost answer) from Kaggle's list.
+
+    A row whose ref or run id (it is in every description) is on Kaggle's list was created there:
+    record its ref and status; it is never uploaded again. A row with no ref that Kaggle's full list
+    (all pages) does not have was never created: FAILED, so its file may go up again.
+    """
+    open_rows = [row for row in ledger.rows() if row.get("task", config.DEFAULT_TASK) == task_name
+                 and row["status"] in submission.OPEN_STATUSES]
+    if not open_rows:
+        return
+    remote = kaggle.submissions()
+    for row in open_rows:
+        match = next((item for item in remote if (row["kaggle_ref"] and str(item["ref"]) == row["kaggle_ref"])
+                      or f"kaggle-digits {row['run_id']}:" in item["description"]), None)
+        if match:
+            ledger.update(row["run_id"], kaggle_ref=match["ref"], status=match["status"],
+                          public_score=match["public_score"], private_score=match["private_score"])
+            log.info("submit: ledger row %s settled from Kaggle's list: ref %s, %s", row["run_id"], match["ref"], match["status"])
+        elif not row["kaggle_ref"]:
+            ledger.update(row["run_id"], status="FAILED")
+            log.info("submit: ledger row %s (%s) is not on Kaggle's list: it never reached Kaggle, marked FAILED",
+                     row["run_id"], row["status"])
 
 
 def status(settings: Settings, competition: str | None = None, kaggle=None) -> list[dict[str, str]]:

@@ -67,6 +67,21 @@ def read_submission(path: Path) -> np.ndarray:
 
 
 @pytest.fixture
+def kaggle_env(tmp_path_factory):
+    """The official client pointed at the local server with the demo token, and none of this machine's own
+    credentials in reach: HOME (~/.kaggle/access_token, credentials.json), the config folder and XDG all
+    point into empty folders of the test's own, outside the working folder."""
+    outside = tmp_path_factory.mktemp("kaggle-home")
+    (outside / "home").mkdir()
+    (outside / "kaggle-config").mkdir()
+    from kaggle_digits import local_kaggle
+
+    return {"HOME": str(outside / "home"), "XDG_CONFIG_HOME": str(outside / "xdg"), "KAGGLE_CONFIG_DIR": str(outside / "kaggle-config"),
+            "KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLE_API_TOKEN": local_kaggle.DEMO_TOKEN, "KAGGLE_USERNAME": "", "KAGGLE_KEY": "",
+            "KAGGLE_DIGITS_BACKOFF": "0.05"}
+
+
+@pytest.fixture
 def server():
     """The local Kaggle server on 127.0.0.1:7777 with a small digit-recognizer competition from the sample."""
     from kaggle_digits import local_kaggle
@@ -74,3 +89,5 @@ def server():
     competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
     with local_kaggle.LocalKaggleServer([competition], scoring_delay=0.2) as running:
         yield running
+    # Whatever the test did, no credential ever reached the storage host.
+    assert running.state.storage_auth_seen == [], running.state.storage_auth_seen

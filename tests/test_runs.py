@@ -13,7 +13,7 @@ import pytest
 
 from kaggle_digits import config, local_kaggle, submission
 from kaggle_digits.kaggle_api import Credentials, Kaggle, RetryPolicy
-from kaggle_digits.runs import reconcile
+from kaggle_digits.workflow import settle_open_rows
 
 from conftest import run_cli
 
@@ -22,9 +22,8 @@ RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
 
 
 @pytest.fixture
-def env(tmp_path):
-    return {"KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLE_API_TOKEN": TOKEN, "KAGGLE_CONFIG_DIR": str(tmp_path / "none"),
-            "KAGGLE_DIGITS_BACKOFF": "0.05"}
+def env(kaggle_env):
+    return kaggle_env
 
 
 def summary(result) -> str:
@@ -53,10 +52,14 @@ def test_second_unchanged_run_skips_with_its_own_code(server, env, workdir):
     first_log, second_log = logs(workdir)
     assert "INFO submit: uploaded" in first_log and first_log[:4].isdigit()  # timestamped lines
     assert "keep-alive" in second_log
-    # Changing the model's settings is a change: it trains, predicts, and the new file goes up.
-    third = run_cli(*RUN[:-1], "max_iter=80", cwd=workdir, env=env)
+    # The daily allowance, read as Kaggle means it (numTotal is a lifetime count, not a cap).
+    assert "submissions used today: 1, left now: 4 (in all on this competition: 1)" in second_log
+    # Changing the model's settings is a change: it trains, predicts, and the new file goes up. A
+    # regularisation 10,000 times stronger certainly changes the predictions, on any BLAS.
+    third = run_cli(*RUN, "-p", "C=0.00001", cwd=workdir, env=env)
     assert third.returncode == 0, third.stderr
     assert len(server.state.submissions) == 2
+    assert server.state.submissions[0].content != server.state.submissions[1].content
 
 
 def test_identical_predictions_are_not_uploaded(server, env, workdir):
@@ -66,8 +69,13 @@ def test_identical_predictions_are_not_uploaded(server, env, workdir):
     assert len(server.state.submissions) == 1
 
 
-def test_quota_exhausted_skips_before_training(server, env, workdir):
-    server.state.daily_limit = 0
+def test_quota_exhausted_skips_before_training(server, env, workdir, monkeypatch):
+    server.state.daily_limit = 1
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    website = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    answer = workdir.parent / "answer.csv"
+    answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
+    website.submit(answer, "submitted on the website")  # today's one submission is used
     result = run_cli(*RUN, cwd=workdir, env=env)
     assert result.returncode == 10
     assert "no submissions left today" in summary(result)
@@ -131,13 +139,15 @@ def test_transient_faults_are_survived(server, env, workdir):
     assert "HTTP 500 on DownloadDataFiles; retrying" in text and "HTTP 429 on CreateSubmission; retrying" in text
 
 
-def test_persistent_failure_gives_the_kaggle_code_and_a_consistent_ledger(server, env, workdir):
+def test_failed_create_gives_the_kaggle_code_and_a_consistent_ledger(server, env, workdir):
+    """A 5xx on CreateSubmission may hide a created submission: UNKNOWN, settled from Kaggle's list next time."""
     server.inject(method="CreateSubmission", status=500, count=100)
     failed = run_cli(*RUN, cwd=workdir, env={**env, "KAGGLE_DIGITS_RETRIES": "2"})
     assert failed.returncode == 5
-    assert "kaggle-digits run failed (exit 5" in summary(failed) and "creating the submission" in failed.stderr
+    assert "kaggle-digits run failed (exit 5" in summary(failed) and "CreateSubmission" in failed.stderr
+    assert server.state.requests.count("POST CreateSubmission") == 1, "never resent"
     (row,) = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
-    assert row["status"] == "FAILED" and row["kaggle_ref"] == ""
+    assert row["status"] == "UNKNOWN" and row["kaggle_ref"] == ""
     server.state.faults.clear()
     retried = run_cli(*RUN, cwd=workdir, env=env)
     assert retried.returncode == 0, retried.stderr
@@ -157,11 +167,23 @@ def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir,
     ledger.add(run_id="20260101T000000Z-cnn", file="a.csv", checksum="a", status="UPLOADING", task="digit-recognizer")
     ledger.add(run_id="20260102T000000Z-cnn", file="b.csv", checksum="b", status="UPLOADING", task="digit-recognizer")
     time.sleep(0.3)
-    reconcile(ledger, kaggle, "digit-recognizer")
+    settle_open_rows(ledger, kaggle, "digit-recognizer")
     settled, lost = ledger.rows()
     assert settled["kaggle_ref"] == str(ref) and settled["status"] == "COMPLETE" and settled["public_score"]
     assert lost["status"] == "FAILED"
     assert "a" in ledger.submitted_checksums("digit-recognizer") and "b" not in ledger.submitted_checksums("digit-recognizer")
+
+
+def test_lost_create_in_a_scheduled_run_is_settled_by_the_next_run_not_repeated(server, env, workdir):
+    server.inject(method="CreateSubmission", lost=True)
+    first = run_cli(*RUN, cwd=workdir, env=env)
+    assert first.returncode == 5 and "was lost" in summary(first)
+    for _ in range(2):
+        again = run_cli(*RUN, cwd=workdir, env=env)
+        assert again.returncode == 10, again.stdout + again.stderr
+    assert len(server.state.submissions) == 1
+    (row,) = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
+    assert row["status"] == "COMPLETE" and row["kaggle_ref"] == str(server.state.submissions[0].ref)
 
 
 def test_epochs_chosen_by_validation_do_not_count_as_a_change(workdir):

@@ -24,8 +24,8 @@ def server(sample):
 
 
 @pytest.fixture
-def env(tmp_path):
-    return {"KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLE_API_TOKEN": TOKEN, "KAGGLE_CONFIG_DIR": str(tmp_path / "none")}
+def env(kaggle_env):
+    return kaggle_env
 
 
 def test_tasks_lists_what_each_fetches_and_writes(workdir):

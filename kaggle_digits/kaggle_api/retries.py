@@ -1,0 +1,85 @@
+"""Bounded retries for what is transient, and one rule: a call that is not idempotent is never resent
+once it may have reached Kaggle."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
+
+log = logging.getLogger("kaggle_digits")
+
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass
+class RetryPolicy:
+    """429 (honouring Retry-After up to a cap), 5xx, drops and timeouts, a few times with backoff."""
+
+    retries: int = 5
+    backoff: float = 1.0  # seconds; doubles each retry (urllib3's backoff_factor)
+    retry_after_cap: float = 60.0  # Kaggle's Retry-After is not always right: never wait longer than this
+    timeout: float = 60.0  # per request (connect and each read)
+
+    @classmethod
+    def from_environment(cls) -> "RetryPolicy":
+        """KAGGLE_DIGITS_RETRIES / _BACKOFF / _TIMEOUT tune it (tests make it quick)."""
+        policy = cls()
+        for name, attribute in (("RETRIES", "retries"), ("BACKOFF", "backoff"), ("TIMEOUT", "timeout")):
+            value = os.environ.get(f"KAGGLE_DIGITS_{name}")
+            if value:
+                setattr(policy, attribute, type(getattr(policy, attribute))(value))
+        return policy
+
+    def adapter(self, idempotent: bool = True, label: str | None = None) -> HTTPAdapter:
+        """A transport with retries and a default timeout.
+
+        `idempotent=False` (CreateSubmission): only what certainly did not reach the server is
+        retried: a connection that could not be opened, and a 429 (refused before any work). A read
+        timeout, a reset connection or a 5xx may come after the submission was made, so they are
+        not retried: the caller records the outcome as unknown and settles it from Kaggle's list.
+        """
+        cap = self.retry_after_cap
+
+        class LoggedRetry(Retry):
+            def parse_retry_after(self, value: str) -> float:
+                try:
+                    return min(super().parse_retry_after(value), cap)
+                except InvalidHeader:
+                    return min(self.get_backoff_time() or 1.0, cap)  # a malformed Retry-After: back off instead
+
+            def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+                new = super().increment(method, url, response, error, _pool, _stacktrace)
+                reason = f"HTTP {response.status}" if response is not None and response.status else type(error).__name__
+                attempt = len(new.history)
+                where = label or (url or "").split("?")[0].rsplit("/", 1)[-1]
+                log.warning("Kaggle: %s on %s; retrying (%d of %d)", reason, where, attempt, new.total + attempt)
+                return new
+
+        retry = LoggedRetry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries if idempotent else 0,
+            other=self.retries if idempotent else 0,
+            status=self.retries,
+            backoff_factor=self.backoff,
+            backoff_max=self.retry_after_cap,
+            status_forcelist=TRANSIENT_STATUSES if idempotent else (429,),
+            # Kaggle's API is all POSTs; every call but CreateSubmission is safe to repeat.
+            allowed_methods=None,
+            respect_retry_after_header=True,
+            raise_on_status=False,  # hand back the last answer: the caller turns it into a clear message
+        )
+        timeout = self.timeout
+
+        class TimedAdapter(HTTPAdapter):
+            def send(self, request, **kwargs):
+                if kwargs.get("timeout") is None:
+                    kwargs["timeout"] = timeout
+                return super().send(request, **kwargs)
+
+        return TimedAdapter(max_retries=retry)

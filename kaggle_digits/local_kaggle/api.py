@@ -1,0 +1,221 @@
+"""The API host: the JSON-over-POST protocol of kagglesdk, as kaggle.com answers it.
+
+Where kaggle.com is strict, so is this: files are never served here but by redirect to signed
+storage URLs on another host; GetSubmission answers 404 for a moment after a create;
+CreateSubmission is not idempotent (the same blob token twice makes two submissions);
+GetSubmissionLimits counts `numTotal` over the team's lifetime and is all zeros for a competition
+whose rules were not accepted; ListSubmissions is paged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+from . import storage
+from .competitions import Competition, Submission, score
+from .plumbing import BaseHandler, Fault, Upload
+
+
+class ApiHandler(BaseHandler):
+    def _user(self) -> str | None:
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return self.state.tokens.get(header[7:].strip())
+        if header.startswith("Basic "):
+            try:
+                username, key = base64.b64decode(header[6:]).decode().split(":", 1)
+            except (ValueError, UnicodeDecodeError):
+                return None
+            return username if self.state.users.get(username) == key else None
+        return None
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        path = urlparse(self.path).path
+        body = self.body()
+        if path == "/_local/faults":
+            spec = json.loads(body or b"{}")
+            with self.state.lock:
+                self.state.faults.append(Fault(**spec))
+            self.json(200, {"faults": len(self.state.faults)})
+            return
+        if not path.startswith("/api/v1/"):
+            self.error(404, f"no such endpoint {path}")
+            return
+        service, _, method = path[len("/api/v1/"):].partition("/")
+        self.state.requests.append(f"POST {method}")
+        if self.apply_fault(method):
+            return
+        try:
+            request = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            self.error(400, "request body is not JSON")
+            return
+        if service == "security.OAuthService" and method == "IntrospectToken":
+            username = self.state.tokens.get(request.get("token", ""))
+            self.json(200, {"active": bool(username), "username": username or "", "clientId": "local", "scope": "api"})
+            return
+        user = self._user()
+        self.state.api_auth.append(f"{self.headers.get('Authorization', 'none').split(' ')[0]} {user}")
+        if user is None:
+            self.error(401, "Unauthenticated: the access token or API key was not accepted")
+            return
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            self.error(404, f"{service}/{method} is not implemented by the local Kaggle server")
+            return
+        handler(request, user)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.error(404, "files are served by the storage host, through the URLs the API redirects to")
+
+    do_PUT = do_GET
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _competition(self, request: dict[str, Any], joined: bool = True) -> Competition | None:
+        name = request.get("competitionName", "")
+        competition = self.state.competitions.get(name)
+        if competition is None or competition.is_dataset:
+            self.error(404, f"Competition '{name}' not found")
+            return None
+        if joined and not competition.rules_accepted:
+            self.error(403, "Permission 'competitions.participate' was denied")
+            return None
+        return competition
+
+    def _redirect(self, location: str) -> None:
+        self.send_body(302, b"", "text/plain", {"Location": location})
+
+    def _mine(self, name: str) -> list[Submission]:
+        return [submission for submission in self.state.submissions if submission.competition == name]
+
+    # --- data -----------------------------------------------------------------------------------
+    def _api_DownloadDataFiles(self, request, user) -> None:  # noqa: N802 - Kaggle's method names
+        competition = self._competition(request)
+        if competition:
+            self._redirect(storage.signed_download_url(self.state, competition.name, f"{competition.name}.zip"))
+
+    def _api_DownloadDataFile(self, request, user) -> None:  # noqa: N802
+        competition = self._competition(request)
+        if competition:
+            name = request.get("fileName", "")
+            if name not in competition.files:
+                self.error(404, f"File '{name}' not found in {competition.name}")
+                return
+            self._redirect(storage.signed_download_url(self.state, competition.name, name))
+
+    def _api_DownloadDataset(self, request, user) -> None:  # noqa: N802 - datasets.DatasetApiService
+        slug = request.get("datasetSlug", "")
+        dataset = self.state.competitions.get(slug)
+        if dataset is None or not dataset.is_dataset or dataset.task.ref != f"{request.get('ownerSlug')}/{slug}":
+            self.error(404, f"Dataset '{request.get('ownerSlug')}/{slug}' not found")
+            return
+        self._redirect(storage.signed_download_url(self.state, slug, f"{slug}.zip"))
+
+    def _api_ListDataFiles(self, request, user) -> None:  # noqa: N802
+        competition = self._competition(request)
+        if competition:
+            files = [{"ref": name, "name": name, "totalBytes": len(content), "creationDate": "2024-01-01T00:00:00.000Z"}
+                     for name, content in competition.files.items()]
+            self.json(200, {"files": files})
+
+    # --- submissions ----------------------------------------------------------------------------
+    def _api_GetSubmissionLimits(self, request, user) -> None:  # noqa: N802
+        competition = self._competition(request, joined=False)
+        if not competition:
+            return
+        if not competition.rules_accepted:  # kaggle.com: all zeros for a competition the user has not joined
+            self.json(200, {"numToday": 0, "numTotal": 0, "numAllowedNow": 0})
+            return
+        today = self._today_count(competition.name)
+        self.json(200, {"numToday": today, "numTotal": len(self._mine(competition.name)),
+                        "numAllowedNow": max(0, self.state.daily_limit - today)})
+
+    def _api_StartSubmissionUpload(self, request, user) -> None:  # noqa: N802
+        competition = self._competition(request)
+        if competition:
+            upload = Upload(token=secrets.token_hex(12), upload_id=secrets.token_urlsafe(24),
+                            size=int(request.get("contentLength") or 0), file_name=request.get("fileName") or "submission.csv")
+            with self.state.lock:
+                self.state.uploads[upload.token] = upload
+            self.json(200, {"token": upload.token, "createUrl": storage.resumable_upload_url(self.state, upload)})
+
+    def _api_CreateSubmission(self, request, user) -> None:  # noqa: N802
+        competition = self._competition(request)
+        if not competition:
+            return
+        upload = self.state.uploads.get(request.get("blobFileTokens", ""))
+        if upload is None or upload.content is None:
+            self.error(400, "The submission file was not uploaded (unknown or incomplete blob token)")
+            return
+        if self._today_count(competition.name) >= self.state.daily_limit:
+            self.error(400, f"Submission not allowed: your team has used its {self.state.daily_limit} submissions for today")
+            return
+        # Not idempotent, like kaggle.com: the same blob token again is one more submission.
+        with self.state.lock:
+            number = len(self.state.submissions) + 1
+            now = time.monotonic()
+            submission = Submission(
+                ref=100000 + number, competition=competition.name, file_name=upload.file_name,
+                description=request.get("submissionDescription", ""), content=upload.content,
+                date=datetime.now(timezone.utc).replace(tzinfo=None),
+                visible_at=now + self.state.visibility_delay, ready_at=now + self.state.scoring_delay,
+            )
+            self.state.submissions.append(submission)
+        answer: dict[str, Any] = {"message": f"Successfully submitted to {competition.name}"}
+        if not self.state.ref_less_create:
+            answer["ref"] = submission.ref
+        self.json(200, answer)
+
+    def _api_GetSubmission(self, request, user) -> None:  # noqa: N802
+        ref = int(request.get("ref") or 0)
+        found = [s for s in self.state.submissions if s.ref == ref and time.monotonic() >= s.visible_at]
+        if not found:
+            self.error(404, f"Submission {ref} not found")
+            return
+        self.json(200, self._describe(found[0], user))
+
+    def _api_ListSubmissions(self, request, user) -> None:  # noqa: N802
+        competition = self._competition(request)
+        if not competition:
+            return
+        mine = list(reversed(self._mine(competition.name)))  # newest first, as kaggle.com lists them
+        size = min(int(request.get("pageSize") or self.state.page_size), self.state.page_size)
+        try:
+            start = int(base64.urlsafe_b64decode(request.get("pageToken") or "MA==").decode())  # "0"
+        except (ValueError, binascii.Error):
+            self.error(400, "Invalid page token")
+            return
+        page = mine[start:start + size]
+        following = start + size
+        token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(mine) else ""
+        self.json(200, {"submissions": [self._describe(s, user) for s in page], "nextPageToken": token})
+
+    # --- scoring --------------------------------------------------------------------------------
+    def _today_count(self, name: str) -> int:
+        today = datetime.now(timezone.utc).date()
+        return sum(1 for s in self._mine(name) if s.date.date() == today)
+
+    def _describe(self, submission: Submission, user: str) -> dict[str, Any]:
+        if submission.status == "PENDING" and time.monotonic() >= submission.ready_at:
+            score(submission, self.state.competitions[submission.competition])
+        return {
+            "ref": submission.ref,
+            "totalBytes": len(submission.content),
+            "date": submission.date.isoformat(timespec="milliseconds") + "Z",
+            "description": submission.description,
+            "errorDescription": submission.error_description,
+            "fileName": submission.file_name,
+            "publicScore": submission.public_score,
+            "privateScore": submission.private_score,
+            "status": submission.status,
+            "submittedBy": user,
+            "teamName": user,
+            "url": f"/submissions/{submission.ref}",
+        }
