@@ -146,9 +146,9 @@ def test_resume_after_the_signed_url_expired_asks_for_a_fresh_one(sample, tmp_pa
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
     task = config.BUILTIN_TASKS[task_name]
     competition = local_kaggle.competition_from_arrays(task, sample.train_images[:600], sample.train_labels[:600])
-    with local_kaggle.LocalKaggleServer([competition], url_ttl=2) as server:
-        # A pause past the URL's lifetime (1 to 2 s: signed to the second), half the body, then the connection drops.
-        server.inject(method="download", cut=True, delay=3.2)
+    with local_kaggle.LocalKaggleServer([competition], url_ttl=3) as server:
+        # A pause past the URL's lifetime (2 to 3 s: signed to the second), half the body, then the connection drops.
+        server.inject(method="download", cut=True, delay=4.5)
         client = Kaggle(task, Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
         target = tmp_path / task.archive_name
         path, changed = client.download(target, quiet=True)
