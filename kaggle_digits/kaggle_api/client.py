@@ -212,24 +212,24 @@ class Kaggle:
     def _resume(self, url: str, written: int, etag: str | None) -> tuple[requests.Response, str]:
         """A Range request to storage, with no credentials; a fresh signed URL from the API when it expired."""
         headers = {"Range": f"bytes={written}-", **({"If-Range": etag} if etag else {})}
-        for fresh in (False, True):
-            if fresh:
-                log.warning("Kaggle: the signed download URL expired; asking Kaggle for a fresh one")
-                answer = self.open_download()
-                url = answer.url
-                answer.close()  # only its URL is wanted: the ranged request below takes the rest
-            try:
-                response = self.storage.get(url, headers)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                raise self._unreachable(error, "resuming the download") from None
-            if response.status_code in (401, 403) and not fresh:
-                response.close()
-                continue
-            if response.status_code not in (200, 206):
-                response.close()
-                raise _storage_failure(response.status_code, "resuming the download")
-            return response, url
-        raise AssertionError("unreachable")
+        response = self._storage_get(url, headers)
+        if response.status_code in (401, 403):  # Cloud Storage's answer to an expired signed URL
+            response.close()
+            log.warning("Kaggle: the signed download URL expired; asking Kaggle for a fresh one")
+            answer = self.open_download()
+            url = answer.url
+            answer.close()  # only its URL is wanted: the ranged request takes the rest
+            response = self._storage_get(url, headers)
+        if response.status_code not in (200, 206):
+            response.close()
+            raise _storage_failure(response.status_code, "resuming the download")
+        return response, url
+
+    def _storage_get(self, url: str, headers: dict[str, str]) -> requests.Response:
+        try:
+            return self.storage.get(url, headers)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+            raise self._unreachable(error, "resuming the download") from None
 
     def download(self, target: Path, force: bool = False, quiet: bool = False) -> tuple[Path, bool]:
         """Download the zip to `target` atomically (via a .part file, resuming cut transfers).
