@@ -19,6 +19,28 @@ UPLOAD ?= 1
 FORCE ?= 0
 ARGS ?=
 
+# Which of these options each target takes; one given on the command line to a target that does not
+# take it is refused, in one line, before anything runs (the check is at the end of this file).
+OPTIONS := MODEL TASK SEED DATA_DIR DATA COMPETITION MESSAGE UPLOAD FORCE ARGS
+takes_data := TASK COMPETITION FORCE ARGS
+takes_validate := MODEL TASK SEED DATA_DIR ARGS
+takes_train := MODEL TASK SEED DATA_DIR ARGS
+takes_predict := MODEL TASK SEED DATA_DIR ARGS
+takes_evaluate := MODEL TASK SEED DATA_DIR ARGS
+takes_submit := MODEL TASK SEED DATA_DIR COMPETITION MESSAGE UPLOAD FORCE ARGS
+takes_status := TASK COMPETITION ARGS
+takes_resubmit := MODEL TASK SEED COMPETITION MESSAGE ARGS
+takes_serve-local := ARGS
+takes_tasks :=
+takes_bench := TASK DATA ARGS
+takes_sample := DATA
+takes_demo := ARGS
+takes_test := ARGS
+takes_check := ARGS
+takes_install :=
+takes_clean :=
+takes_help :=
+
 data_opt = $(if $(DATA_DIR),--data-dir "$(DATA_DIR)")
 model_opts = --task $(TASK) --model $(MODEL) --seed $(SEED) $(data_opt)
 force_opt = $(if $(filter 1 yes true,$(FORCE)),--force)
@@ -78,7 +100,7 @@ status: $(VENV)/.installed ## the ledger next to Kaggle's submission list
 
 .PHONY: resubmit
 resubmit: $(VENV)/.installed ## the scheduled run for cron: lock, fetch if changed, train, submit unless nothing to do
-	$(CLI) run $(model_opts) $(if $(MESSAGE),--message "$(MESSAGE)") $(ARGS)
+	$(CLI) run --task $(TASK) --model $(MODEL) --seed $(SEED) $(if $(COMPETITION),--competition $(COMPETITION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(ARGS)
 
 .PHONY: serve-local
 serve-local: $(VENV)/.installed ## run the Kaggle-compatible server on 127.0.0.1:7777 (embedded sample)
@@ -97,6 +119,10 @@ sample: $(VENV)/.installed ## redraw data/sample/ from a full download (DATA=../
 	$(BIN)/python -m kaggle_digits.make_sample $(or $(DATA),../shared/data/digit-recognizer.zip)
 
 .PHONY: clean
-clean: ## remove generated data, models, reports and submissions (keeps .venv, data/raw and the ledger)
+clean: ## remove the cache, models and reports (keeps .venv, data/raw and submissions/: the guards read them)
 	rm -rf data/cache data/models data/reports
-	find submissions -name '*.csv' ! -name ledger.csv -delete; find submissions -name '*.json' -delete
+
+# The option check (see OPTIONS above): `make resubmit DATA_DIR=x` stops here with one line, exit 2.
+$(foreach goal,$(MAKECMDGOALS),$(if $(filter-out undefined,$(origin takes_$(goal))),$(foreach option,$(OPTIONS),\
+  $(if $(and $(filter command line,$(origin $(option))),$(if $(filter $(option),$(takes_$(goal))),,refused)),\
+    $(error make $(goal) does not take $(option)=; it takes: $(or $(takes_$(goal)),no options). See "Make variables" in README.md)))))

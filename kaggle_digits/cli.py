@@ -254,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run, data=False)
     run.add_argument("--competition", help="Kaggle competition name; default: the task's")
     run.add_argument("--message", help="text added to the submission message")
-    run.add_argument("--keep-alive-days", type=float, default=7.0,
-                     help="resubmit unchanged work once the last scored submission is this many days old; default %(default)s")
+    run.add_argument("--keep-alive-days", type=float, default=config.KEEP_ALIVE_DAYS,
+                     help="re-upload the last scored file (no training) once it is this many days old and nothing changed, "
+                          "to stay on the rolling leaderboard (submissions drop off after two months); default %(default)g")
     run.add_argument("--dry-run", action="store_true", help="say what the run would do; download, train and upload nothing")
     run.add_argument("--wait-timeout", type=float, default=900, help="seconds to wait for the score; default %(default)s")
     serve = add("serve-local", cmd_serve_local)

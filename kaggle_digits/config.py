@@ -27,6 +27,9 @@ DEFAULT_TASK = "digit-recognizer"
 DEFAULT_MODEL = "cnn"
 DEFAULT_SEED = 42
 DEFAULT_HOLDOUT = 0.1
+# Getting Started leaderboards (Digit Recognizer's) drop submissions older than two months, and a team
+# with none newer; re-uploading the last scored file after 30 days keeps the place with a month to spare.
+KEEP_ALIVE_DAYS = 30.0
 
 NUM_PIXELS = 784
 IMAGE_SIDE = 28

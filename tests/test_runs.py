@@ -62,11 +62,38 @@ def test_second_unchanged_run_skips_with_its_own_code(server, env, workdir):
     assert server.state.submissions[0].content != server.state.submissions[1].content
 
 
+def test_keep_alive_uploads_the_last_file_again_without_training(server, env, workdir):
+    assert run_cli(*RUN, cwd=workdir, env=env).returncode == 0
+    models = workdir / "data" / "models"
+    stamps = {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()}
+    again = run_cli(*RUN, "--keep-alive-days", "0", cwd=workdir, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    line = summary(again)
+    assert "keep-alive: uploaded" in line and "again after 0 d" in line
+    first, second = server.state.submissions
+    assert second.content == first.content, "the same file, byte for byte"
+    assert f"keep-alive of ref {first.ref}" in second.description
+    assert {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()} == stamps, "no model was fitted"
+    text = logs(workdir)[-1]
+    assert "keep-alive" in text and "train: model" not in text and "validate: model" not in text
+    # Now the newest scored submission is the keep-alive's: the next run has nothing to do.
+    assert run_cli(*RUN, cwd=workdir, env=env).returncode == 10
+
+
 def test_identical_predictions_are_not_uploaded(server, env, workdir):
     assert run_cli(*RUN, cwd=workdir, env=env).returncode == 0
-    again = run_cli(*RUN, "--keep-alive-days", "0", cwd=workdir, env=env)
+    # Another seed is a change, so the run trains; logistic regression (lbfgs) has no randomness in its
+    # fit on all rows, so the predictions are the same bytes and are not uploaded again.
+    again = run_cli(*RUN, "--seed", "7", cwd=workdir, env=env)
     assert again.returncode == 10 and "predictions identical to" in again.stdout
     assert len(server.state.submissions) == 1
+
+
+def test_a_task_without_submissions_is_refused_before_kaggle(server, env, workdir):
+    result = run_cli("run", "-q", "--task", "fashion-mnist", cwd=workdir, env=env)
+    assert result.returncode == 2
+    assert "task 'fashion-mnist' has no submissions" in summary(result) and "make evaluate TASK=fashion-mnist" in result.stderr
+    assert server.state.requests == []
 
 
 def test_quota_exhausted_skips_before_training(server, env, workdir, monkeypatch):
