@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.param:
         model_name, _, assignment = item.partition(":")
         key, _, value = assignment.partition("=")
+        if model_name not in names or not key or "=" not in assignment:
+            print(f"error: -p {item}: bench takes MODEL:KEY=VALUE for one of the models benchmarked ({', '.join(names)}), "
+                  f"e.g. -p cnn:epochs=20", file=sys.stderr)
+            return 2
         overrides.setdefault(model_name, {})[key] = value
 
     try:

@@ -102,3 +102,12 @@ def test_bench_refuses_an_unknown_model_before_running(workdir):
     assert result.returncode == 2
     assert result.stderr.strip() == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, ensemble"
     assert not (workdir / "data" / "bench").exists()
+
+
+@pytest.mark.parametrize("param", ["epochs=20", "resnet:epochs=20", "cnn:epochs"])
+def test_bench_refuses_a_param_it_would_ignore(workdir, param):
+    """`make bench ARGS="-p epochs=20"` used to run with the default epochs, silently."""
+    result = run_cli("bench", "--quick", "-p", param, cwd=workdir)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"error: -p {param}: bench takes MODEL:KEY=VALUE") and "-p cnn:epochs=20" in result.stderr
+    assert not (workdir / "data" / "bench").exists()

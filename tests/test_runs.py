@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from kaggle_digits import config, local_kaggle, submission
 from kaggle_digits.kaggle_api import Credentials, Kaggle, RetryPolicy
 from kaggle_digits.workflow import settle_open_rows
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 TOKEN = local_kaggle.DEMO_TOKEN
 RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
@@ -227,3 +228,30 @@ def test_epochs_chosen_by_validation_do_not_count_as_a_change(workdir):
     assert _unchanged_since({"file": "a.csv"}, settings, "abc")
     assert not _unchanged_since({"file": "a.csv"}, settings, "other data")
     assert not _unchanged_since({"file": "a.csv"}, workflow.Settings(model="cnn", overrides={"epochs": "20"}), "abc")
+
+
+@pytest.mark.skipif(not (REPO / ".venv" / "bin" / "kaggle-digits").exists(), reason="needs the repository's .venv (make install)")
+def test_the_readme_cron_line_starts_and_logs_on_a_fresh_copy(server, env, tmp_path, monkeypatch):
+    """The README's crontab line, word for word, run the way cron runs it: /bin/sh, a bare PATH, a fresh folder."""
+    block = (REPO / "README.md").read_text().split("```cron\n", 1)[1].split("```", 1)[0]
+    job = next(line for line in block.splitlines() if line[:1].isdigit())
+    command = job.split(None, 5)[5]
+    fresh = tmp_path / "kaggle-digits"
+    shutil.copytree(REPO, fresh, ignore=shutil.ignore_patterns(".venv", ".git", "data", "submissions", "__pycache__", "*.egg-info"))
+    (fresh / ".venv").symlink_to(REPO / ".venv")  # what `make install` leaves there
+    assert not (fresh / "data").exists()
+    # Today's one submission is used (from the website), so the run skips before training: fast, and a real run.
+    server.state.daily_limit = 1
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    answer = tmp_path / "answer.csv"
+    answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
+    Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05)).submit(answer, "web")
+    cron_env = {"HOME": env["HOME"], "LOGNAME": "kaggle", "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin",
+                **{key: value for key, value in env.items() if key.startswith("KAGGLE")}}
+    result = subprocess.run(["/bin/sh", "-c", command.replace("/path/to/kaggle-digits", str(fresh))], env=cron_env,
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 10, result.stdout + result.stderr
+    assert result.stdout + result.stderr == "", "everything goes to the log: cron mails nothing"
+    text = (fresh / "data" / "logs" / "cron.log").read_text()
+    assert text.startswith("kaggle-digits run skipped (exit 10") and "no submissions left today" in text
+    assert TOKEN not in text
