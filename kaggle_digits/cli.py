@@ -170,6 +170,20 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_ledger(args) -> int:
+    """The ledger (submissions/ledger.csv): --rebuild restores it from Kaggle's own list of submissions."""
+    from . import workflow
+
+    if not args.rebuild:
+        raise UsageError("ledger: say what to do. Fix: 'kaggle-digits ledger --rebuild' (or see 'kaggle-digits status')")
+    settings = _settings(args)
+    added, kept = workflow.rebuild_ledger(settings, competition=args.competition)
+    if kept:
+        print(f"ledger: the damaged ledger is kept as {kept}")
+    print(f"ledger: restored {added} submission{'' if added == 1 else 's'} from Kaggle's list into {config.LEDGER_PATH}")
+    return 0
+
+
 def cmd_serve_local(args) -> int:
     """Run the Kaggle-compatible server on 127.0.0.1 (for offline runs of fetch/submit/status)."""
     import time
@@ -249,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
     status.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    ledger = add("ledger", cmd_ledger)
+    _common(ledger, model=False, data=False)
+    ledger.add_argument("--rebuild", action="store_true",
+                        help="add the toolkit's submissions on Kaggle's list that the ledger lacks; a damaged ledger is kept aside first")
+    ledger.add_argument("--competition", help="Kaggle competition name; default: the task's")
     commands.add_parser("bench", help="the benchmark table: every preset beside the softmax baseline (bench --help)", add_help=False)
     run = add("run", cmd_run)
     _common(run, data=False)

@@ -93,12 +93,19 @@ def _last_scored(ledger: submission.Ledger, task_name: str) -> dict | None:
 
 
 def _unchanged_since(last: dict, settings: workflow.Settings, data_checksum: str) -> bool:
-    """Same data, model, hyperparameters and seed as the last scored submission."""
+    """Same data, model, hyperparameters and seed as the last scored submission.
+
+    From the row's config hash (it is also in the description on Kaggle, so a ledger rebuilt from
+    Kaggle's list has it); rows written before there was one are compared through their sidecar.
+    """
+    from . import models
+
+    if last.get("config"):
+        return last["config"] == submission.config_hash(settings.task.name, settings.model, models.params_dict(settings.params()),
+                                                        settings.seed, data_checksum)
     sidecar = submission.read_sidecar(config.SUBMISSIONS_DIR / last["file"])
     if not sidecar:
         return False
-    from . import models
-
     return (sidecar.get("data_checksum") == data_checksum and sidecar.get("model") == settings.model
             and sidecar.get("seed") == settings.seed
             and sidecar.get("requested_params", sidecar.get("params")) == models.params_dict(settings.params()))
@@ -122,18 +129,19 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
     ledger = submission.Ledger()
     user = kaggle.check_credentials()
     log.info("run: %s '%s' at %s%s, model %s", settings.task.source, kaggle.name, kaggle.endpoint, f" as {user}" if user else "", settings.model)
-    workflow.settle_open_rows(ledger, kaggle, settings.task.name)
+    workflow.settle_open_rows(ledger, kaggle, settings.task.name)  # restores a lost ledger from Kaggle's list too
     limits = kaggle.limits()
     log.info("run: submissions used today: %d, left now: %d (in all on this competition: %d)", limits.today, limits.allowed_now, limits.total)
     if limits.allowed_now <= 0:
         raise Skipped(f"no submissions left today on '{kaggle.name}' ({limits.today} used today); nothing trained")
     if options.dry_run:
         return _dry_run(settings, options, kaggle, ledger)
-    folder, changed = workflow.fetch(settings, kaggle=kaggle)
+    folder, _ = workflow.fetch(settings, kaggle=kaggle)
     settings.data_dir = folder
     dataset = workflow.load_data(settings)
     last = _last_scored(ledger, settings.task.name)
-    if last and not changed and _unchanged_since(last, settings, dataset.checksum):
+    keep_alive_due = False
+    if last and _unchanged_since(last, settings, dataset.checksum):
         age = _age(last["time"])
         if age < timedelta(days=options.keep_alive_days):
             raise Skipped(
@@ -143,14 +151,16 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
         kept_alive = _keep_alive(settings, options, kaggle, last, age, dataset)
         if kept_alive:
             return kept_alive
+        keep_alive_due = True  # the file is gone (a new machine): the new one goes up even if identical
     result, _ = workflow.validate(settings, dataset)
     log.info("run: %s accuracy %.4f", result.scheme, result.accuracy)
     workflow.train(settings, dataset)
     path = workflow.predict(settings, dataset)
-    earlier = ledger.submitted_checksums(settings.task.name).get(submission.file_checksum(path))
-    if earlier:
+    earlier = ledger.find_submitted(settings.task.name, submission.file_checksum(path))
+    if earlier and not keep_alive_due:
         raise Skipped(f"predictions identical to {earlier['file']} (ref {earlier['kaggle_ref']}, public {earlier['public_score'] or 'pending'}); not uploaded")
-    options_submit = workflow.SubmitOptions(file=path, message=options.message, wait_timeout=options.wait_timeout, competition=options.competition)
+    options_submit = workflow.SubmitOptions(file=path, message=options.message, wait_timeout=options.wait_timeout,
+                                            competition=options.competition, force=keep_alive_due)
     outcome = workflow.submit(settings, options_submit, kaggle=kaggle)
     return (f"submitted {outcome.file.name} (ref {outcome.ref}): public score {outcome.public_score}, "
             f"holdout {outcome.holdout_accuracy:.4f}" if outcome.holdout_accuracy is not None else f"submitted {outcome.file.name}")
@@ -182,7 +192,10 @@ def _dry_run(settings, options, kaggle, ledger) -> str:
     etag = response.headers.get("ETag")
     response.close()  # the headers say whether the data changed; the body is not downloaded
     marker = config.RAW_DIR / (settings.task.archive_name + ".json")
-    recorded = json.loads(marker.read_text()).get("etag") if marker.exists() else None
+    try:
+        recorded = json.loads(marker.read_text()).get("etag")
+    except (OSError, ValueError, AttributeError):  # missing or damaged: the next fetch downloads and rewrites it
+        recorded = None
     fetch = "would download the data (changed on Kaggle)" if etag != recorded else "data unchanged: would not download"
     last = _last_scored(ledger, settings.task.name)
     last_text = f"last scored submission {last['file']} ({_age(last['time']).days} d old)" if last else "no scored submission yet"

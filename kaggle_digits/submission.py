@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,37 @@ OPEN_STATUSES = ("UPLOADING", "UNKNOWN", "PENDING")
 
 LEDGER_COLUMNS = [
     "run_id", "time", "task", "file", "checksum", "model", "holdout_accuracy",
-    "kaggle_ref", "status", "public_score", "private_score", "message",
+    "kaggle_ref", "status", "public_score", "private_score", "message", "config",
 ]
+REQUIRED_COLUMNS = LEDGER_COLUMNS[:-1]  # a ledger written before the config column is still read
+STATUSES = {"UPLOADING", "UNKNOWN", "PENDING", "COMPLETE", "ERROR", "FAILED"}
+SHORT_CHECKSUM = 16  # hex digits of the file's SHA-256 carried in the description on Kaggle
+
+# "kaggle-digits <run id>: <model>, holdout 0.9875 [file <sha256 prefix> config <hash>] - <message>"
+_DESCRIPTION = re.compile(
+    r"^kaggle-digits (?P<run_id>\S+): (?P<model>[^,\[]+?)(?:, holdout (?P<holdout>[0-9.]+))?"
+    r"(?: \[file (?P<file>[0-9a-f]+)(?: config (?P<config>[0-9a-f]+))?\])?(?: - (?P<message>.*))?$", re.S)
+
+
+def config_hash(task: str, model: str, requested_params: dict[str, Any], seed: int, data_checksum: str) -> str:
+    """What "nothing changed" compares: task, model, the hyperparameters asked for, seed and training data."""
+    text = json.dumps({"task": task, "model": model, "params": requested_params, "seed": seed, "data": data_checksum},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def description(run_id: str, model: str, accuracy: float | None, checksum: str, config: str, message: str) -> str:
+    """The submission's description on Kaggle: the run id and what the guards need, so a lost ledger can
+    be rebuilt from Kaggle's own list."""
+    text = f"kaggle-digits {run_id}: {model}" + (f", holdout {accuracy:.4f}" if accuracy is not None else "")
+    text += f" [file {checksum[:SHORT_CHECKSUM]}" + (f" config {config}]" if config else "]")
+    return text + (f" - {message}" if message else "")
+
+
+def parse_description(text: str) -> dict[str, str] | None:
+    match = _DESCRIPTION.match(text or "")
+    return {key: value or "" for key, value in match.groupdict().items()} if match else None
+
 
 
 def submission_path(model_name: str, task: Task, folder: Path | None = None) -> Path:
@@ -95,13 +125,20 @@ def file_checksum(path: Path) -> str:
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
+    """The submission's .json sidecar; {} when there is none (a file made elsewhere)."""
     sidecar = Path(path).with_suffix(".json")
-    if sidecar.exists():
-        try:
-            return json.loads(sidecar.read_text())
-        except json.JSONDecodeError:
-            return {}
-    return {}
+    if not sidecar.exists():
+        return {}
+    try:
+        content = json.loads(sidecar.read_text())
+        if not isinstance(content, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise DataError(
+            f"{sidecar} is damaged ({type(error).__name__}). Fix: delete it (the submission then counts as made "
+            f"elsewhere: a scheduled run trains anew) or predict again with 'make predict'"
+        ) from None
+    return content
 
 
 class Ledger:
@@ -111,10 +148,57 @@ class Ledger:
         self.path = Path(path or config.LEDGER_PATH)
 
     def rows(self) -> list[dict[str, str]]:
+        """Every row; [] when there is no ledger. A damaged one is an error, never read as empty."""
         if not self.path.exists():
             return []
-        with open(self.path, newline="") as handle:
-            return list(csv.DictReader(handle))
+        try:
+            text = self.path.read_bytes().decode("utf-8")
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            if not reader.fieldnames or not set(REQUIRED_COLUMNS) <= set(reader.fieldnames):
+                raise self.damaged("its first line is not the ledger's header")
+            rows = []
+            for row in reader:
+                if None in row or None in row.values() or row["status"] not in STATUSES:
+                    raise self.damaged(f"line {reader.line_num} is not a ledger row")
+                row.setdefault("config", "")
+                rows.append(row)
+        except UnicodeDecodeError:
+            raise self.damaged("not UTF-8 text") from None
+        except csv.Error as error:
+            raise self.damaged(str(error)) from None
+        return rows
+
+    def damaged(self, reason: str) -> DataError:
+        return DataError(
+            f"{self.path} is damaged ({reason}); nothing was read from it or written to it. Fix: look at it, then run "
+            f"'kaggle-digits ledger --rebuild' to restore it from Kaggle's list (the damaged file is kept beside it)"
+        )
+
+    def set_aside(self) -> Path:
+        """Move a damaged ledger out of the way, keeping it for the user: ledger.csv.damaged-<UTC time>."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        kept = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        self.path.rename(kept)
+        return kept
+
+    def restore(self, remote: list[dict[str, Any]], task: str) -> int:
+        """Add a row for each of the toolkit's submissions on Kaggle's list that the ledger lacks (by ref)."""
+        rows = self.rows()
+        known = {row["kaggle_ref"] for row in rows if row["kaggle_ref"]}
+        added = []
+        for item in sorted(remote, key=lambda item: (item["date"], item["ref"])):  # oldest first, as written
+            parsed = parse_description(item["description"])
+            if parsed is None or str(item["ref"]) in known:
+                continue
+            added.append({
+                "run_id": parsed["run_id"], "time": item["date"], "task": task, "file": item["file_name"],
+                "checksum": parsed["file"], "model": parsed["model"], "holdout_accuracy": parsed["holdout"],
+                "kaggle_ref": str(item["ref"]), "status": item["status"], "public_score": item["public_score"],
+                "private_score": item["private_score"], "message": item["description"], "config": parsed["config"],
+            })
+        if added:
+            self._write(rows + added)
+        return len(added)
 
     def _write(self, rows: list[dict[str, str]]) -> None:
         buffer = io.StringIO()
@@ -149,14 +233,15 @@ class Ledger:
                 row.update({key: "" if value is None else str(value) for key, value in fields.items()})
         self._write(rows)
 
-    def submitted_checksums(self, task: str) -> dict[str, dict[str, str]]:
-        """Checksums of files that are (or may be) on Kaggle for this task: accepted, or not settled yet.
+    def find_submitted(self, task: str, checksum: str) -> dict[str, str] | None:
+        """The newest row of a file that is (or may be) on Kaggle for this task with these bytes.
 
-        Refused (ERROR) and never-created (FAILED) files are not in it: they may go up again.
+        Refused (ERROR) and never-created (FAILED) files do not count: they may go up again. A row rebuilt
+        from Kaggle's list knows only the checksum's first digits: a prefix match counts.
         """
-        return {
-            row["checksum"]: row
-            for row in self.rows()
-            if row.get("task", config.DEFAULT_TASK) == task
-            and ((row["kaggle_ref"] and row["status"] != "ERROR") or row["status"] in OPEN_STATUSES)
-        }
+        found = None
+        for row in self.rows():
+            if (row.get("task", config.DEFAULT_TASK) == task and row["checksum"] and checksum.startswith(row["checksum"])
+                    and ((row["kaggle_ref"] and row["status"] != "ERROR") or row["status"] in OPEN_STATUSES)):
+                found = row
+        return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +14,7 @@ import numpy as np
 
 from . import config, models
 from .data import Dataset, write_folder_atomically
-from .errors import UsageError
+from .errors import DataError, ToolkitError, UsageError
 
 
 @dataclass
@@ -156,9 +156,14 @@ def read_metrics(folder: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
+        metrics = json.loads(path.read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
+        model = folder.name.removesuffix("-evaluate")
+        raise DataError(f"{path} is damaged ({type(error).__name__}). Fix: run 'make validate MODEL={model}' again "
+                        f"(or delete it: train then uses the default epochs)") from None
+    return metrics
 
 
 def final_epochs(params: Any, metrics: dict[str, Any] | None, dataset: Dataset) -> tuple[Any, str]:
@@ -169,8 +174,6 @@ def final_epochs(params: Any, metrics: dict[str, Any] | None, dataset: Dataset) 
     current = {key: value for key, value in models.params_dict(params).items() if key != "epochs"}
     if metrics.get("data_checksum") != dataset.checksum or comparable != current:
         return params, "default epochs (the last validation used other data or settings)"
-    from dataclasses import replace
-
     # Early stopping can only shorten: with the same schedule the best epoch is the one to reproduce.
     epochs = int(metrics["best_epoch"])
     if epochs >= params.epochs:
@@ -203,12 +206,19 @@ def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
             f"{folder}: no trained model there. Fix: run 'make train MODEL={folder.name}' "
             f"(or 'kaggle-digits train --model {folder.name}') first"
         )
-    meta = json.loads(config_path.read_text())
-    params = models.parse_overrides(models.model_class(meta["model"]).Params, {}, meta["model"])
-    from dataclasses import replace
-
-    params = replace(params, **{key: (tuple(v) if isinstance(getattr(params, key), tuple) else v) for key, v in meta["params"].items()})
-    return models.model_class(meta["model"]).load(folder, params, meta["seed"]), meta
+    fix = f"Fix: retrain it with 'make train MODEL={folder.name}' (its folder {folder} is replaced)"
+    try:
+        meta = json.loads(config_path.read_text())
+        model_class = models.model_class(meta["model"])
+        params = models.parse_overrides(model_class.Params, {}, meta["model"])
+        params = replace(params, **{key: (tuple(v) if isinstance(getattr(params, key), tuple) else v) for key, v in meta["params"].items()})
+        seed = int(meta["seed"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, ToolkitError) as error:
+        raise DataError(f"{config_path} is damaged ({type(error).__name__}). {fix}") from None
+    try:
+        return model_class.load(folder, params, seed), meta
+    except Exception as error:  # whatever the library raises for a cut or garbled file, the file is unusable
+        raise DataError(f"the saved model in {folder} is damaged or unreadable ({type(error).__name__}). {fix}") from None
 
 
 def utc_now() -> str:

@@ -162,6 +162,9 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         "validation_scheme": meta.get("validation_scheme"),
         "data_checksum": dataset.checksum,
         "model_data_checksum": meta.get("data_checksum"),
+        # What "nothing changed" compares; it also goes into the description on Kaggle (see submit).
+        "config": submission.config_hash(settings.task.name, meta["model"], meta.get("requested_params", meta["params"]),
+                                         meta["seed"], meta.get("data_checksum") or dataset.checksum),
         "versions": training.versions(),
         "durations": {"train_seconds": meta.get("train_seconds"), "predict_seconds": round(seconds, 3)},
         "written_at": training.utc_now(),
@@ -303,7 +306,7 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
     if not options.upload:
         return result
     checksum = submission.file_checksum(path)
-    earlier = ledger.submitted_checksums(settings.task.name).get(checksum)
+    earlier = ledger.find_submitted(settings.task.name, checksum)
     if earlier and not options.force:
         if not earlier["kaggle_ref"]:
             raise Skipped(
@@ -322,11 +325,11 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
         )
     result.run_id = ledger.new_run_id(path.stem)
     accuracy = result.holdout_accuracy
-    message = f"kaggle-digits {result.run_id}: {sidecar.get('model', 'file')}" + (f", holdout {accuracy:.4f}" if accuracy is not None else "")
-    if options.message:
-        message += f" - {options.message}"
+    model, config_hash = sidecar.get("model", "file"), sidecar.get("config", "")
+    message = submission.description(result.run_id, model, accuracy, checksum, config_hash, options.message)
     ledger.add(run_id=result.run_id, time=training.utc_now(), task=settings.task.name, file=path.name, checksum=checksum,
-               model=sidecar.get("model", ""), holdout_accuracy=accuracy, status="UPLOADING", message=message)
+               model=sidecar.get("model", ""), holdout_accuracy=accuracy, status="UPLOADING", message=message,
+               config=config_hash)
     try:
         ref = kaggle.submit(path, message)
     except SubmissionOutcomeUnknown:
@@ -359,8 +362,12 @@ def settle_open_rows(ledger: submission.Ledger, kaggle, task_name: str) -> None:
 
     A row whose ref or run id (it is in every description) is on Kaggle's list was created there:
     record its ref and status; it is never uploaded again. A row with no ref that Kaggle's full list
-    (all pages) does not have was never created: FAILED, so its file may go up again.
+    (all pages) does not have was never created: FAILED, so its file may go up again. With no ledger
+    at all (a new machine, an expired cache) it is restored from that list, so the guards still work.
     """
+    if not ledger.path.exists():
+        restore_ledger(ledger, kaggle.submissions(), task_name)
+        return
     open_rows = [row for row in ledger.rows() if row.get("task", config.DEFAULT_TASK) == task_name
                  and row["status"] in submission.OPEN_STATUSES]
     if not open_rows:
@@ -379,6 +386,30 @@ def settle_open_rows(ledger: submission.Ledger, kaggle, task_name: str) -> None:
                      row["run_id"], row["status"])
 
 
+def restore_ledger(ledger: submission.Ledger, remote: list[dict[str, Any]], task_name: str) -> int:
+    """Rows for the toolkit's submissions on Kaggle's list that the ledger lacks (a new machine, an expired cache)."""
+    added = ledger.restore(remote, task_name)
+    if added:
+        log.info("ledger: restored %d submission%s from Kaggle's list into %s", added, "" if added == 1 else "s", ledger.path)
+    return added
+
+
+def rebuild_ledger(settings: Settings, competition: str | None = None, kaggle=None) -> tuple[int, Path | None]:
+    """`kaggle-digits ledger --rebuild`: a damaged ledger is kept aside, then rows come back from Kaggle's list."""
+    from .errors import DataError
+
+    kaggle = kaggle or _kaggle(settings, competition)
+    remote = kaggle.submissions()  # first: if Kaggle cannot be reached, nothing is moved
+    ledger = submission.Ledger()
+    kept = None
+    try:
+        ledger.rows()
+    except DataError:
+        kept = ledger.set_aside()
+        log.info("ledger: the damaged ledger is kept as %s", kept)
+    return ledger.restore(remote, settings.task.name), kept
+
+
 def status(settings: Settings, competition: str | None = None, kaggle=None) -> list[dict[str, str]]:
     """The ledger joined with Kaggle's own submission list; pending rows are brought up to date."""
     if not settings.task.submits:
@@ -386,8 +417,11 @@ def status(settings: Settings, competition: str | None = None, kaggle=None) -> l
 
         raise UsageError(f"task '{settings.task.name}' has no submissions to list. Fix: 'make evaluate TASK={settings.task.name}'")
     kaggle = kaggle or _kaggle(settings, competition)
-    remote = {str(item["ref"]): item for item in kaggle.submissions()}
+    listed = kaggle.submissions()
+    remote = {str(item["ref"]): item for item in listed}
     ledger = submission.Ledger()
+    if not ledger.path.exists():
+        restore_ledger(ledger, listed, settings.task.name)
     rows = []
     for row in ledger.rows():
         if row.get("task", config.DEFAULT_TASK) != settings.task.name:

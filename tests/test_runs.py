@@ -199,7 +199,7 @@ def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir,
     settled, lost = ledger.rows()
     assert settled["kaggle_ref"] == str(ref) and settled["status"] == "COMPLETE" and settled["public_score"]
     assert lost["status"] == "FAILED"
-    assert "a" in ledger.submitted_checksums("digit-recognizer") and "b" not in ledger.submitted_checksums("digit-recognizer")
+    assert ledger.find_submitted("digit-recognizer", "a") and not ledger.find_submitted("digit-recognizer", "b")
 
 
 def test_lost_create_in_a_scheduled_run_is_settled_by_the_next_run_not_repeated(server, env, workdir):

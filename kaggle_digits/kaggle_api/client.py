@@ -244,7 +244,8 @@ class Kaggle:
         if not force and target.exists() and marker.exists() and identity["etag"]:
             try:
                 recorded = json.loads(marker.read_text())
-            except json.JSONDecodeError:
+                recorded = recorded if isinstance(recorded, dict) else {}
+            except (OSError, ValueError):  # a damaged marker: download again, and write a good one
                 recorded = {}
             if recorded.get("etag") == identity["etag"] and recorded.get("size") == size and target.stat().st_size == size:
                 response.close()
