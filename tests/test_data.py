@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import zipfile
 
 import pytest
@@ -112,10 +111,8 @@ def test_cache_serves_the_second_load_and_an_edit_invalidates_it(workdir, sample
     folder = write_competition(workdir / "comp", sample, n_train=2000, n_test=500)
     first = data.load(folder, DIGITS)
     assert not first.from_cache
-    start = time.perf_counter()
     second = data.load(folder, DIGITS)
-    assert second.from_cache
-    assert time.perf_counter() - start < 1.0
+    assert second.from_cache  # how fast it is, is the benchmark's business (make bench), not a test's
     assert (second.train_images == first.train_images).all() and (second.test_ids == first.test_ids).all()
     edit_line(folder / "train.csv", 2, set_value(0, str((int(sample.train_labels[0]) + 1) % 10)))
     third = data.load(folder, DIGITS)

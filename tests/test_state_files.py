@@ -171,3 +171,13 @@ def test_submit_on_a_machine_without_the_ledger_refuses_a_file_kaggle_has(server
     assert again.returncode == 10, again.stderr
     assert "answer.csv is identical to answer.csv" in again.stderr
     assert len(server.state.submissions) == 1
+
+
+def test_deleted_sidecar_and_submission_file_do_not_turn_the_guards_off(server, kaggle_env, workdir):
+    """What the README calls safe to delete is safe: the ledger's configuration hash keeps 'nothing changed'."""
+    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+    for path in (workdir / "submissions").glob("*-logreg.*"):
+        path.unlink()
+    again = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    assert again.returncode == 10 and "nothing changed since" in again.stdout
+    assert len(server.state.submissions) == 1
