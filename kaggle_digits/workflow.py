@@ -288,18 +288,18 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
             f"Fix: use 'make evaluate TASK={settings.task.name}' to score the model on it"
         )
     ledger = submission.Ledger()
-    if options.upload:
-        kaggle = kaggle or _kaggle(settings, options.competition)
-        # Before anything else: an earlier upload whose outcome is open is settled from Kaggle's
-        # own list, so the identical-file guard below knows what Kaggle really has.
-        settle_open_rows(ledger, kaggle, settings.task.name)
-    if options.file:
+    if options.file:  # a bad file is refused before anything goes over the network
         path = Path(options.file)
         expected_ids = None
         if settings.resolved_data_dir.exists():  # with the data at hand, check the rows against test.csv too
             expected_ids = load_data(settings).test_ids
         submission.check_submission(path, settings.task, expected_ids)
-    else:
+    if options.upload:
+        kaggle = kaggle or _kaggle(settings, options.competition)
+        # Before any guard (and before training): an earlier upload whose outcome is open is settled
+        # from Kaggle's own list, and a lost ledger restored from it, so the guards know what Kaggle has.
+        settle_open_rows(ledger, kaggle, settings.task.name)
+    if not options.file:
         path = produce_submission(settings, kaggle, force_fetch=False, competition=options.competition)
     sidecar = submission.read_sidecar(path)
     result = SubmitResult(file=path, holdout_accuracy=sidecar.get("holdout_accuracy"), run_id=path.stem)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kaggle_digits import config, local_kaggle
+from kaggle_digits.errors import KaggleError
 from kaggle_digits.kaggle_api import Credentials, Kaggle, Limits, RetryPolicy
 
 from conftest import run_cli
@@ -156,15 +157,19 @@ def test_daily_limit_reached_stops_before_upload(server, kaggle_env, workdir):
     assert server.state.requests.count("PUT upload") == uploads and len(server.state.submissions) == 1
 
 
-def test_limits_all_zero_means_the_rules_were_not_accepted(server, kaggle_env, workdir):
+def test_limits_all_zero_means_the_rules_were_not_accepted(server, kaggle_env, workdir, monkeypatch):
     """kaggle.com answers GetSubmissionLimits with zeros (not 403) for a competition the user has not joined."""
     path = _fetch_and_predict(workdir, kaggle_env)
     server.state.competitions["digit-recognizer"].rules_accepted = False
     result = kd("submit", "--file", str(path), cwd=workdir, env=kaggle_env)
     assert result.returncode == 5
-    assert "has not joined 'digit-recognizer'" in result.stderr
     assert "https://www.kaggle.com/competitions/digit-recognizer/rules" in result.stderr
     assert "no submissions left" not in result.stderr and "PUT upload" not in server.state.requests
+    # The limits themselves, read through the official client: zeros are "not joined", with the rules URL.
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+    client = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    with pytest.raises(KaggleError, match=r"has not joined 'digit-recognizer'.*digit-recognizer/rules"):
+        client.limits()
 
 
 def test_invalid_file_is_refused_locally(server, kaggle_env, workdir):
