@@ -181,3 +181,15 @@ def test_deleted_sidecar_and_submission_file_do_not_turn_the_guards_off(server, 
     again = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert again.returncode == 10 and "nothing changed since" in again.stdout
     assert len(server.state.submissions) == 1
+
+
+def test_keep_alive_after_a_ledger_rebuild_uploads_the_file_without_training(server, kaggle_env, workdir):
+    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+    ledger(workdir).unlink()
+    shutil.rmtree(workdir / "data" / "models")
+    again = run_cli(*RUN, "--keep-alive-days", "0", cwd=workdir, env=kaggle_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "keep-alive: uploaded" in again.stdout
+    first, second = server.state.submissions
+    assert second.content == first.content
+    assert not (workdir / "data" / "models").exists(), "nothing trained"
