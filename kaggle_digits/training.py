@@ -160,8 +160,7 @@ def read_metrics(folder: Path) -> dict[str, Any] | None:
         if not isinstance(metrics, dict):
             raise ValueError("not a JSON object")
     except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
-        model = folder.name.removesuffix("-evaluate")
-        raise DataError(f"{path} is damaged ({type(error).__name__}). Fix: run 'make validate MODEL={model}' again "
+        raise DataError(f"{path} is damaged ({type(error).__name__}). Fix: run '{_make_command('validate', folder)}' again "
                         f"(or delete it: train then uses the default epochs)") from None
     return metrics
 
@@ -203,10 +202,9 @@ def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
     config_path = folder / "config.json"
     if not config_path.exists():
         raise UsageError(
-            f"{folder}: no trained model there. Fix: run 'make train MODEL={folder.name}' "
-            f"(or 'kaggle-digits train --model {folder.name}') first"
+            f"{folder}: no trained model there. Fix: run '{_make_command('train', folder)}' first"
         )
-    fix = f"Fix: retrain it with 'make train MODEL={folder.name}' (its folder {folder} is replaced)"
+    fix = f"Fix: retrain it with '{_make_command('train', folder)}' (its folder {folder} is replaced)"
     try:
         meta = json.loads(config_path.read_text())
         model_class = models.model_class(meta["model"])
@@ -219,6 +217,14 @@ def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
         return model_class.load(folder, params, seed), meta
     except Exception as error:  # whatever the library raises for a cut or garbled file, the file is unusable
         raise DataError(f"the saved model in {folder} is damaged or unreadable ({type(error).__name__}). {fix}") from None
+
+
+def _make_command(target: str, folder: Path) -> str:
+    """The make command that writes `folder` again: data/models/cnn-kannada-mnist -> make train MODEL=cnn TASK=kannada-mnist."""
+    name = folder.name.removesuffix("-evaluate")
+    model = max((known for known in models.REGISTRY if name == known or name.startswith(known + "-")), key=len, default=name)
+    task = name[len(model) + 1:]
+    return f"make {target} MODEL={model}" + (f" TASK={task}" if task else "")
 
 
 def utc_now() -> str:

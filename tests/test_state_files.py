@@ -193,3 +193,11 @@ def test_keep_alive_after_a_ledger_rebuild_uploads_the_file_without_training(ser
     first, second = server.state.submissions
     assert second.content == first.content
     assert not (workdir / "data" / "models").exists(), "nothing trained"
+
+
+def test_the_fix_names_the_model_and_task_of_the_folder():
+    from kaggle_digits.training import _make_command
+
+    assert _make_command("train", Path("data/models/random-forest")) == "make train MODEL=random-forest"
+    assert _make_command("train", Path("data/models/cnn-kannada-mnist")) == "make train MODEL=cnn TASK=kannada-mnist"
+    assert _make_command("validate", Path("data/reports/fast-fashion-mnist-evaluate")) == "make validate MODEL=fast TASK=fashion-mnist"
