@@ -107,3 +107,26 @@ def score_history(rows: list[dict[str, str]], title: str, path: Path) -> Path | 
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def accuracy_vs_minutes(curves: dict[str, list[dict]], title: str, path: Path) -> Path:
+    """One line per model: accuracy at each epoch budget against its training minutes, with 95% bars."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for model, points in curves.items():
+        minutes = [point["minutes"] for point in points]
+        accuracy = np.array([point["accuracy"] for point in points])
+        half = 1.96 * np.sqrt(accuracy * (1 - accuracy) / np.array([point["rows"] for point in points]))
+        axes.errorbar(minutes, accuracy, yerr=half, marker="o", capsize=3, label=model)
+        for point in points:
+            axes.annotate(f"{point['epochs']}", (point["minutes"], point["accuracy"]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    axes.set_xlabel("training minutes (this machine)")
+    axes.set_ylabel("accuracy on held-out rows")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(title="model (labels: epochs)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -74,15 +74,19 @@ def score(model: models.Model, images: np.ndarray, labels: np.ndarray, rows: np.
     )
 
 
+def kfold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, seeded k-fold: the same seed gives the same folds (bench, validate and the ensemble agree)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    smallest = int(np.bincount(labels).min())
+    if folds > smallest:
+        raise UsageError(f"--folds {folds}: the rarest class has only {smallest} rows. Fix: use at most {smallest} folds (5 is usual)")
+    return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+
+
 def _splits(labels: np.ndarray, holdout: float, folds: int, seed: int):
     if folds and folds > 1:
-        from sklearn.model_selection import StratifiedKFold
-
-        smallest = int(np.bincount(labels).min())
-        if folds > smallest:
-            raise UsageError(f"--folds {folds}: the rarest class has only {smallest} rows. Fix: use at most {smallest} folds (5 is usual)")
-
-        return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+        return kfold_splits(labels, folds, seed)
     return [holdout_split(labels, holdout, seed)]
 
 

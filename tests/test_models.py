@@ -17,6 +17,7 @@ QUICK = {
     "mlp": {"epochs": "8"},
     "fast": {"epochs": "3", "batch_size": "64"},
     "cnn": {"epochs": "3", "filters": "16", "batch_size": "64"},
+    "deotte": {"epochs": "3", "filters": "16", "bn_momentum": "0.9"},
     "ensemble": {"epochs": "2", "members": "2", "filters": "8", "batch_size": "64"},
 }
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .base import History, Model, parse_overrides
-from .keras_models import CNNModel, EnsembleModel, FastCNNModel, MLPModel, SoftmaxModel
+from .keras_models import CNNModel, DeotteModel, EnsembleModel, FastCNNModel, MLPModel, SoftmaxModel
 from .sklearn_models import KNeighborsModel, LogisticRegressionModel, RandomForestModel
 
 REGISTRY: dict[str, type[Model]] = {
@@ -21,6 +21,7 @@ REGISTRY: dict[str, type[Model]] = {
         FastCNNModel,
         CNNModel,
         EnsembleModel,
+        DeotteModel,
     )
 }
 
