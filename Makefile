@@ -91,7 +91,7 @@ evaluate: $(VENV)/.installed ## train on the train file and score the labeled te
 	$(CLI) evaluate $(model_opts) $(ARGS)
 
 .PHONY: submit
-submit: $(VENV)/.installed ## fetch, validate, train, predict, upload and wait for the score (UPLOAD=0: stop at the file)
+submit: $(VENV)/.installed ## fetch, train once (with its accuracy estimate), predict, upload and wait for the score (UPLOAD=0: stop at the file)
 	$(CLI) submit $(model_opts) $(if $(COMPETITION),--competition $(COMPETITION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(if $(filter 0 no false,$(UPLOAD)),--no-upload) $(force_opt) $(ARGS)
 
 .PHONY: status

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,14 +51,14 @@ QUICK_OVERRIDES = {
 def _measure(model_name: str, overrides: dict[str, str], source: str, task_name: str, seed: int, folds: int,
              curve: list[int], results) -> None:
     """Runs in the child process: k fold models, their out-of-fold predictions, times, peak memory."""
-    from . import data, models, training
+    from . import data, models, splits as division
     from .tasks import get_task
 
     try:
         task = get_task(task_name)
         dataset = data.load(Path(source), task)
         images, labels = dataset.train_images, dataset.train_labels
-        splits = training.kfold_splits(labels, folds, seed)
+        splits = division.kfold_splits(labels, folds, seed)
         params = models.params_for(model_name, overrides)
         epochs = getattr(params, "epochs", 1)
         out_of_fold = np.zeros(len(labels), dtype=np.int64)
@@ -124,8 +125,11 @@ def run_one(model_name: str, overrides: dict[str, str], source: Path, task_name:
     return result
 
 
-def time_submit(source: Path, task_name: str, model: str, overrides: dict[str, str]) -> dict:
-    """Wall time of `kaggle-digits submit --no-upload` with the data at hand, from a fresh folder (no caches)."""
+def time_submit(source: Path, task_name: str, model: str, overrides: dict[str, str], out: Path) -> dict:
+    """Wall time of `kaggle-digits submit --no-upload` with the data at hand, from a fresh folder (no caches).
+
+    Its validation report (metrics.json and the plots) is kept in `out`/submit-report/.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-submit-") as folder:
         command = [sys.executable, "-m", "kaggle_digits", "submit", "--task", task_name, "--model", model,
                    "--data-dir", str(Path(source).resolve()), "--no-upload", "-q"]
@@ -136,6 +140,10 @@ def time_submit(source: Path, task_name: str, model: str, overrides: dict[str, s
         seconds = time.perf_counter() - start
         if result.returncode != 0:
             return {"model": model, "error": (result.stderr.strip().splitlines() or ["exit %d" % result.returncode])[-1]}
+        report = Path(folder) / "data" / "reports" / model
+        if report.is_dir():
+            shutil.rmtree(out / "submit-report", ignore_errors=True)
+            shutil.copytree(report, out / "submit-report")
         return {"model": model, "seconds": seconds, "summary": result.stdout.strip().splitlines()[-1:]}
 
 
@@ -321,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     submit_timing = None
     if args.time_submit:
         print(f"bench: timing 'kaggle-digits submit --no-upload --model {DEFAULT_MODEL}' ...", flush=True)
-        submit_timing = time_submit(Path(source), task.name, DEFAULT_MODEL, overrides.get(DEFAULT_MODEL, {}) if args.quick else {})
+        args.out.mkdir(parents=True, exist_ok=True)
+        submit_timing = time_submit(Path(source), task.name, DEFAULT_MODEL, overrides.get(DEFAULT_MODEL, {}) if args.quick else {}, args.out)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"{task.name}, {Path(source).name}: {len(labels):,} rows, {folds}-fold out-of-fold (every row predicted once by the "
               f"model that did not see it), seed {args.seed}{', --quick' if args.quick else ''}; {stamp}; {machine()}")

@@ -132,12 +132,12 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    """fetch, validate, train on the full train.csv, predict, then upload and wait for the public score."""
+    """fetch, train once (with its accuracy estimate), predict, then upload and wait for the public score."""
     from . import workflow
 
     settings = _settings(args)
     options = workflow.SubmitOptions(file=args.file, upload=not args.no_upload, force=args.force, message=args.message or "",
-                                     wait_timeout=args.wait_timeout, competition=args.competition)
+                                     wait_timeout=args.wait_timeout, competition=args.competition, refit=args.refit)
     result = workflow.submit(settings, options)
     if not result.uploaded:
         print(f"submission: {result.file} (not uploaded: --no-upload)")
@@ -211,7 +211,7 @@ def cmd_run(args) -> int:
 
     settings = _settings(args)
     options = runs.RunOptions(message=args.message or "", keep_alive_days=args.keep_alive_days, dry_run=args.dry_run,
-                              competition=args.competition, wait_timeout=args.wait_timeout)
+                              competition=args.competition, wait_timeout=args.wait_timeout, refit=args.refit)
     return runs.run_command(settings, options, quiet=args.quiet)
 
 
@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--no-upload", action="store_true", help="stop after writing the file (Make: UPLOAD=0)")
     submit.add_argument("--force", action="store_true", help="upload even a file identical to an earlier submission")
     submit.add_argument("--wait-timeout", type=float, default=900, help="seconds to wait for the score; default %(default)s")
+    submit.add_argument("--refit", action="store_true",
+                        help="after the validation training, train again on every row (two trainings; default: one, see README)")
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
     status.add_argument("--competition", help="Kaggle competition name; default: the task's")
@@ -278,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "to stay on the rolling leaderboard (submissions drop off after two months); default %(default)g")
     run.add_argument("--dry-run", action="store_true", help="say what the run would do; download, train and upload nothing")
     run.add_argument("--wait-timeout", type=float, default=900, help="seconds to wait for the score; default %(default)s")
+    run.add_argument("--refit", action="store_true",
+                     help="after the validation training, train again on every row (two trainings; default: one, see README)")
     serve = add("serve-local", cmd_serve_local)
     serve.add_argument("--port", type=int, default=7777, help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)")
     serve.add_argument("--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)")

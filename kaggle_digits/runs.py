@@ -33,6 +33,7 @@ class RunOptions:
     dry_run: bool = False
     competition: str | None = None
     wait_timeout: float = 900.0
+    refit: bool = False  # train again on every row after the validation training (see workflow.fit_for_submission)
 
 
 class RunLock:
@@ -152,9 +153,7 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
         if kept_alive:
             return kept_alive
         keep_alive_due = True  # the file is gone (a new machine): the new one goes up even if identical
-    result, _ = workflow.validate(settings, dataset)
-    log.info("run: %s accuracy %.4f", result.scheme, result.accuracy)
-    workflow.train(settings, dataset)
+    workflow.fit_for_submission(settings, dataset, options.refit)
     path = workflow.predict(settings, dataset)
     earlier = ledger.find_submitted(settings.task.name, submission.file_checksum(path))
     if earlier and not keep_alive_due:

@@ -15,6 +15,7 @@ import numpy as np
 from . import config, models
 from .data import Dataset, write_folder_atomically
 from .errors import DataError, ToolkitError, UsageError
+from .splits import holdout_split, kfold_splits
 
 
 @dataclass
@@ -35,18 +36,6 @@ class ValidationResult:
     data_checksum: str
     # Misclassified validation rows (index into train.csv, true, predicted), for the plot.
     misclassified: list[tuple[int, int, int]] = field(default_factory=list)
-
-
-def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, seeded: every class keeps its share, and the same seed gives the same split."""
-    from sklearn.model_selection import train_test_split
-
-    if not 0 < fraction < 1:
-        raise UsageError(f"--holdout {fraction}: must be between 0 and 1 (e.g. 0.1 for 10%)")
-    indices = np.arange(len(labels))
-    stratify = labels if np.bincount(labels).min() >= 2 else None
-    train, val = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
-    return np.sort(train), np.sort(val)
 
 
 @dataclass
@@ -74,16 +63,6 @@ def score(model: models.Model, images: np.ndarray, labels: np.ndarray, rows: np.
     )
 
 
-def kfold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified, seeded k-fold: the same seed gives the same folds (bench, validate and the ensemble agree)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    smallest = int(np.bincount(labels).min())
-    if folds > smallest:
-        raise UsageError(f"--folds {folds}: the rarest class has only {smallest} rows. Fix: use at most {smallest} folds (5 is usual)")
-    return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
-
-
 def _splits(labels: np.ndarray, holdout: float, folds: int, seed: int):
     if folds and folds > 1:
         return kfold_splits(labels, folds, seed)
@@ -100,6 +79,19 @@ def validate(
     verbose: bool = True,
 ) -> ValidationResult:
     """Fit on part of train.csv, score on the rest; k-fold repeats that and averages."""
+    return validate_and_keep(dataset, model_name, params, seed, holdout, folds, verbose)[0]
+
+
+def validate_and_keep(
+    dataset: Dataset,
+    model_name: str,
+    params: Any,
+    seed: int = config.DEFAULT_SEED,
+    holdout: float = config.DEFAULT_HOLDOUT,
+    folds: int = 0,
+    verbose: bool = True,
+) -> tuple[ValidationResult, models.Model]:
+    """`validate`, also handing back the (last) fitted model: a submission can use the very model scored."""
     images, labels = dataset.train_images, dataset.train_labels
     splits = _splits(labels, holdout, folds, seed)
     accuracies, confusion, history, misclassified, seconds = [], np.zeros((10, 10), dtype=int), None, [], 0.0
@@ -112,11 +104,14 @@ def validate(
         seconds += time.perf_counter() - start
         history = history or fold_history
         fold_score = score(model, images[val], labels[val], rows=val)
+        accuracy = fold_history.out_of_fold_accuracy
+        if accuracy is not None and verbose:  # the ensemble scores its own members on their held-out folds too
+            print(f"its members out-of-fold: {accuracy:.4f} over {fold_history.out_of_fold_rows} rows", flush=True)
         accuracies.append(fold_score.accuracy)
         confusion += fold_score.confusion
         misclassified += fold_score.misclassified
     per_class = Score(0.0, confusion, []).per_class_accuracy
-    return ValidationResult(
+    result = ValidationResult(
         model=model_name,
         params=models.params_dict(params),
         seed=seed,
@@ -133,6 +128,7 @@ def validate(
         data_checksum=dataset.checksum,
         misclassified=misclassified,
     )
+    return result, model
 
 
 def report_dir(model_name: str, task_name: str = config.DEFAULT_TASK) -> Path:
@@ -169,10 +165,19 @@ def read_metrics(folder: Path) -> dict[str, Any] | None:
     return metrics
 
 
+def matching_estimate(metrics: dict[str, Any] | None, params: Any, seed: int, dataset: Dataset) -> bool:
+    """Whether a validation's figure speaks for this training: same data, same settings, same seed."""
+    return bool(metrics) and metrics.get("data_checksum") == dataset.checksum and metrics.get("seed") == seed \
+        and metrics.get("params") == json.loads(json.dumps(models.params_dict(params)))  # tuples read back as lists
+
+
 def final_epochs(params: Any, metrics: dict[str, Any] | None, dataset: Dataset) -> tuple[Any, str]:
-    """Keras models train for the epochs validation chose, when validation ran on these data and settings."""
-    if not hasattr(params, "epochs") or not metrics or not metrics.get("best_epoch"):
-        return params, "default epochs"
+    """Models that stop early train for the epochs validation chose, when it ran on these data and settings.
+
+    A model without early stopping (patience 0) keeps its epochs: its schedule is laid out over them.
+    """
+    if not hasattr(params, "epochs") or not getattr(params, "patience", 0) or not metrics or not metrics.get("best_epoch"):
+        return params, f"{params.epochs} epochs" if hasattr(params, "epochs") else "no epochs"
     comparable = {key: value for key, value in metrics["params"].items() if key != "epochs"}
     current = {key: value for key, value in models.params_dict(params).items() if key != "epochs"}
     if metrics.get("data_checksum") != dataset.checksum or comparable != current:
@@ -188,8 +193,8 @@ def train_final(dataset: Dataset, model_name: str, params: Any, seed: int, verbo
     """Fit on every row of train.csv: no rows are held back for the submission's model."""
     model = models.create(model_name, params, seed)
     start = time.perf_counter()
-    model.fit(dataset.train_images, dataset.train_labels, validation=None, verbose=verbose)
-    return model, time.perf_counter() - start
+    history = model.fit(dataset.train_images, dataset.train_labels, validation=None, verbose=verbose)
+    return model, history, time.perf_counter() - start
 
 
 def save_model(model: models.Model, folder: Path, meta: dict[str, Any]) -> None:

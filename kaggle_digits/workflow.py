@@ -118,27 +118,69 @@ def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path
     metrics = training.read_metrics(training.report_dir(settings.model, settings.task.name))
     params, epochs_note = training.final_epochs(settings.params(), metrics, dataset)
     log.info("train: model %s on all %d rows (%s)", settings.model, len(dataset.train_labels), epochs_note)
-    model, seconds = training.train_final(dataset, settings.model, params, settings.seed, settings.verbose)
-    holdout_accuracy = metrics["accuracy"] if metrics and metrics.get("data_checksum") == dataset.checksum else None
-    meta = {
+    model, history, seconds = training.train_final(dataset, settings.model, params, settings.seed, settings.verbose)
+    estimate, scheme = None, None
+    if history.out_of_fold_accuracy is not None:  # the ensemble: its members' out-of-fold accuracy, same training
+        estimate, scheme = history.out_of_fold_accuracy, f"{model.params.members}-fold out-of-fold (members)"
+        log.info("train: members' out-of-fold accuracy %.4f over %d rows", estimate, history.out_of_fold_rows)
+    elif training.matching_estimate(metrics, settings.params(), settings.seed, dataset):
+        estimate, scheme = metrics["accuracy"], metrics.get("scheme")
+    meta = _model_meta(settings, params, dataset, estimate, scheme, len(dataset.train_labels), seconds)
+    folder = training.model_dir(settings.model, settings.task.name)
+    training.save_model(model, folder, meta)
+    log.info("train: done in %.1f s, saved %s", seconds, folder)
+    return folder, meta
+
+
+def _model_meta(settings: Settings, params, dataset: data.Dataset, estimate: float | None, scheme: str | None,
+                rows: int, seconds: float) -> dict[str, Any]:
+    return {
         "model": settings.model,
         "task": settings.task.name,
         "params": models.params_dict(params),
         # What was asked for, before validation picked the epochs: what "nothing changed" compares.
         "requested_params": models.params_dict(settings.params()),
         "seed": settings.seed,
-        "holdout_accuracy": holdout_accuracy,
-        "validation_scheme": metrics.get("scheme") if holdout_accuracy is not None else None,
+        "holdout_accuracy": estimate,
+        "validation_scheme": scheme,
         "data_checksum": dataset.checksum,
-        "train_rows": int(len(dataset.train_labels)),
+        "train_rows": int(rows),
         "train_seconds": round(seconds, 2),
         "trained_at": training.utc_now(),
         "versions": training.versions(),
     }
+
+
+def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = False) -> dict[str, Any]:
+    """One training for one submission file, with an accuracy estimate from that same training.
+
+    - the ensemble estimates itself (members on different folds): it trains once, on every row;
+    - a validation of exactly these settings, data and seed is on file (make validate, an earlier
+      run): its figure stands, and the model trains once, on every row;
+    - otherwise the holdout validation trains once and that very model predicts test.csv (it saw 90%
+      of the rows); `refit` asks for the second training, on every row, after it.
+    Returns the saved model's config.
+    """
+    if models.model_class(settings.model).estimates_itself:
+        return train(settings, dataset)[1]
+    metrics = training.read_metrics(training.report_dir(settings.model, settings.task.name))
+    if training.matching_estimate(metrics, settings.params(), settings.seed, dataset):
+        log.info("submit: validation of these settings and data on file (%s %.4f): one training, on every row",
+                 metrics.get("scheme"), metrics["accuracy"])
+        return train(settings, dataset)[1]
+    params = settings.params()
+    log.info("validate: model %s, %.0f%% holdout, seed %d", settings.model, settings.holdout * 100, settings.seed)
+    result, model = training.validate_and_keep(dataset, settings.model, params, settings.seed, settings.holdout, 0, settings.verbose)
+    write_report(settings, result, dataset.train_images, training.report_dir(settings.model, settings.task.name))
+    log.info("validate: %s accuracy %.4f", result.scheme, result.accuracy)
+    if refit:
+        return train(settings, dataset)[1]
+    meta = _model_meta(settings, params, dataset, result.accuracy, result.scheme, result.train_rows, result.fit_seconds)
     folder = training.model_dir(settings.model, settings.task.name)
     training.save_model(model, folder, meta)
-    log.info("train: done in %.1f s, saved %s", seconds, folder)
-    return folder, meta
+    log.info("train: the validated model (%d rows) is the submission's; saved %s (--refit: train again on all %d rows)",
+             result.train_rows, folder, len(dataset.train_labels))
+    return meta
 
 
 def predict(settings: Settings, dataset: data.Dataset | None = None, output: Path | None = None) -> Path:
@@ -250,6 +292,7 @@ class SubmitOptions:
     message: str = ""
     wait_timeout: float = 900.0
     competition: str | None = None
+    refit: bool = False  # after the validation training, train again on every row (two trainings)
 
 
 @dataclass
@@ -264,15 +307,14 @@ class SubmitResult:
     run_id: str = ""
 
 
-def produce_submission(settings: Settings, kaggle=None, force_fetch: bool = False, competition: str | None = None) -> Path:
-    """fetch -> validate -> train on the full train.csv -> predict: the file `submit` uploads."""
+def produce_submission(settings: Settings, kaggle=None, force_fetch: bool = False, competition: str | None = None,
+                       refit: bool = False) -> Path:
+    """fetch -> one training with its estimate (see fit_for_submission) -> predict: the file `submit` uploads."""
     if settings.data_dir is None:
         folder, _ = fetch(settings, force=force_fetch, competition=competition, kaggle=kaggle)
         settings.data_dir = folder
     dataset = load_data(settings)
-    result, _ = validate(settings, dataset)
-    log.info("validate: %s accuracy %.4f", result.scheme, result.accuracy)
-    train(settings, dataset)
+    fit_for_submission(settings, dataset, refit)
     return predict(settings, dataset)
 
 
@@ -300,7 +342,7 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
         # from Kaggle's own list, and a lost ledger restored from it, so the guards know what Kaggle has.
         settle_open_rows(ledger, kaggle, settings.task.name)
     if not options.file:
-        path = produce_submission(settings, kaggle, force_fetch=False, competition=options.competition)
+        path = produce_submission(settings, kaggle, force_fetch=False, competition=options.competition, refit=options.refit)
     sidecar = submission.read_sidecar(path)
     result = SubmitResult(file=path, holdout_accuracy=sidecar.get("holdout_accuracy"), run_id=path.stem)
     if not options.upload:

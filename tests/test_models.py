@@ -68,3 +68,17 @@ def test_same_seed_same_predictions(sample):
         model.fit(x, y, verbose=False)
         runs.append(model.predict_proba(sample.train_images[4000:4200]))
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_ensemble_members_hold_out_different_folds_in_turn_or_in_processes(sample):
+    """Every row is held out from exactly one member, so the out-of-fold estimate covers every row;
+    members trained in worker processes (as on a machine with many cores) come back whole."""
+    images, labels = sample.train_images[:2000], sample.train_labels[:2000]
+    for workers in ("1", "2"):
+        params = models.params_for("ensemble", {"members": "2", "epochs": "3", "filters": "8", "batch_size": "32", "workers": workers})
+        model = models.create("ensemble", params, seed=3)
+        history = model.fit(images, labels, verbose=False)
+        assert history.out_of_fold_rows == 2000 and 0.5 < history.out_of_fold_accuracy <= 1, (workers, history.out_of_fold_accuracy)
+        assert len(model.members) == 2 and model.predict_proba(images[:50]).shape == (50, 10)
+        if workers == "1":
+            assert history.curves["val_loss"], "the first member draws the learning curves on its held-out fold"

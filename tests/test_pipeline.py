@@ -10,7 +10,9 @@ import pytest
 from conftest import SAMPLE_ZIP, read_submission, run_cli
 
 
-@pytest.mark.parametrize("model, params", [("cnn", ["-p", "epochs=4", "-p", "batch_size=64"]), ("softmax", ["-p", "epochs=20"])])
+# patience=2: early stopping on, so validation picks the epochs that `train` then uses.
+@pytest.mark.parametrize("model, params", [("cnn", ["-p", "epochs=4", "-p", "batch_size=64", "-p", "patience=2"]),
+                                           ("softmax", ["-p", "epochs=20", "-p", "patience=3"])])
 def test_validate_train_predict_end_to_end(model, params, workdir, sample):
     common = ["--model", model, "--data-dir", str(SAMPLE_ZIP), *params]
 
@@ -62,7 +64,7 @@ def test_predict_before_train_says_what_to_do(workdir):
 def test_bad_parameter_is_a_usage_error(workdir):
     result = run_cli("validate", "--model", "cnn", "-p", "epochs=lots", "--data-dir", str(SAMPLE_ZIP), cwd=workdir)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: parameter 'epochs=lots' of model 'cnn': expected int (default 15). Fix: pass e.g. epochs=15"]
+    assert result.stderr.strip().splitlines() == ["error: parameter 'epochs=lots' of model 'cnn': expected int (default 13). Fix: pass e.g. epochs=13"]
 
 
 def test_kfold_and_quiet(workdir):
@@ -111,3 +113,51 @@ def test_bench_refuses_a_param_it_would_ignore(workdir, param):
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"error: -p {param}: bench takes MODEL:KEY=VALUE") and "-p cnn:epochs=20" in result.stderr
     assert not (workdir / "data" / "bench").exists()
+
+
+def _config(workdir, model):
+    return json.loads((workdir / "data" / "models" / model / "config.json").read_text())
+
+
+def test_submit_trains_once(workdir):
+    """One training per submission file: the validated model submits, or a matching validation on file stands."""
+    command = ["submit", "--no-upload", "--model", "softmax", "-p", "epochs=5", "--data-dir", str(SAMPLE_ZIP)]
+    first = run_cli(*command, cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    assert "validate: model softmax" in first.stderr and "train: model softmax on all" not in first.stderr
+    metrics = json.loads((workdir / "data" / "reports" / "softmax" / "metrics.json").read_text())
+    saved = _config(workdir, "softmax")
+    assert saved["train_rows"] == 4500 == metrics["train_rows"], "the model that was scored is the one that predicts"
+    assert saved["holdout_accuracy"] == metrics["accuracy"] and saved["validation_scheme"] == "holdout 10%"
+    (written,) = (workdir / "submissions").glob("*.csv")
+    assert json.loads(written.with_suffix(".json").read_text())["holdout_accuracy"] == metrics["accuracy"]
+
+    # The same settings, data and seed again: the validation on file stands; one training, on every row.
+    second = run_cli(*command, cwd=workdir)
+    assert second.returncode == 0, second.stderr
+    assert "validate: model softmax" not in second.stderr and "train: model softmax on all 5000 rows" in second.stderr
+    saved = _config(workdir, "softmax")
+    assert saved["train_rows"] == 5000 and saved["holdout_accuracy"] == metrics["accuracy"]
+
+    # Other settings: that validation no longer speaks for the model, so it validates (once) again.
+    third = run_cli(*command, "-p", "learning_rate=0.002", cwd=workdir)
+    assert third.returncode == 0, third.stderr
+    assert "validate: model softmax" in third.stderr and "train: model softmax on all" not in third.stderr
+    assert _config(workdir, "softmax")["train_rows"] == 4500
+
+    # --refit asks for the second training.
+    refit = run_cli(*command, "-p", "learning_rate=0.003", "--refit", cwd=workdir)
+    assert refit.returncode == 0, refit.stderr
+    assert "validate: model softmax" in refit.stderr and "train: model softmax on all 5000 rows" in refit.stderr
+    assert _config(workdir, "softmax")["train_rows"] == 5000
+
+
+def test_ensemble_estimates_itself_while_training_on_every_row(workdir):
+    result = run_cli("train", "--model", "ensemble", "-p", "members=2", "-p", "epochs=1", "-p", "filters=8", "-p", "batch_size=64",
+                     "--data-dir", str(SAMPLE_ZIP), cwd=workdir, timeout=600)
+    assert result.returncode == 0, result.stderr
+    saved = _config(workdir, "ensemble")
+    assert saved["train_rows"] == 5000 and saved["validation_scheme"] == "2-fold out-of-fold (members)"
+    assert 0.5 < saved["holdout_accuracy"] <= 1
+    assert f"members' out-of-fold accuracy {saved['holdout_accuracy']:.4f} over 5000 rows" in result.stderr
+    assert sorted(p.name for p in (workdir / "data" / "models" / "ensemble").iterdir()) == ["config.json", "member-0", "member-1"]

@@ -119,6 +119,9 @@ def test_bench_runs_for_every_task(workdir, sample):
         assert result.returncode == 0, result.stderr + result.stdout
         report = json.loads((out / "bench.json").read_text())
         assert [row["model"] for row in report["results"]] == ["softmax", "fast"]
-        assert all(0.5 < row["holdout_accuracy"] <= 1 and row["predict_seconds_28k"] > 0 for row in report["results"]), table_of(out)
+        assert report["folds"] == 2
+        for row in report["results"]:
+            assert 0.5 < row["oof_accuracy"] <= 1 and row["predict_seconds_28k"] > 0 and row["images_per_second"] > 0, table_of(out)
+            assert row["rows"] == 1500 and len(row["oof_predictions"]) == 1500, "every row is predicted once"
         table = (out / "bench.md").read_text()
         assert "| `softmax` |" in table and "| `fast` |" in table and "x |" in table

@@ -19,6 +19,9 @@ class History:
 
     curves: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     best_epoch: int | None = None
+    # Models that estimate themselves while training (the ensemble: members on different folds).
+    out_of_fold_accuracy: float | None = None
+    out_of_fold_rows: int = 0
 
 
 class Model(ABC):
@@ -26,6 +29,9 @@ class Model(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type]
+    # True when fit() on all rows also yields an honest accuracy estimate (History.out_of_fold_accuracy),
+    # so a submission needs no separate validation training.
+    estimates_itself: ClassVar[bool] = False
 
     def __init__(self, params: Any, seed: int):
         self.params = params

@@ -1,0 +1,58 @@
+"""The benchmark's statistics, and its out-of-fold run with the peer model and the minutes curve."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, write_competition
+from kaggle_digits import bench
+
+
+def test_paired_difference_counts_only_the_rows_where_the_two_disagree():
+    labels = np.zeros(1000, dtype=int)
+    mine, theirs = np.zeros(1000, dtype=int), np.zeros(1000, dtype=int)
+    mine[:10] = 1  # I am wrong on rows 0-9
+    theirs[5:35] = 1  # they are wrong on rows 5-34
+    difference, half = bench.paired_difference(mine.tolist(), theirs.tolist(), labels)
+    # Discordant rows: I alone right on 25 (10-34), they alone right on 5 (0-4).
+    assert difference == pytest.approx((25 - 5) / 1000)
+    assert half == pytest.approx(1.96 * np.sqrt(30 - 20**2 / 1000) / 1000)
+    assert bench.paired_difference(mine.tolist(), mine.tolist(), labels) == (0.0, 0.0)
+
+
+def test_interval_is_wilson_and_shrinks_with_rows():
+    low, high = bench.interval(995, 1000)
+    assert low < 0.995 < high and high < 1
+    narrow = bench.interval(41_790, 42_000)
+    assert narrow[1] - narrow[0] < 0.0015 < high - low, "42,000 rows can tell 0.994 from 0.996; 1,000 cannot"
+
+
+def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(workdir, sample):
+    archive = write_competition(workdir / "competition", sample, n_train=1500, n_test=100, as_zip=True)
+    out = workdir / "bench"
+    result = run_cli("bench", "--quick", "--models", "cnn,deotte", "--curve", "1", "--time-submit", "--data", str(archive),
+                     "--out", str(out), "-p", "cnn:batch_size=32", cwd=workdir, timeout=900)
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads((out / "bench.json").read_text())
+    cnn, peer = report["results"]
+    assert cnn["params"]["epochs"] == peer["params"]["epochs"] == 2, "the peer trains on the default model's epoch budget"
+    assert [point["epochs"] for point in cnn["curve"]] == [1, 2] and [point["epochs"] for point in peer["curve"]] == [1, 2]
+    assert all(point["rows"] == 750 and point["minutes"] > 0 for point in cnn["curve"] + peer["curve"])
+    assert cnn["curve"][1]["accuracy"] == pytest.approx(cnn["fold_accuracies"][0]), "the full budget's point is fold 1 of the run"
+    assert (out / "accuracy_vs_minutes.png").read_bytes().startswith(b"\x89PNG")
+    assert report["submit"]["seconds"] > 0 and "--no-upload" in report["submit"]["summary"][0]
+    assert json.loads((out / "submit-report" / "metrics.json").read_text())["params"]["batch_size"] == 32
+    table = (out / "bench.md").read_text()
+    assert "`kaggle-digits submit --no-upload --model cnn` (data at hand, nothing cached): " in table
+    assert "| `deotte` | 2 | " in table and " ± " in table and "2-fold out-of-fold" in table
+
+
+def test_bench_refuses_a_bad_curve_and_one_fold(workdir):
+    for args, message in ((["--curve", "three"], "error: --curve three: expected epoch budgets"),
+                          (["--folds", "1"], "error: --folds 1: out-of-fold accuracy needs at least 2 folds")):
+        result = run_cli("bench", "--quick", *args, cwd=workdir)
+        assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
+        assert not (workdir / "data" / "bench").exists()
