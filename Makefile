@@ -111,7 +111,7 @@ tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
 	$(CLI) tasks
 
 .PHONY: bench
-bench: $(VENV)/.installed ## benchmark table: every preset vs the softmax baseline (DATA=zip or folder; ARGS=--quick)
+bench: $(VENV)/.installed ## out-of-fold benchmark: presets and the published peer beside softmax (DATA=zip or folder; ARGS=--quick)
 	$(CLI) bench --task $(TASK) $(if $(DATA),--data "$(DATA)") $(ARGS)
 
 .PHONY: sample

@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("--rebuild", action="store_true",
                         help="add the toolkit's submissions on Kaggle's list that the ledger lacks; a damaged ledger is kept aside first")
     ledger.add_argument("--competition", help="Kaggle competition name; default: the task's")
-    commands.add_parser("bench", help="the benchmark table: every preset beside the softmax baseline (bench --help)", add_help=False)
+    commands.add_parser("bench", help="the out-of-fold benchmark: presets and the published peer beside softmax (bench --help)", add_help=False)
     run = add("run", cmd_run)
     _common(run, data=False)
     run.add_argument("--competition", help="Kaggle competition name; default: the task's")

@@ -69,19 +69,6 @@ def _splits(labels: np.ndarray, holdout: float, folds: int, seed: int):
     return [holdout_split(labels, holdout, seed)]
 
 
-def validate(
-    dataset: Dataset,
-    model_name: str,
-    params: Any,
-    seed: int = config.DEFAULT_SEED,
-    holdout: float = config.DEFAULT_HOLDOUT,
-    folds: int = 0,
-    verbose: bool = True,
-) -> ValidationResult:
-    """Fit on part of train.csv, score on the rest; k-fold repeats that and averages."""
-    return validate_and_keep(dataset, model_name, params, seed, holdout, folds, verbose)[0]
-
-
 def validate_and_keep(
     dataset: Dataset,
     model_name: str,
@@ -91,7 +78,8 @@ def validate_and_keep(
     folds: int = 0,
     verbose: bool = True,
 ) -> tuple[ValidationResult, models.Model]:
-    """`validate`, also handing back the (last) fitted model: a submission can use the very model scored."""
+    """Fit on part of train.csv, score on the rest (k-fold: repeat and average); also hand back the (last)
+    fitted model, so that a submission can use the very model that was scored."""
     images, labels = dataset.train_images, dataset.train_labels
     splits = _splits(labels, holdout, folds, seed)
     accuracies, confusion, history, misclassified, seconds = [], np.zeros((10, 10), dtype=int), None, [], 0.0

@@ -51,7 +51,8 @@ def validate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[t
     dataset = dataset or load_data(settings)
     scheme = f"{settings.folds}-fold" if settings.folds > 1 else f"{settings.holdout:.0%} holdout"
     log.info("validate: model %s, %s, seed %d", settings.model, scheme, settings.seed)
-    result = training.validate(dataset, settings.model, settings.params(), settings.seed, settings.holdout, settings.folds, settings.verbose)
+    result, _ = training.validate_and_keep(dataset, settings.model, settings.params(), settings.seed, settings.holdout, settings.folds,
+                                           settings.verbose)
     folder = training.report_dir(settings.model, settings.task.name)
     return result, write_report(settings, result, dataset.train_images, folder)
 

@@ -43,10 +43,12 @@ def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(work
     assert all(point["rows"] == 750 and point["minutes"] > 0 for point in cnn["curve"] + peer["curve"])
     assert cnn["curve"][1]["accuracy"] == pytest.approx(cnn["fold_accuracies"][0]), "the full budget's point is fold 1 of the run"
     assert (out / "accuracy_vs_minutes.png").read_bytes().startswith(b"\x89PNG")
-    assert report["submit"]["seconds"] > 0 and "--no-upload" in report["submit"]["summary"][0]
+    first, second = report["submit"]["first"], report["submit"]["second"]
+    assert first["train_rows"] == 1350 and second["train_rows"] == 1500, "validated model first, then one fit on every row"
+    assert first["seconds"] > 0 and second["seconds"] > 0 and "--no-upload" in second["summary"]
     assert json.loads((out / "submit-report" / "metrics.json").read_text())["params"]["batch_size"] == 32
     table = (out / "bench.md").read_text()
-    assert "`kaggle-digits submit --no-upload --model cnn` (data at hand, nothing cached): " in table
+    assert "`kaggle-digits submit --no-upload --model cnn`, data at hand, wall time: " in table and "on all 1,500 rows" in table
     assert "| `deotte` | 2 | " in table and " ± " in table and "2-fold out-of-fold" in table
 
 

@@ -284,6 +284,31 @@ def conv_stages(layers, width: int, dropout: float, momentum: float) -> list:
     return stack + conv(width * 4, 4) + [layers.Flatten(), layers.Dropout(dropout)]
 
 
+def warmup_cosine(params, steps_per_epoch: int, floor: float):
+    """Learning rate from a tenth of the peak up to it over the warm-up epochs, then cosine down to floor x peak."""
+    keras = _keras()
+    warmup_steps = params.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=params.learning_rate / 10,
+        decay_steps=max(1, params.epochs * steps_per_epoch - warmup_steps),
+        warmup_target=params.learning_rate,
+        warmup_steps=warmup_steps,
+        alpha=floor,
+    )
+
+
+def deotte_network(filters: int, dropout: float, bn_momentum: float):
+    """Deotte's single CNN (the `cnn` preset and the `deotte` peer share it)."""
+    keras = _keras()
+    return keras.Sequential(
+        [
+            keras.Input((config.IMAGE_SIDE, config.IMAGE_SIDE, 1)),
+            *conv_stages(keras.layers, filters, dropout, bn_momentum),
+            keras.layers.Dense(config.NUM_CLASSES, activation="softmax", dtype="float32"),
+        ]
+    )
+
+
 class CNNModel(KerasModel):
     """Deotte's CNN architecture with a short-budget schedule: warm-up + cosine, weight averaging."""
 
@@ -293,14 +318,7 @@ class CNNModel(KerasModel):
     def optimizer(self, steps_per_epoch: int):
         keras = _keras()
         params = self.params
-        warmup_steps = params.warmup_epochs * steps_per_epoch
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=params.learning_rate / 10,
-            decay_steps=max(1, params.epochs * steps_per_epoch - warmup_steps),
-            warmup_target=params.learning_rate,
-            warmup_steps=warmup_steps,
-            alpha=0.0,
-        )
+        schedule = warmup_cosine(params, steps_per_epoch, floor=0.0)
         # The average spans at most the last tenth of training: on a short run (a smoke test, a few
         # epochs on the sample) a 0.99 average would still be half made of the untrained weights.
         total_steps = params.epochs * steps_per_epoch
@@ -308,16 +326,9 @@ class CNNModel(KerasModel):
         return keras.optimizers.Adam(schedule, use_ema=params.ema, ema_momentum=momentum)
 
     def network(self):
-        keras = _keras()
         # Batch norm momentum 0.9, not Keras' 0.99: with a few thousand steps per run the slower
         # moving averages lag behind the weights (measured: inference accuracy collapsed, 0.12 vs 0.97).
-        return keras.Sequential(
-            [
-                keras.Input((config.IMAGE_SIDE, config.IMAGE_SIDE, 1)),
-                *conv_stages(keras.layers, self.params.filters, self.params.dropout, momentum=0.9),
-                keras.layers.Dense(config.NUM_CLASSES, activation="softmax", dtype="float32"),
-            ]
-        )
+        return deotte_network(self.params.filters, self.params.dropout, bn_momentum=0.9)
 
 
 @dataclass
@@ -351,14 +362,7 @@ class DeotteModel(KerasModel):
         return keras.optimizers.Adam(schedule)
 
     def network(self):
-        keras = _keras()
-        return keras.Sequential(
-            [
-                keras.Input((config.IMAGE_SIDE, config.IMAGE_SIDE, 1)),
-                *conv_stages(keras.layers, self.params.filters, self.params.dropout, momentum=self.params.bn_momentum),
-                keras.layers.Dense(config.NUM_CLASSES, activation="softmax", dtype="float32"),
-            ]
-        )
+        return deotte_network(self.params.filters, self.params.dropout, self.params.bn_momentum)
 
 
 @dataclass
@@ -386,17 +390,7 @@ class FastCNNModel(KerasModel):
     Params = FastParams
 
     def optimizer(self, steps_per_epoch: int):
-        keras = _keras()
-        params = self.params
-        warmup_steps = params.warmup_epochs * steps_per_epoch
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=params.learning_rate / 10,
-            decay_steps=max(1, params.epochs * steps_per_epoch - warmup_steps),
-            warmup_target=params.learning_rate,
-            warmup_steps=warmup_steps,
-            alpha=0.01,
-        )
-        return keras.optimizers.Adam(schedule)
+        return _keras().optimizers.Adam(warmup_cosine(self.params, steps_per_epoch, floor=0.01))
 
     def network(self):
         keras = _keras()
