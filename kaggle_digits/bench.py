@@ -73,6 +73,8 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
             history = model.fit(images[train], labels[train], validation=validation, verbose=False)
             fold_seconds.append(time.perf_counter() - start)
             out_of_fold[val] = model.predict(images[val])
+            print(f"bench: {model_name} fold {fold + 1}/{len(splits)}: {np.mean(out_of_fold[val] == labels[val]):.4f} on "
+                  f"{len(val):,} held-out rows, {fold_seconds[-1]:.0f} s", flush=True)
             if fold == 0:
                 first_model, first_history = model, history
         test = dataset.test_images
@@ -98,6 +100,7 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
                 model.fit(images[train], labels[train], verbose=False)
                 seconds = time.perf_counter() - start
                 points.append((budget, seconds / 60, float(np.mean(model.predict(images[val]) == labels[val]))))
+                print(f"bench: {model_name} curve: {budget} epochs on fold 1: {points[-1][2]:.4f}, {seconds:.0f} s", flush=True)
             points.append((epochs, fold_seconds[0] / 60, float(np.mean(out_of_fold[val] == labels[val]))))
             points.sort()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
