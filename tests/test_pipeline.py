@@ -102,7 +102,7 @@ def test_too_many_folds_is_a_usage_error(workdir):
 def test_bench_refuses_an_unknown_model_before_running(workdir):
     result = run_cli("bench", "--models", "softmax,resnet", "--quick", cwd=workdir)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, ensemble"
+    assert result.stderr.strip() == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, ensemble, deotte"
     assert not (workdir / "data" / "bench").exists()
 
 
@@ -153,7 +153,7 @@ def test_submit_trains_once(workdir):
 
 
 def test_ensemble_estimates_itself_while_training_on_every_row(workdir):
-    result = run_cli("train", "--model", "ensemble", "-p", "members=2", "-p", "epochs=1", "-p", "filters=8", "-p", "batch_size=64",
+    result = run_cli("train", "--model", "ensemble", "-p", "members=2", "-p", "epochs=2", "-p", "filters=8", "-p", "batch_size=32",
                      "--data-dir", str(SAMPLE_ZIP), cwd=workdir, timeout=600)
     assert result.returncode == 0, result.stderr
     saved = _config(workdir, "ensemble")

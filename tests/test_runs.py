@@ -82,9 +82,14 @@ def test_keep_alive_uploads_the_last_file_again_without_training(server, env, wo
 
 
 def test_identical_predictions_are_not_uploaded(server, env, workdir):
+    # With a validation of its settings on file, a run trains once on every row (see make submit).
+    assert run_cli("fetch", "-q", cwd=workdir, env=env).returncode == 0
+    validate = ["validate", "-q", *RUN[2:]]
+    assert run_cli(*validate, cwd=workdir).returncode == 0
     assert run_cli(*RUN, cwd=workdir, env=env).returncode == 0
     # Another seed is a change, so the run trains; logistic regression (lbfgs) has no randomness in its
     # fit on all rows, so the predictions are the same bytes and are not uploaded again.
+    assert run_cli(*validate, "--seed", "7", cwd=workdir).returncode == 0
     again = run_cli(*RUN, "--seed", "7", cwd=workdir, env=env)
     assert again.returncode == 10 and "predictions identical to" in again.stdout
     assert len(server.state.submissions) == 1

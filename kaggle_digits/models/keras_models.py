@@ -472,7 +472,8 @@ class EnsembleModel(Model):
             curves = self._fit_in_processes(images, labels, splits, out_of_fold, workers, verbose)
         else:
             curves = self._fit_in_turn(images, labels, splits, out_of_fold, validation, verbose)
-        return History(curves=curves, best_epoch=None, out_of_fold_accuracy=float(np.mean(out_of_fold == labels)),
+        best_epoch = int(np.argmin(curves["val_loss"])) + 1 if curves.get("val_loss") else None  # the first member's
+        return History(curves=curves, best_epoch=best_epoch, out_of_fold_accuracy=float(np.mean(out_of_fold == labels)),
                        out_of_fold_rows=int(len(labels)))
 
     def _fit_in_turn(self, images, labels, splits, out_of_fold, validation, verbose) -> dict:
