@@ -206,14 +206,24 @@ def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
         meta = json.loads(config_path.read_text())
         model_class = models.model_class(meta["model"])
         params = models.parse_overrides(model_class.Params, {}, meta["model"])
+        gone = sorted(set(meta["params"]) - set(models.params_dict(params)))
+        if gone:  # not damage: a model saved before its recipe changed (e.g. cnn's blocks and dense_units)
+            raise _OlderRecipe(f"{folder} holds a '{meta['model']}' saved by an older version of the toolkit (its parameters "
+                               f"{', '.join(gone)} no longer exist). {fix}")
         params = replace(params, **{key: (tuple(v) if isinstance(getattr(params, key), tuple) else v) for key, v in meta["params"].items()})
         seed = int(meta["seed"])
+    except _OlderRecipe as error:
+        raise DataError(str(error)) from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, ToolkitError) as error:
         raise DataError(f"{config_path} is damaged ({type(error).__name__}). {fix}") from None
     try:
         return model_class.load(folder, params, seed), meta
     except Exception as error:  # whatever the library raises for a cut or garbled file, the file is unusable
         raise DataError(f"the saved model in {folder} is damaged or unreadable ({type(error).__name__}). {fix}") from None
+
+
+class _OlderRecipe(Exception):
+    """load_model's own signal: a readable config.json whose parameters the model no longer has."""
 
 
 def _make_command(target: str, folder: Path) -> str:

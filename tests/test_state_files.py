@@ -201,3 +201,16 @@ def test_the_fix_names_the_model_and_task_of_the_folder():
     assert _make_command("train", Path("data/models/random-forest")) == "make train MODEL=random-forest"
     assert _make_command("train", Path("data/models/cnn-kannada-mnist")) == "make train MODEL=cnn TASK=kannada-mnist"
     assert _make_command("validate", Path("data/reports/fast-fashion-mnist-evaluate")) == "make validate MODEL=fast TASK=fashion-mnist"
+
+
+def test_a_model_saved_by_an_older_recipe_says_so(workdir, trained):
+    """A cnn trained before its recipe changed (blocks, dense_units) is not called damaged: retrain it."""
+    path = workdir / "data" / "models" / "softmax" / "config.json"
+    meta = json.loads(path.read_text())
+    meta["params"]["blocks"] = 2
+    path.write_text(json.dumps(meta))
+    result = run_cli("predict", "--model", "softmax", "--data-dir", str(trained), cwd=workdir)
+    assert result.returncode == 3
+    line = one_error_line(result)
+    assert "saved by an older version of the toolkit (its parameters blocks no longer exist)" in line
+    assert "damaged" not in line and "make train MODEL=softmax" in line
