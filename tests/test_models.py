@@ -83,3 +83,23 @@ def test_ensemble_members_hold_out_different_folds_in_turn_or_in_processes(sampl
         assert len(model.members) == 2 and model.predict_proba(images[:50]).shape == (50, 10)
         if workers == "1":
             assert history.curves["val_loss"], "the first member draws the learning curves on its held-out fold"
+
+
+def test_fused_batch_norm_computes_what_keras_batch_norm_computes():
+    """The faster layer is a drop-in: same outputs in training and inference, same moving averages."""
+    from kaggle_digits.models.keras_models import _keras, batch_norm_layer
+
+    keras = _keras()
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 6, 6, 8)).astype(np.float32)
+    reference, fused = keras.layers.BatchNormalization(momentum=0.9), batch_norm_layer()(momentum=0.9)
+    for layer in (reference, fused):
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 2.0, 8))
+        layer.beta.assign(np.linspace(-1.0, 1.0, 8))
+    np.testing.assert_allclose(fused(x, training=True), reference(x, training=True), atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean, reference.moving_mean, atol=1e-5)
+    # TensorFlow's kernel folds the unbiased batch variance into the average (n/(n-1) = 2304/2303), Keras the biased.
+    np.testing.assert_allclose(fused.moving_variance, reference.moving_variance, rtol=1e-3)
+    np.testing.assert_allclose(fused(x, training=False), reference(x, training=False), rtol=1e-3, atol=1e-3)
+    flat = x.reshape(64, -1)  # not an image tensor: Keras' own code path
+    np.testing.assert_allclose(batch_norm_layer()()(flat, training=True), keras.layers.BatchNormalization()(flat, training=True), atol=1e-4)
