@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from . import storage
+from .kernels import OUTPUT_BUCKET, log_text
 from .competitions import Competition, Submission, score
 from .plumbing import BaseHandler, Fault, Upload
 
@@ -219,3 +220,39 @@ class ApiHandler(BaseHandler):
             "teamName": user,
             "url": f"/submissions/{submission.ref}",
         }
+
+    # --- kernels (kernels.py runs them) -----------------------------------------------------------
+    def _api_SaveKernel(self, request, user) -> None:  # noqa: N802 - kernels.KernelsApiService
+        status, answer = self.state.kernels.save(request, user)
+        self.json(status, answer)
+
+    def _api_GetKernelSessionStatus(self, request, user) -> None:  # noqa: N802
+        status, message, session = self.state.kernels.find(request, user)
+        if session is None:
+            self.error(status, message)
+            return
+        self.json(200, {"status": session.status, "failureMessage": session.failure_message})
+
+    def _api_ListKernelSessionOutput(self, request, user) -> None:  # noqa: N802
+        status, message, session = self.state.kernels.find(request, user)
+        if session is None:
+            self.error(status, message)
+            return
+        files = self.state.kernels.outputs(session)
+        size = min(int(request.get("pageSize") or self.state.page_size), self.state.page_size)
+        try:
+            start = int(base64.urlsafe_b64decode(request.get("pageToken") or "MA==").decode())
+        except (ValueError, binascii.Error):
+            self.error(400, "Invalid page token")
+            return
+        following = start + size
+        token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(files) else ""
+        page = [{"fileName": name, "url": storage.signed_download_url(self.state, str(session.id), name, bucket=OUTPUT_BUCKET)}
+                for name, _ in files[start:following]]
+        self.json(200, {"files": page, "log": log_text(session) if session.done else "", "nextPageToken": token})
+
+    def _api_CancelKernelSession(self, request, user) -> None:  # noqa: N802
+        self.json(200, {"errorMessage": self.state.kernels.cancel(int(request.get("kernelSessionId") or 0))})
+
+    def _api_GetAcceleratorQuotaStatistics(self, request, user) -> None:  # noqa: N802
+        self.json(200, self.state.kernels.quota())

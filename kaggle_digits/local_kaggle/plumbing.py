@@ -71,6 +71,7 @@ class State:
     # Every request that reached the storage host with an Authorization header: tests assert it stays empty.
     storage_auth_seen: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    kernels: Any = None  # kernels.KernelRunner, set by the server (it needs this state)
 
     def take_fault(self, method: str) -> Fault | None:
         with self.lock:

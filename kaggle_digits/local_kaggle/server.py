@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from .api import ApiHandler
 from .competitions import Competition, builtin_competitions
+from .kernels import KernelRunner, KernelSettings
 from .plumbing import Fault, QuietServer, State
 from .storage import StorageHandler
 
@@ -24,8 +25,9 @@ class LocalKaggleServer:
     """
 
     def __init__(self, competitions: list[Competition], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 storage_port: int = 0, **state: Any):
+                 storage_port: int = 0, kernels: KernelSettings | None = None, **state: Any):
         self.state = State(competitions={competition.name: competition for competition in competitions}, **state)
+        self.state.kernels = KernelRunner(self.state, kernels or KernelSettings())
         self.httpd = QuietServer((host, port), type("Api", (ApiHandler,), {"state": self.state}))
         try:
             self.storage = QuietServer(("127.0.0.1", storage_port), type("Storage", (StorageHandler,), {"state": self.state}))
@@ -58,6 +60,7 @@ class LocalKaggleServer:
         for server in (self.httpd, self.storage):
             server.shutdown()
             server.server_close()
+        self.state.kernels.close()
 
     def __enter__(self) -> "LocalKaggleServer":
         return self.start()

@@ -14,8 +14,10 @@ import hmac
 import time
 from datetime import datetime, timezone
 from email.utils import formatdate
+from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
+from .kernels import OUTPUT_BUCKET
 from .plumbing import BaseHandler, State, Upload
 
 DATA_BUCKET = "kaggle-competitions-data"
@@ -27,9 +29,9 @@ def _signature(state: State, path: str, stamp: str, expires: str) -> str:
     return hmac.new(state.signing_key, f"GET\n{path}\n{stamp}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def signed_download_url(state: State, competition: str, file_name: str) -> str:
+def signed_download_url(state: State, competition: str, file_name: str, bucket: str = DATA_BUCKET) -> str:
     """A V4-style signed URL for one object, valid for `state.url_ttl` seconds."""
-    path = f"/{DATA_BUCKET}/{quote(competition)}/{quote(file_name)}"
+    path = f"/{bucket}/{quote(competition)}/{quote(file_name)}"
     stamp = datetime.now(timezone.utc).strftime(_STAMP)
     expires = str(state.url_ttl)
     query = urlencode({
@@ -80,9 +82,12 @@ class StorageHandler(BaseHandler):
             return
         if self.apply_fault("download"):  # after the checks: a stall or a cut hits a request that was valid
             return
-        _, bucket, competition_name, file_name = unquote(path).split("/", 3)
-        competition = self.state.competitions.get(competition_name)
-        content = competition.file(file_name) if competition else None
+        _, bucket, folder, file_name = unquote(path).split("/", 3)
+        if bucket == OUTPUT_BUCKET:  # a kernel session's output: folder is the session id
+            content = self.state.kernels.output_file(int(folder), file_name) if folder.isdigit() else None
+        else:
+            competition = self.state.competitions.get(folder)
+            content = competition.file(file_name) if competition else None
         if content is None:
             self.send_body(404, _xml_error("NoSuchKey", "The specified key does not exist."), "application/xml")
             return
@@ -100,7 +105,8 @@ class StorageHandler(BaseHandler):
             status = 206
         body = content[start:]
         self.send_response(status)
-        self.send_header("Content-Type", "application/zip" if file_name.endswith(".zip") else "text/csv")
+        content_type = {".zip": "application/zip", ".csv": "text/csv"}.get(Path(file_name).suffix, "application/octet-stream")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", etag)
