@@ -136,8 +136,18 @@ def cmd_submit(args) -> int:
     from . import workflow
 
     settings = _settings(args)
+    remote = None
+    if args.remote:
+        from .remote import RemoteOptions
+
+        if args.file or args.refit:
+            raise UsageError("--remote trains in a kernel: it takes neither --file (nothing to train) nor --refit "
+                             "(the kernel trains once). Fix: drop one of them")
+        if args.remote_timeout <= 0:
+            raise UsageError(f"--remote-timeout {args.remote_timeout:g}: must be positive (seconds, e.g. 14400)")
+        remote = RemoteOptions(timeout=args.remote_timeout, gpu=not args.remote_cpu)
     options = workflow.SubmitOptions(file=args.file, upload=not args.no_upload, force=args.force, message=args.message or "",
-                                     wait_timeout=args.wait_timeout, competition=args.competition, refit=args.refit)
+                                     wait_timeout=args.wait_timeout, competition=args.competition, refit=args.refit, remote=remote)
     result = workflow.submit(settings, options)
     if not result.uploaded:
         print(f"submission: {result.file} (not uploaded: --no-upload)")
@@ -262,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait-timeout", type=float, default=900, help="seconds to wait for the score; default %(default)s")
     submit.add_argument("--refit", action="store_true",
                         help="after the validation training, train again on every row (two trainings; default: one, see README)")
+    submit.add_argument("--remote", choices=["kaggle"],
+                        help="train and predict in a private Kaggle kernel on Kaggle's GPU, then check and upload here (Make: REMOTE=kaggle)")
+    submit.add_argument("--remote-timeout", type=float, default=4 * 3600, metavar="SECONDS",
+                        help="how long the kernel may run (Kaggle stops it then too); default %(default)s")
+    submit.add_argument("--remote-cpu", action="store_true", help="the kernel without a GPU (no GPU quota used)")
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
     status.add_argument("--competition", help="Kaggle competition name; default: the task's")

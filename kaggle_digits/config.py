@@ -23,6 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / "digit-recognizer.zip"
 
+# --remote kaggle: seconds between two status polls of a kernel session (Kaggle rate-limits hard polling).
+KERNEL_POLL_SECONDS = float(os.environ.get("KAGGLE_DIGITS_KERNEL_POLL", "15"))
+
 DEFAULT_TASK = "digit-recognizer"
 DEFAULT_MODEL = "cnn"
 DEFAULT_SEED = 42

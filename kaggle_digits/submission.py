@@ -24,9 +24,10 @@ OPEN_STATUSES = ("UPLOADING", "UNKNOWN", "PENDING")
 
 LEDGER_COLUMNS = [
     "run_id", "time", "task", "file", "checksum", "model", "holdout_accuracy",
-    "kaggle_ref", "status", "public_score", "private_score", "message", "config",
+    "kaggle_ref", "status", "public_score", "private_score", "message", "config", "trained_on",
 ]
-REQUIRED_COLUMNS = LEDGER_COLUMNS[:-1]  # a ledger written before the config column is still read
+# A ledger written before the config and trained_on columns is still read.
+REQUIRED_COLUMNS = [column for column in LEDGER_COLUMNS if column not in ("config", "trained_on")]
 STATUSES = {"UPLOADING", "UNKNOWN", "PENDING", "COMPLETE", "ERROR", "FAILED"}
 SHORT_CHECKSUM = 16  # hex digits of the file's SHA-256 carried in the description on Kaggle
 

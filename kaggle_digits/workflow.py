@@ -294,6 +294,7 @@ class SubmitOptions:
     wait_timeout: float = 900.0
     competition: str | None = None
     refit: bool = False  # after the validation training, train again on every row (two trainings)
+    remote: Any = None  # remote.RemoteOptions: train in a Kaggle kernel (--remote kaggle) instead of here
 
 
 @dataclass
@@ -309,12 +310,22 @@ class SubmitResult:
 
 
 def produce_submission(settings: Settings, kaggle=None, force_fetch: bool = False, competition: str | None = None,
-                       refit: bool = False) -> Path:
-    """fetch -> one training with its estimate (see fit_for_submission) -> predict: the file `submit` uploads."""
+                       refit: bool = False, remote=None) -> Path:
+    """fetch -> one training with its estimate (see fit_for_submission) -> predict: the file `submit` uploads.
+
+    With `remote` (RemoteOptions), the training and the prediction run in a Kaggle kernel; the data is
+    still fetched here, so the file that comes back is checked against this test.csv.
+    """
     if settings.data_dir is None:
+        kaggle = kaggle or (_kaggle(settings, competition) if remote else None)
         folder, _ = fetch(settings, force=force_fetch, competition=competition, kaggle=kaggle)
         settings.data_dir = folder
     dataset = load_data(settings)
+    if remote is not None:
+        from . import remote as kernels
+
+        kaggle = kaggle or _kaggle(settings, competition)
+        return kernels.train_on_kaggle(settings, kaggle, kaggle.name, dataset.test_ids, remote)
     fit_for_submission(settings, dataset, refit)
     return predict(settings, dataset)
 
@@ -343,7 +354,8 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
         # from Kaggle's own list, and a lost ledger restored from it, so the guards know what Kaggle has.
         settle_open_rows(ledger, kaggle, settings.task.name)
     if not options.file:
-        path = produce_submission(settings, kaggle, force_fetch=False, competition=options.competition, refit=options.refit)
+        path = produce_submission(settings, kaggle, force_fetch=False, competition=options.competition, refit=options.refit,
+                                  remote=options.remote)
     sidecar = submission.read_sidecar(path)
     result = SubmitResult(file=path, holdout_accuracy=sidecar.get("holdout_accuracy"), run_id=path.stem)
     if not options.upload:
@@ -372,7 +384,7 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
     message = submission.description(result.run_id, model, accuracy, checksum, config_hash, options.message)
     ledger.add(run_id=result.run_id, time=training.utc_now(), task=settings.task.name, file=path.name, checksum=checksum,
                model=sidecar.get("model", ""), holdout_accuracy=accuracy, status="UPLOADING", message=message,
-               config=config_hash)
+               config=config_hash, trained_on=sidecar.get("trained_on", "here" if sidecar else ""))
     try:
         ref = kaggle.submit(path, message)
     except SubmissionOutcomeUnknown:

@@ -75,8 +75,9 @@ class Kaggle:
         adapter = self.policy.adapter()
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.session.mount(http._get_request_url("competitions.CompetitionApiService", "CreateSubmission"),
-                           self.policy.adapter(idempotent=False))
+        # SaveKernel too: each call is a new kernel version with a session of its own.
+        for service, method in (("competitions.CompetitionApiService", "CreateSubmission"), ("kernels.KernelsApiService", "SaveKernel")):
+            self.session.mount(http._get_request_url(service, method), self.policy.adapter(idempotent=False))
         self.storage = Storage(self.policy)
         self.competitions = self.client.competitions.competition_api_client
         self.username = ""

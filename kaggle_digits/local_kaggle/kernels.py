@@ -45,12 +45,19 @@ OUTPUT_BUCKET = "kaggle-kernel-output"
 _VERSION_LABEL = re.compile(r"^v(\d+)$")
 # Runs before the pushed script: the toolkit's package is not on a Kaggle image, so it is not here either.
 _BOOTSTRAP = """
-import runpy, sys
-class _NotOnKaggle:
+import importlib.machinery, runpy, sys
+image_paths = list(sys.path)
+class NotOnKaggle:
     def find_spec(self, name, path=None, target=None):
-        if name == "kaggle_digits" or name.startswith("kaggle_digits."):
+        if name != "kaggle_digits" and not name.startswith("kaggle_digits."):
+            return None
+        # Only a copy the script brought (a path it added) is found; the one installed here is not.
+        where = path if path is not None else [entry for entry in sys.path if entry not in image_paths]
+        spec = importlib.machinery.PathFinder.find_spec(name, where)
+        if spec is None:
             raise ModuleNotFoundError(f"No module named {name!r} (not installed on a Kaggle image)")
-sys.meta_path.insert(0, _NotOnKaggle())
+        return spec
+sys.meta_path.insert(0, NotOnKaggle())
 sys.argv = [sys.argv[1]]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -181,7 +188,7 @@ class KernelRunner:
             time.sleep(0.1)  # Kaggle queues GPU sessions past the concurrency limit
         if session.done:  # cancelled while queued
             return
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("KAGGLE_", "HTTP", "HTTPS"))}
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("KAGGLE_", "HTTP", "PYTHONPATH"))}
         env.update({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_URL_BASE": "https://www.kaggle.com", "PYTHONUNBUFFERED": "1"})
         if not internet:
             closed = "http://127.0.0.1:9"  # the discard port, closed: every request through the proxy fails

@@ -1,0 +1,87 @@
+"""`submit --remote kaggle` end to end against the local Kaggle, which runs the pushed kernel in a subprocess with
+Kaggle's layout (offline, without the toolkit installed): the kernel trains, the output comes back checked, the
+upload goes through the same guards. Faults: a kernel that fails, one that never finishes, the GPU quota used
+up, lost status answers."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from kaggle_digits.local_kaggle import kernels as served
+
+from test_kaggle import FAST_MODEL, kd, ledger_rows
+
+REMOTE = ["--remote", "kaggle", *FAST_MODEL]
+
+
+def fake_image(folder: Path, body: str) -> str:
+    """An interpreter standing in for a broken Kaggle image: a shell script run instead of the kernel's Python."""
+    path = folder / "python"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def nothing_kept(workdir: Path) -> bool:
+    return (not list((workdir / "submissions").glob("*.csv")) and not (workdir / "data" / "models").exists()
+            and not (workdir / "submissions" / "ledger.csv").exists())
+
+
+def test_remote_training_comes_back_checked_and_goes_up_through_the_guards(server, kaggle_env, workdir):
+    env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
+    server.inject(method="GetKernelSessionStatus", lost=True, count=2)  # answers lost on the way: polled again
+    result = kd("submit", *REMOTE, cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "remote: pushed demo-user/kaggle-digits-digit-recognizer-logreg version 1 (GPU, internet off)" in result.stderr
+    assert "remote: COMPLETE after" in result.stderr
+    assert server.state.requests.count("POST SaveKernel") == 1  # never resent: each push is a new version
+    assert "POST GetAcceleratorQuotaStatistics" in server.state.requests
+    (row,) = ledger_rows(workdir)
+    assert row["trained_on"] == "kaggle kernel demo-user/kaggle-digits-digit-recognizer-logreg v1"
+    assert row["status"] == "COMPLETE" and float(row["public_score"]) > 0.7
+    sidecar = json.loads((workdir / "submissions" / row["file"]).with_suffix(".json").read_text())
+    assert sidecar["trained_on"] == row["trained_on"] and sidecar["model"] == "logreg" and sidecar["holdout_accuracy"] > 0.7
+    # The kernel's model and report are here now, and the model works here: predict writes the same labels.
+    assert (workdir / "data" / "reports" / "logreg" / "metrics.json").exists()
+    again = kd("predict", *FAST_MODEL, cwd=workdir, env=env)
+    assert again.returncode == 0, again.stderr
+    local = sorted((workdir / "submissions").glob("*-logreg.csv"))[-1]
+    assert local.name != row["file"]
+    assert local.read_text() == (workdir / "submissions" / row["file"]).read_text()
+    # The same file again is refused by the same guard as a local one.
+    twice = kd("submit", *FAST_MODEL, "--file", str(local), cwd=workdir, env=env)
+    assert twice.returncode == 10 and "identical to" in twice.stderr
+
+
+def test_a_failing_kernel_shows_its_log_and_keeps_nothing(server, kaggle_env, workdir, tmp_path):
+    server.state.kernels.settings.python = fake_image(tmp_path, "echo 'CUDA error: out of memory' >&2; exit 1")
+    result = kd("submit", *REMOTE, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
+    assert result.returncode == 5, result.stderr
+    assert "  | CUDA error: out of memory" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the kernel demo-user/kaggle-digits-digit-recognizer-logreg v1 failed: ") and "Fix:" in last
+    assert nothing_kept(workdir) and server.state.submissions == []
+
+
+def test_a_kernel_that_never_finishes_is_given_up_after_the_timeout(server, kaggle_env, workdir, tmp_path):
+    server.state.kernels.settings.python = fake_image(tmp_path, "sleep 60")
+    result = kd("submit", *REMOTE, "--remote-timeout", "2", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
+    assert result.returncode == 5, result.stderr
+    # Whichever comes first: the toolkit's patience or Kaggle's own limit (the same number is sent with the push).
+    assert "is not done after" in result.stderr or "run-time limit" in result.stderr
+    assert nothing_kept(workdir) and server.state.submissions == []
+
+
+def test_the_gpu_quota_used_up_stops_before_the_push(server, kaggle_env, workdir):
+    server.state.kernels.settings.gpu_used_seconds = served.GPU_QUOTA_SECONDS
+    result = kd("submit", *REMOTE, cwd=workdir, env=kaggle_env)
+    assert result.returncode == 5
+    assert "the weekly GPU quota is used up (30.0 h of 30 h); it refreshes" in result.stderr and "Fix:" in result.stderr
+    assert "POST SaveKernel" not in server.state.requests and nothing_kept(workdir)
+
+
+def test_remote_refuses_options_it_cannot_honour(kaggle_env, workdir):
+    result = kd("submit", *REMOTE, "--refit", cwd=workdir, env=kaggle_env)
+    assert result.returncode == 2 and "--remote trains in a kernel" in result.stderr
