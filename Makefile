@@ -18,23 +18,24 @@ MESSAGE ?=
 UPLOAD ?= 1
 FORCE ?= 0
 ARGS ?=
+REMOTE ?=
 
 # Which of these options each target takes; one given on the command line to a target that does not
 # take it is refused, in one line, before anything runs (the check is at the end of this file).
-OPTIONS := MODEL TASK SEED DATA_DIR DATA COMPETITION MESSAGE UPLOAD FORCE ARGS
+OPTIONS := MODEL TASK SEED DATA_DIR DATA COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE
 takes_data := TASK COMPETITION FORCE ARGS
 takes_validate := MODEL TASK SEED DATA_DIR ARGS
 takes_train := MODEL TASK SEED DATA_DIR ARGS
 takes_predict := MODEL TASK SEED DATA_DIR ARGS
 takes_evaluate := MODEL TASK SEED DATA_DIR ARGS
-takes_submit := MODEL TASK SEED DATA_DIR COMPETITION MESSAGE UPLOAD FORCE ARGS
+takes_submit := MODEL TASK SEED DATA_DIR COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE
 takes_status := TASK COMPETITION ARGS
 takes_resubmit := MODEL TASK SEED COMPETITION MESSAGE ARGS
 takes_serve-local := ARGS
 takes_tasks :=
 takes_bench := TASK DATA ARGS
 takes_sample := DATA
-takes_demo := ARGS
+takes_demo := ARGS REMOTE
 takes_test := ARGS
 takes_check := ARGS
 takes_install :=
@@ -44,11 +45,12 @@ takes_help :=
 data_opt = $(if $(DATA_DIR),--data-dir "$(DATA_DIR)")
 model_opts = --task $(TASK) --model $(MODEL) --seed $(SEED) $(data_opt)
 force_opt = $(if $(filter 1 yes true,$(FORCE)),--force)
+remote_opt = $(if $(REMOTE),--remote $(REMOTE))
 
 .PHONY: help
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  options: MODEL=$(MODEL) TASK=$(TASK) SEED=$(SEED) DATA_DIR= DATA= COMPETITION= MESSAGE= UPLOAD=1 FORCE=0 ARGS="
+	@echo "  options: MODEL=$(MODEL) TASK=$(TASK) SEED=$(SEED) DATA_DIR= DATA= COMPETITION= MESSAGE= UPLOAD=1 FORCE=0 REMOTE= ARGS="
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,7 +63,7 @@ install: $(VENV)/.installed ## create .venv and install the package with its dep
 
 .PHONY: demo
 demo: $(VENV)/.installed ## the whole `make submit` flow offline, against the local Kaggle server, on the embedded sample
-	$(BIN)/python -m kaggle_digits.demo $(ARGS)
+	$(BIN)/python -m kaggle_digits.demo $(remote_opt) $(ARGS)
 
 .PHONY: test
 test: $(VENV)/.installed ## run the test suite
@@ -92,7 +94,7 @@ evaluate: $(VENV)/.installed ## train on the train file and score the labeled te
 
 .PHONY: submit
 submit: $(VENV)/.installed ## fetch, train once (with its accuracy estimate), predict, upload and wait for the score (UPLOAD=0: stop at the file)
-	$(CLI) submit $(model_opts) $(if $(COMPETITION),--competition $(COMPETITION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(if $(filter 0 no false,$(UPLOAD)),--no-upload) $(force_opt) $(ARGS)
+	$(CLI) submit $(model_opts) $(if $(COMPETITION),--competition $(COMPETITION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(if $(filter 0 no false,$(UPLOAD)),--no-upload) $(force_opt) $(remote_opt) $(ARGS)
 
 .PHONY: status
 status: $(VENV)/.installed ## the ledger next to Kaggle's submission list

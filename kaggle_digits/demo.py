@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         "KAGGLE_API_ENVIRONMENT": "TEST",
         "KAGGLE_API_TOKEN": local_kaggle.DEMO_TOKEN,
         "KAGGLE_CONFIG_DIR": str(workdir / ".kaggle"),  # never the user's real ~/.kaggle
+        # REMOTE=kaggle: the local server's kernels answer at once; no need to poll as gently as kaggle.com.
+        "KAGGLE_DIGITS_KERNEL_POLL": os.environ.get("KAGGLE_DIGITS_KERNEL_POLL", "1"),
     }
     environment.pop("KAGGLE_USERNAME", None)
     environment.pop("KAGGLE_KEY", None)

@@ -25,3 +25,14 @@ def test_demo_runs_the_submit_flow_offline_and_ignores_real_credentials(tmp_path
     ledger = (demo_dir / "submissions" / "ledger.csv").read_text()
     assert ",COMPLETE," in ledger
     assert "KGAT_users_real_token_must_not_be_sent" not in out + result.stderr + ledger
+
+
+def test_demo_with_remote_kaggle_trains_in_a_local_kernel(tmp_path):
+    demo_dir = tmp_path / "demo"
+    env = {"KAGGLE_DIGITS_DEMO_DIR": str(demo_dir), "PATH": "/usr/bin:/bin", "KAGGLE_DIGITS_KERNEL_POLL": "0.3"}
+    result = subprocess.run([sys.executable, "-m", "kaggle_digits.demo", "--remote", "kaggle", "--model", "logreg", "-p", "max_iter=60"],
+                            env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "remote: COMPLETE after" in result.stderr and "public score: 0." in result.stdout
+    ledger = (demo_dir / "submissions" / "ledger.csv").read_text()
+    assert ",COMPLETE," in ledger and "kaggle kernel demo-user/kaggle-digits-digit-recognizer-logreg v1" in ledger
