@@ -145,7 +145,9 @@ def cmd_submit(args) -> int:
                              "(the kernel trains once). Fix: drop one of them")
         if args.remote_timeout <= 0:
             raise UsageError(f"--remote-timeout {args.remote_timeout:g}: must be positive (seconds, e.g. 14400)")
-        remote = RemoteOptions(timeout=args.remote_timeout, gpu=not args.remote_cpu)
+        if args.remote_sessions < 1:
+            raise UsageError(f"--remote-sessions {args.remote_sessions}: must be at least 1")
+        remote = RemoteOptions(timeout=args.remote_timeout, gpu=not args.remote_cpu, sessions=args.remote_sessions)
     options = workflow.SubmitOptions(file=args.file, upload=not args.no_upload, force=args.force, message=args.message or "",
                                      wait_timeout=args.wait_timeout, competition=args.competition, refit=args.refit, remote=remote)
     result = workflow.submit(settings, options)
@@ -277,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--remote-timeout", type=float, default=4 * 3600, metavar="SECONDS",
                         help="how long the kernel may run (Kaggle stops it then too); default %(default)s")
     submit.add_argument("--remote-cpu", action="store_true", help="the kernel without a GPU (no GPU quota used)")
+    submit.add_argument("--remote-sessions", type=int, default=2, metavar="N",
+                        help="kernels at once for the ensemble's members (one per member); default %(default)s")
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
     status.add_argument("--competition", help="Kaggle competition name; default: the task's")

@@ -39,7 +39,7 @@ KEEP = tuple(f"{HOME_IN_KERNEL}/{part}/" for part in ("submissions", "data/model
 PACKAGE = Path(__file__).resolve().parent
 
 _SCRIPT = '''\
-# kaggle-digits {version}: `kaggle-digits {command}` on Kaggle's GPU (pushed by `--remote kaggle`).
+# kaggle-digits {version}: {what} on Kaggle's GPU (pushed by `--remote kaggle`).
 # The toolkit is not on Kaggle's images and the kernel has no internet: it travels below, zipped.
 import base64, os, sys, tempfile
 
@@ -49,9 +49,7 @@ with open(bundle, "wb") as out:
     out.write(base64.b64decode(BUNDLE))
 sys.path.insert(0, bundle)
 os.environ["KAGGLE_DIGITS_HOME"] = os.path.abspath("{home}")
-from kaggle_digits import cli
-
-sys.exit(cli.main({argv!r}))
+{call}
 '''
 
 
@@ -60,6 +58,7 @@ class RemoteOptions:
     timeout: float = 4 * 3600.0  # seconds to follow the session; Kaggle stops it then too
     poll: float = config.KERNEL_POLL_SECONDS
     gpu: bool = True
+    sessions: int = 2  # kernels at once (the ensemble's members): Kaggle queues GPU sessions past its limit
 
 
 def bundle() -> bytes:
@@ -81,12 +80,46 @@ def kernel_argv(settings, competition: str) -> list[str]:
     return argv
 
 
-def kernel_script(settings, competition: str) -> str:
+def kernel_script(what: str, call: str) -> str:
     from . import __version__
 
+    return _SCRIPT.format(version=__version__, what=what, bundle=base64.b64encode(bundle()).decode(), home=HOME_IN_KERNEL, call=call)
+
+
+def submit_script(settings, competition: str) -> str:
     argv = kernel_argv(settings, competition)
-    return _SCRIPT.format(version=__version__, command=" ".join(argv), bundle=base64.b64encode(bundle()).decode(),
-                          home=HOME_IN_KERNEL, argv=argv)
+    return kernel_script(f"`kaggle-digits {' '.join(argv)}`", f"from kaggle_digits import cli\n\nsys.exit(cli.main({argv!r}))")
+
+
+def member_script(settings, competition: str, index: int) -> str:
+    spec = {"task": settings.task.name, "seed": settings.seed, "overrides": dict(settings.overrides), "competition": competition,
+            "member": index}
+    return kernel_script(f"ensemble member {index + 1}", f"from kaggle_digits import remote\n\nsys.exit(remote.member_main({spec!r}))")
+
+
+def member_main(spec: dict) -> int:
+    """In a kernel: train one ensemble member (the one that holds out fold `member`), save it and its held-out predictions."""
+    from . import models, splits
+    from .tasks import get_task
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    dataset = data.load(Path("../input") / spec["competition"], get_task(spec["task"]))
+    ensemble = models.create("ensemble", models.params_for("ensemble", spec["overrides"]), spec["seed"])
+    index = spec["member"]
+    train, held_out = splits.kfold_splits(dataset.train_labels, ensemble.params.members, spec["seed"])[index]
+    member = ensemble.member(index)
+    start = time.perf_counter()
+    member.fit(dataset.train_images[train], dataset.train_labels[train], None, verbose=True)
+    seconds = time.perf_counter() - start
+    folder = Path(HOME_IN_KERNEL) / "member"
+    folder.mkdir(parents=True)
+    member.save(folder)
+    predicted = member.predict(dataset.train_images[held_out])
+    (folder / "held_out.json").write_text(json.dumps({"member": index, "rows": held_out.tolist(), "predicted": predicted.tolist(),
+                                                      "data_checksum": dataset.checksum, "train_seconds": round(seconds, 2)}))
+    log.info("member %d: %.4f on its %d held-out rows, %.0f s", index + 1, float((predicted == dataset.train_labels[held_out]).mean()),
+             len(held_out), seconds)
+    return 0
 
 
 def kernel_slug(settings) -> str:
@@ -94,12 +127,16 @@ def kernel_slug(settings) -> str:
     return re.sub(r"[^a-z0-9]+", "-", f"kaggle-digits-{settings.task.name}-{settings.model}".lower()).strip("-")
 
 
-def train_on_kaggle(settings, kaggle, competition: str, expected_ids, options: RemoteOptions | None = None) -> Path:
-    """Push, follow, bring back: the checked submission file (with its sidecar, model and report installed)."""
+def train_on_kaggle(settings, kaggle, competition: str, dataset, options: RemoteOptions | None = None) -> Path:
+    """Push, follow, bring back: the checked submission file (with its sidecar, model and report installed).
+
+    The ensemble goes out as one kernel per member (at most `options.sessions` at once); its members
+    come back, are checked against this data, and predict test.csv here.
+    """
     from .kaggle_api import Kernels
 
     options = options or RemoteOptions()
-    settings.params()  # a bad -p fails here, not in a kernel an hour later
+    params = settings.params()  # a bad -p fails here, not in a kernel an hour later
     owner = kaggle.check_credentials()
     if not owner:
         raise UsageError("--remote kaggle needs the account's user name (an access token, or a legacy key with its user name). "
@@ -113,21 +150,20 @@ def train_on_kaggle(settings, kaggle, competition: str, expected_ids, options: R
                               f"{quota.allowed_seconds / 3600:.0f} h){refresh}. Fix: wait for it, or train here (without --remote)")
         log.info("remote: GPU quota %.1f h left of %.0f h this week", quota.left_seconds / 3600, quota.allowed_seconds / 3600)
     slug = kernel_slug(settings)
-    pushed = kernels.push(owner, slug, f"{slug} run", kernel_script(settings, competition), competition, options.gpu,
-                          int(options.timeout))
-    log.info("remote: pushed %s version %d (%s, internet off): %s", pushed.ref, pushed.version,
-             "GPU" if options.gpu else "CPU", pushed.url)
-    state = _follow(kernels, pushed, options)
+    ensemble = settings.model == "ensemble"
+    if ensemble:
+        jobs = [(f"{slug}-member-{index + 1}", member_script(settings, competition, index)) for index in range(params.members)]
+    else:
+        jobs = [(slug, submit_script(settings, competition))]
     with tempfile.TemporaryDirectory(prefix=".kernel-output-", dir=_scratch_parent()) as scratch:
-        output = kernels.output(pushed, Path(scratch), () if state.status != "COMPLETE" else KEEP)
-        if state.status != "COMPLETE":
-            tail = "\n".join(f"  | {line}" for line in output.tail())
-            if tail:
-                log.error("remote: the last lines of the kernel's log:\n%s", tail)
-            reason = state.failure or state.status
-            raise KaggleError(f"the kernel {pushed.ref} {pushed.label} failed: {reason}. Fix: read its log above (or at "
-                              f"{pushed.url}), then run again; nothing was kept")
-        return _install(Path(scratch) / HOME_IN_KERNEL, settings, pushed, expected_ids)
+        finished = _run(kernels, owner, jobs, competition, options)
+        homes = []
+        for number, pushed in enumerate(finished):
+            output = kernels.output(pushed, Path(scratch) / str(number), (f"{HOME_IN_KERNEL}/member/",) if ensemble else KEEP)
+            homes.append((pushed, Path(scratch) / str(number) / HOME_IN_KERNEL, output))
+        if ensemble:
+            return _install_ensemble(homes, settings, params, dataset)
+        return _install(homes[0][1], settings, homes[0][0], dataset.test_ids)
 
 
 def _scratch_parent() -> Path:
@@ -135,36 +171,59 @@ def _scratch_parent() -> Path:
     return config.DATA_DIR  # same file system as the folders swapped in below
 
 
-def _follow(kernels, pushed, options: RemoteOptions):
-    """Poll the pushed version until it is done; progress on every change and every minute."""
+def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, options: RemoteOptions) -> list:
+    """Push each (slug, script), at most `options.sessions` running at once; follow every pushed version
+    (progress on every change and every minute) until all are COMPLETE. A failure stops it with the log."""
     start = time.monotonic()
-    last_status, last_line = "", start
-    while True:
-        try:
-            state = kernels.status(pushed)
-        except KaggleUnavailable as error:  # a two-hour training is not abandoned over a flaky poll
-            log.warning("remote: %s; still following", error)
-            state = None
-        except KeyboardInterrupt:
-            raise
+    waiting, running, finished = list(jobs), {}, {}
+    seen: dict[str, str] = {}
+    last_line = start
+    while waiting or running:
+        while waiting and len(running) < max(1, options.sessions):
+            slug, script = waiting.pop(0)
+            pushed = kernels.push(owner, slug, f"{slug} run", script, competition, options.gpu, int(options.timeout))
+            log.info("remote: pushed %s version %d (%s, internet off): %s", pushed.ref, pushed.version,
+                     "GPU" if options.gpu else "CPU", pushed.url)
+            running[slug] = pushed
         elapsed = time.monotonic() - start
-        if state is not None:
+        for slug, pushed in list(running.items()):
+            try:
+                state = kernels.status(pushed)
+            except KaggleUnavailable as error:  # a two-hour training is not abandoned over a flaky poll
+                log.warning("remote: %s; still following", error)
+                continue
             if state.done:
-                log.info("remote: %s after %s", state.status, _clock(elapsed))
-                return state
-            if state.status != last_status or time.monotonic() - last_line >= 60:
-                log.info("remote: %s, %s elapsed", state.status, _clock(elapsed))
-                last_status, last_line = state.status, time.monotonic()
+                log.info("remote: %s%s after %s", state.status, f" ({pushed.ref})" if len(jobs) > 1 else "", _clock(elapsed))
+                if state.status != "COMPLETE":
+                    _fail(kernels, pushed, state, [other for other in running.values() if other is not pushed])
+                finished[slug] = running.pop(slug)
+            elif state.status != seen.get(slug) or time.monotonic() - last_line >= 60:
+                log.info("remote: %s%s, %s elapsed", state.status, f" ({pushed.ref})" if len(jobs) > 1 else "", _clock(elapsed))
+                seen[slug], last_line = state.status, time.monotonic()
+        if not running and not waiting:
+            break
         if elapsed > options.timeout:
-            raise KaggleError(f"the kernel {pushed.ref} {pushed.label} is not done after {_clock(elapsed)} ({options.timeout:.0f} s "
-                              f"allowed); Kaggle stops it at the same limit. Fix: see {pushed.url}; run again with a longer "
-                              f"--remote-timeout")
+            pending = ", ".join(f"{pushed.ref} {pushed.label}" for pushed in running.values())
+            raise KaggleError(f"{pending} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); Kaggle stops it "
+                              f"at the same limit. Fix: see its page on kaggle.com/code; run again with a longer --remote-timeout")
         try:
             time.sleep(options.poll)
         except KeyboardInterrupt:
-            log.error("remote: stopped following %s %s. It keeps running on Kaggle (the Kernels API cannot stop a session): "
-                      "stop it at %s (Active Events, Stop Session), or let it finish", pushed.ref, pushed.label, pushed.url)
+            for pushed in running.values():
+                log.error("remote: stopped following %s %s. It keeps running on Kaggle (the Kernels API cannot stop a session): "
+                          "stop it at %s (Active Events, Stop Session), or let it finish", pushed.ref, pushed.label, pushed.url)
             raise
+    return [finished[slug] for slug, _ in jobs]
+
+
+def _fail(kernels, pushed, state, others) -> None:
+    with tempfile.TemporaryDirectory(prefix=".kernel-log-", dir=_scratch_parent()) as scratch:
+        tail = kernels.output(pushed, Path(scratch), files=False).tail()
+    if tail:
+        log.error("remote: the last lines of the kernel's log:\n%s", "\n".join(f"  | {line}" for line in tail))
+    still = f" ({', '.join(other.ref for other in others)} still running on Kaggle: stop them there)" if others else ""
+    raise KaggleError(f"the kernel {pushed.ref} {pushed.label} failed: {state.failure or state.status}{still}. Fix: read its log above "
+                      f"(or at {pushed.url}), then run again; nothing was kept")
 
 
 def _clock(seconds: float) -> str:
@@ -196,3 +255,38 @@ def _install(home: Path, settings, pushed, expected_ids) -> Path:
     log.info("remote: %s checked and kept (trained on %s); model and report in %s, %s", target.name, sidecar["trained_on"],
              config.MODELS_DIR, config.REPORTS_DIR)
     return target
+
+
+def _install_ensemble(homes, settings, params, dataset) -> Path:
+    """The members that came back become the ensemble here: checked against this data, their held-out
+    predictions give the out-of-fold estimate, and test.csv is predicted here (as `make predict` does)."""
+    import numpy as np
+
+    from . import models, training, workflow
+
+    ensemble = models.create("ensemble", params, settings.seed)
+    out_of_fold = np.full(len(dataset.train_labels), -1, dtype=np.int64)
+    members, seconds = [], 0.0
+    for index, (pushed, home, _) in enumerate(homes):
+        folder = home / "member"
+        try:
+            held = json.loads((folder / "held_out.json").read_text())
+        except (OSError, ValueError):
+            raise KaggleError(f"the kernel {pushed.ref} {pushed.label} finished without its member. Fix: read its log at {pushed.url}") from None
+        if held.get("data_checksum") != dataset.checksum or held.get("member") != index:
+            raise KaggleError(f"the kernel {pushed.ref} {pushed.label} trained on other data than {settings.resolved_data_dir} "
+                              f"(checksums differ); nothing was kept. Fix: run again")
+        out_of_fold[np.asarray(held["rows"], dtype=np.int64)] = np.asarray(held["predicted"], dtype=np.int64)
+        members.append(type(ensemble.member(index)).load(folder, ensemble.member(index).params, ensemble.member_seed(index)))
+        seconds += float(held.get("train_seconds") or 0.0)
+    if (out_of_fold < 0).any():
+        raise KaggleError("the members' held-out folds do not cover every row; nothing was kept. Fix: run again")
+    ensemble.members = members
+    accuracy = float(np.mean(out_of_fold == dataset.train_labels))
+    log.info("remote: %d members back; their out-of-fold accuracy %.4f over %d rows", len(members), accuracy, len(out_of_fold))
+    meta = workflow.model_meta(settings, params, dataset, accuracy, f"{params.members}-fold out-of-fold (members)",
+                               len(dataset.train_labels), seconds)
+    first, last = homes[0][0], homes[-1][0]
+    meta["trained_on"] = f"kaggle kernels {first.ref} {first.label} .. {last.ref} {last.label}"
+    training.save_model(ensemble, training.model_dir(settings.model, settings.task.name), meta)
+    return workflow.predict(settings, dataset)

@@ -126,14 +126,14 @@ def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path
         log.info("train: members' out-of-fold accuracy %.4f over %d rows", estimate, history.out_of_fold_rows)
     elif training.matching_estimate(metrics, settings.params(), settings.seed, dataset):
         estimate, scheme = metrics["accuracy"], metrics.get("scheme")
-    meta = _model_meta(settings, params, dataset, estimate, scheme, len(dataset.train_labels), seconds)
+    meta = model_meta(settings, params, dataset, estimate, scheme, len(dataset.train_labels), seconds)
     folder = training.model_dir(settings.model, settings.task.name)
     training.save_model(model, folder, meta)
     log.info("train: done in %.1f s, saved %s", seconds, folder)
     return folder, meta
 
 
-def _model_meta(settings: Settings, params, dataset: data.Dataset, estimate: float | None, scheme: str | None,
+def model_meta(settings: Settings, params, dataset: data.Dataset, estimate: float | None, scheme: str | None,
                 rows: int, seconds: float) -> dict[str, Any]:
     return {
         "model": settings.model,
@@ -176,7 +176,7 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
     log.info("validate: %s accuracy %.4f", result.scheme, result.accuracy)
     if refit:
         return train(settings, dataset)[1]
-    meta = _model_meta(settings, params, dataset, result.accuracy, result.scheme, result.train_rows, result.fit_seconds)
+    meta = model_meta(settings, params, dataset, result.accuracy, result.scheme, result.train_rows, result.fit_seconds)
     folder = training.model_dir(settings.model, settings.task.name)
     training.save_model(model, folder, meta)
     log.info("train: the validated model (%d rows) is the submission's; saved %s (--refit: train again on all %d rows)",
@@ -209,6 +209,7 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         "config": submission.config_hash(settings.task.name, meta["model"], meta.get("requested_params", meta["params"]),
                                          meta["seed"], meta.get("data_checksum") or dataset.checksum),
         "versions": training.versions(),
+        **({"trained_on": meta["trained_on"]} if meta.get("trained_on") else {}),  # a Kaggle kernel (--remote kaggle)
         "durations": {"train_seconds": meta.get("train_seconds"), "predict_seconds": round(seconds, 3)},
         "written_at": training.utc_now(),
     }
@@ -325,7 +326,7 @@ def produce_submission(settings: Settings, kaggle=None, force_fetch: bool = Fals
         from . import remote as kernels
 
         kaggle = kaggle or _kaggle(settings, competition)
-        return kernels.train_on_kaggle(settings, kaggle, kaggle.name, dataset.test_ids, remote)
+        return kernels.train_on_kaggle(settings, kaggle, kaggle.name, dataset, remote)
     fit_for_submission(settings, dataset, refit)
     return predict(settings, dataset)
 

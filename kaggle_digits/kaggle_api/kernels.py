@@ -112,11 +112,13 @@ class Kernels:
         status = answer.status.name if answer.status is not None else "QUEUED"
         return KernelState(status, answer.failure_message or "")
 
-    def output(self, pushed: PushedKernel, target: Path, keep: tuple[str, ...] = ()) -> KernelOutput:
-        """Every output file whose name starts with one of `keep` (all when empty) into `target`, and the log."""
+    def output(self, pushed: PushedKernel, target: Path, keep: tuple[str, ...] = (), files: bool = True) -> KernelOutput:
+        """Every output file whose name starts with one of `keep` (all when empty) into `target`, and the log
+        (only the log with `files=False`)."""
         from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
 
-        files, log, token = [], [], ""
+        wanted, log, token = files, [], ""
+        files = []
         target_root = target.resolve()
         while True:
             request = ApiListKernelSessionOutputRequest()
@@ -131,7 +133,7 @@ class Kernels:
                     log = [{"stream_name": "stdout", "time": 0, "data": answer.log}]
             for item in answer.files or []:
                 name = item.file_name or ""
-                if keep and not name.startswith(keep):
+                if not wanted or (keep and not name.startswith(keep)):
                     continue
                 path = (target / name).resolve()
                 if target_root not in path.parents:  # a name from the kernel is not trusted: no "../"
@@ -147,5 +149,5 @@ class Kernels:
                         out.write(chunk)
                 files.append(path)
             token = answer.next_page_token or ""
-            if not token:
+            if not token or not wanted:
                 return KernelOutput(files, log)

@@ -495,6 +495,13 @@ class EnsembleModel(Model):
         fields = {key: value for key, value in vars(self.params).items() if key not in ("members", "workers")}
         return CNNParams(**fields)
 
+    def member_seed(self, index: int) -> int:
+        return self.seed + 1000 * index
+
+    def member(self, index: int) -> CNNModel:
+        """The untrained member that holds out fold `index` (also what a Kaggle kernel trains for --remote)."""
+        return CNNModel(self._member_params(), self.member_seed(index))
+
     def _workers(self) -> int:
         if self.params.workers:
             return min(self.params.workers, self.params.members)
@@ -523,7 +530,7 @@ class EnsembleModel(Model):
         for index, (train, held_out) in enumerate(splits):
             if verbose:
                 print(f"ensemble member {index + 1}/{len(splits)} (fold {index + 1} held out)", flush=True)
-            member = CNNModel(self._member_params(), self.seed + 1000 * index)
+            member = self.member(index)
             # The first member draws the learning curves (on the caller's validation rows if any, else on
             # its own held-out fold); the others skip the per-epoch evaluation, which costs time.
             watch = validation if validation is not None else (images[held_out], labels[held_out])
@@ -539,7 +546,7 @@ class EnsembleModel(Model):
             print(f"ensemble: {len(splits)} members, {workers} at a time ({threads} cores each)", flush=True)
         with tempfile.TemporaryDirectory(prefix="ensemble-") as scratch, \
                 ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = [pool.submit(_train_member, self._member_params(), self.seed + 1000 * index, images[train], labels[train],
+            jobs = [pool.submit(_train_member, self._member_params(), self.member_seed(index), images[train], labels[train],
                                 images[held_out], str(Path(scratch) / f"member-{index}"), threads)
                     for index, (train, held_out) in enumerate(splits)]
             curves = {}
@@ -550,7 +557,7 @@ class EnsembleModel(Model):
                 if verbose:
                     print(f"ensemble member {index + 1}/{len(splits)} done: {np.mean(predicted == labels[held_out]):.4f} "
                           f"on its held-out fold", flush=True)
-            self.members = [CNNModel.load(Path(scratch) / f"member-{index}", self._member_params(), self.seed + 1000 * index)
+            self.members = [CNNModel.load(Path(scratch) / f"member-{index}", self._member_params(), self.member_seed(index))
                             for index in range(len(splits))]
         return curves
 
