@@ -103,3 +103,22 @@ def test_fused_batch_norm_computes_what_keras_batch_norm_computes():
     np.testing.assert_allclose(fused(x, training=False), reference(x, training=False), rtol=1e-3, atol=1e-3)
     flat = x.reshape(64, -1)  # not an image tensor: Keras' own code path
     np.testing.assert_allclose(batch_norm_layer()()(flat, training=True), keras.layers.BatchNormalization()(flat, training=True), atol=1e-4)
+
+
+def test_fused_batch_norm_trains_under_mixed_precision_as_on_a_gpu():
+    """On a GPU the toolkit trains in mixed float16 (a Kaggle kernel with --remote kaggle): the fused layer takes
+    float16 maps with float32 statistics. Checked on the CPU, which runs the same policy, slowly."""
+    from kaggle_digits.models.keras_models import _keras, deotte_network
+
+    keras = _keras()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        network = deotte_network(8, 0.4, 0.9)
+        network.compile(optimizer="adam", loss="categorical_crossentropy")
+        images = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
+        loss = network.train_on_batch(images, keras.utils.to_categorical(np.arange(16) % 10, 10))
+        norm = next(layer for layer in network.layers if "batch_normalization" in layer.name)
+        assert np.isfinite(loss) and norm.compute_dtype == "float16" and norm.moving_mean.dtype == "float32"
+        assert np.abs(norm.moving_mean.numpy()).sum() > 0  # the statistics moved
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
