@@ -100,3 +100,28 @@ def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_e
     assert row["trained_on"].startswith("kaggle kernels demo-user/kaggle-digits-digit-recognizer-ensemble-member-1 v1 .. ")
     assert row["status"] == "COMPLETE" and 0.0 < float(row["holdout_accuracy"]) <= 1.0
     assert len(list((workdir / "data" / "models" / "ensemble").glob("member-*"))) == 2
+
+
+def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle_env, workdir, tmp_path):
+    """The Kernels API cannot stop a session from outside (no public answer carries its id): Ctrl-C stops
+    following it, says so with the kernel's page, keeps nothing and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server.state.kernels.settings.python = fake_image(tmp_path, "sleep 30")
+    env = {**os.environ, **kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
+    process = subprocess.Popen([sys.executable, "-m", "kaggle_digits", "submit", *REMOTE], cwd=workdir, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(s.status == "RUNNING" for s in server.state.kernels.sessions.values()):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "It keeps running on Kaggle (the Kernels API cannot stop a session)" in stderr
+    assert "https://www.kaggle.com/code/demo-user/kaggle-digits-digit-recognizer-logreg" in stderr
+    assert nothing_kept(workdir) and server.state.submissions == []
