@@ -23,6 +23,7 @@ VALUES = {
     "UPLOAD": ("0", "--no-upload"),
     "FORCE": ("1", "--force"),
     "ARGS": ("--an-extra-option", "--an-extra-option"),
+    "REMOTE": ("kaggle", "--remote kaggle"),
 }
 
 
