@@ -88,7 +88,10 @@ def kernel_script(what: str, call: str) -> str:
 
 def submit_script(settings, competition: str) -> str:
     argv = kernel_argv(settings, competition)
-    return kernel_script(f"`kaggle-digits {' '.join(argv)}`", f"from kaggle_digits import cli\n\nsys.exit(cli.main({argv!r}))")
+    call = (f"from kaggle_digits import cli, remote\n\nargv = {argv!r}\n"
+            f"argv[argv.index('--data-dir') + 1] = remote.find_input({competition!r}, {settings.task.train_file!r})\n"
+            f"sys.exit(cli.main(argv))")
+    return kernel_script(f"`kaggle-digits {' '.join(argv)}`", call)
 
 
 def member_script(settings, competition: str, index: int) -> str:
@@ -97,13 +100,22 @@ def member_script(settings, competition: str, index: int) -> str:
     return kernel_script(f"ensemble member {index + 1}", f"from kaggle_digits import remote\n\nsys.exit(remote.member_main({spec!r}))")
 
 
+def find_input(competition: str, train_file: str) -> str:
+    """In a kernel: the folder Kaggle mounted the competition in. `../input/<competition>/` (relative to
+    /kaggle/working) is where Kaggle has long put it; newer images may nest it deeper, so look there too."""
+    candidates = [Path("../input") / competition, Path("../input/competitions") / competition,
+                  *sorted(path.parent for path in Path("../input").rglob(train_file))]
+    return str(next((folder for folder in candidates if (folder / train_file).is_file()), candidates[0]))
+
+
 def member_main(spec: dict) -> int:
     """In a kernel: train one ensemble member (the one that holds out fold `member`), save it and its held-out predictions."""
     from . import models, splits
     from .tasks import get_task
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    dataset = data.load(Path("../input") / spec["competition"], get_task(spec["task"]))
+    task = get_task(spec["task"])
+    dataset = data.load(Path(find_input(spec["competition"], task.train_file)), task)
     ensemble = models.create("ensemble", models.params_for("ensemble", spec["overrides"]), spec["seed"])
     index = spec["member"]
     train, held_out = splits.kfold_splits(dataset.train_labels, ensemble.params.members, spec["seed"])[index]
