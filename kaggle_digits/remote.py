@@ -62,11 +62,13 @@ class RemoteOptions:
 
 
 def bundle() -> bytes:
-    """The package's source files as a zip (the same bytes for the same code: fixed timestamps, sorted)."""
+    """The package's Python source as a zip (the same bytes for the same code: fixed timestamps, sorted).
+
+    Only `.py` files: nothing else in the folder (a stray kaggle.json, say) can ride along to Kaggle."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(PACKAGE.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".toml", ".json"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix == ".py":
                 name = (Path("kaggle_digits") / path.relative_to(PACKAGE)).as_posix()
                 archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), path.read_bytes(), zipfile.ZIP_DEFLATED)
     return buffer.getvalue()

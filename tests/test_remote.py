@@ -125,3 +125,33 @@ def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle
     assert "It keeps running on Kaggle (the Kernels API cannot stop a session)" in stderr
     assert "https://www.kaggle.com/code/demo-user/kaggle-digits-digit-recognizer-logreg" in stderr
     assert nothing_kept(workdir) and server.state.submissions == []
+
+
+def test_the_pushed_script_carries_the_package_source_and_no_secret(server, kaggle_env, workdir):
+    """What goes to Kaggle: the toolkit's .py files, nothing else from its folder, and no credential."""
+    import base64
+    import io
+    import re
+    import zipfile
+
+    from kaggle_digits import remote
+
+    stray = Path(remote.PACKAGE) / "kaggle.json"
+    stray.write_text('{"username": "someone", "key": "0123456789abcdef"}')
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(remote.bundle()))
+    finally:
+        stray.unlink()
+    names = archive.namelist()
+    assert "kaggle_digits/cli.py" in names and "kaggle_digits/remote.py" in names
+    assert all(name.endswith(".py") for name in names) and "kaggle_digits/kaggle.json" not in names
+    result = kd("submit", *REMOTE, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
+    assert result.returncode == 0, result.stderr
+    (session,) = server.state.kernels.sessions.values()
+    script = (session.root / "script.py").read_text()
+    bundled = re.search(r'BUNDLE = "([A-Za-z0-9+/=]+)"', script).group(1)
+    pushed = zipfile.ZipFile(io.BytesIO(base64.b64decode(bundled)))
+    assert pushed.namelist() == names
+    for name in names:  # the source as it is here, byte for byte: nothing from the environment was added
+        assert pushed.read(name) == (Path(remote.PACKAGE).parent / name).read_bytes(), name
+    assert kaggle_env["KAGGLE_API_TOKEN"] not in script.replace(bundled, "")
