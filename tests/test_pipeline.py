@@ -64,7 +64,7 @@ def test_predict_before_train_says_what_to_do(workdir):
 def test_bad_parameter_is_a_usage_error(workdir):
     result = run_cli("validate", "--model", "cnn", "-p", "epochs=lots", "--data-dir", str(SAMPLE_ZIP), cwd=workdir)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: parameter 'epochs=lots' of model 'cnn': expected int (default 15). Fix: pass e.g. epochs=15"]
+    assert result.stderr.strip().splitlines() == ["error: parameter 'epochs=lots' of model 'cnn': expected int (default 13). Fix: pass e.g. epochs=13"]
 
 
 def test_kfold_and_quiet(workdir):
