@@ -195,7 +195,9 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
     while waiting or running:
         while waiting and len(running) < max(1, options.sessions):
             slug, script = waiting.pop(0)
-            pushed = kernels.push(owner, slug, f"{slug} run", script, competition, options.gpu, int(options.timeout))
+            # The title is the slug itself: kaggle.com names a new kernel after its title, and the official
+            # client warns when the two differ ("may result in surprising behavior").
+            pushed = kernels.push(owner, slug, slug, script, competition, options.gpu, int(options.timeout))
             log.info("remote: pushed %s version %d (%s, internet off): %s", pushed.ref, pushed.version,
                      "GPU" if options.gpu else "CPU", pushed.url)
             running[slug] = pushed

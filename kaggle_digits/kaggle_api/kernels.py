@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import KaggleError
+import requests
+
+from ..errors import KaggleError, KaggleUnavailable
 
 DONE = ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
 
@@ -100,6 +102,10 @@ class Kernels:
         if competition in (answer.invalid_competition_sources or []):
             raise KaggleError(f"Kaggle could not attach '{competition}' to the kernel {owner}/{slug} (not a competition this "
                               f"account can use). Fix: accept its rules at https://www.kaggle.com/competitions/{competition}/rules")
+        # Follow the kernel Kaggle says it saved ("/code/<owner>/<slug>"), not the one asked for.
+        parts = (answer.ref or "").strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "code":
+            owner, slug = parts[1], parts[2]
         return PushedKernel(owner, slug, int(answer.version_number or 0), answer.url or f"https://www.kaggle.com/code/{owner}/{slug}")
 
     def status(self, pushed: PushedKernel) -> KernelState:
@@ -139,7 +145,11 @@ class Kernels:
                 if target_root not in path.parents:  # a name from the kernel is not trusted: no "../"
                     raise KaggleError(f"the kernel's output names a file outside its folder ({name!r}); nothing was kept")
                 path.parent.mkdir(parents=True, exist_ok=True)
-                response = self.kaggle._storage_get(item.url, {})
+                try:
+                    response = self.kaggle.storage.get(item.url)
+                except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+                    raise KaggleUnavailable(f"cannot reach Kaggle's storage for the kernel output {name} ({type(error).__name__}, "
+                                            f"after retries). Fix: check the network, then run again") from None
                 if response.status_code != 200:
                     response.close()
                     raise KaggleError(f"Kaggle's storage answered HTTP {response.status_code} for the kernel output {name}. "
