@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -143,7 +144,7 @@ def cmd_submit(args) -> int:
         if args.file or args.refit:
             raise UsageError("--remote trains in a kernel: it takes neither --file (nothing to train) nor --refit "
                              "(the kernel trains once). Fix: drop one of them")
-        if args.remote_timeout <= 0:
+        if not math.isfinite(args.remote_timeout) or args.remote_timeout <= 0:
             raise UsageError(f"--remote-timeout {args.remote_timeout:g}: must be positive (seconds, e.g. 14400)")
         if args.remote_sessions < 1:
             raise UsageError(f"--remote-sessions {args.remote_sessions}: must be at least 1")

@@ -151,6 +151,8 @@ def train_on_kaggle(settings, kaggle, competition: str, dataset, options: Remote
 
     options = options or RemoteOptions()
     params = settings.params()  # a bad -p fails here, not in a kernel an hour later
+    if settings.model == "ensemble" and params.members < 2:
+        raise UsageError(f"ensemble: members={params.members}: needs at least 2 (one kernel per fold). Fix: -p members=5")
     owner = kaggle.check_credentials()
     if not owner:
         raise UsageError("--remote kaggle needs the account's user name (an access token, or a legacy key with its user name). "

@@ -85,6 +85,15 @@ def test_the_gpu_quota_used_up_stops_before_the_push(server, kaggle_env, workdir
 def test_remote_refuses_options_it_cannot_honour(kaggle_env, workdir):
     result = kd("submit", *REMOTE, "--refit", cwd=workdir, env=kaggle_env)
     assert result.returncode == 2 and "--remote trains in a kernel" in result.stderr
+    for bad in ("nan", "0", "-5"):
+        result = kd("submit", *REMOTE, "--remote-timeout", bad, cwd=workdir, env=kaggle_env)
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(f"error: --remote-timeout {bad}")
+
+
+def test_an_ensemble_that_cannot_be_split_is_refused_before_any_push(server, kaggle_env, workdir):
+    result = kd("submit", "--remote", "kaggle", "--model", "ensemble", "-p", "members=1", cwd=workdir, env=kaggle_env)
+    assert result.returncode == 2 and "members=1: needs at least 2" in result.stderr.strip().splitlines()[-1]
+    assert "POST SaveKernel" not in server.state.requests
 
 
 def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_env, workdir):
