@@ -49,7 +49,7 @@ QUICK_OVERRIDES = {
 
 
 def _measure(model_name: str, overrides: dict[str, str], source: str, task_name: str, seed: int, folds: int,
-             curve: list[int], results) -> None:
+             curve: list[int], results, run_folds: int | None = None) -> None:
     """Runs in the child process: k fold models, their out-of-fold predictions, times, peak memory."""
     from . import data, models, splits as division
     from .tasks import get_task
@@ -58,10 +58,13 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
         task = get_task(task_name)
         dataset = data.load(Path(source), task)
         images, labels = dataset.train_images, dataset.train_labels
-        splits = division.kfold_splits(labels, folds, seed)
+        # --run-folds: the first folds of the same k-fold only (for models too slow for all k, e.g. the
+        # ensemble: its committee has to be scored on rows none of its members saw).
+        splits = division.kfold_splits(labels, folds, seed)[:run_folds]
         params = models.params_for(model_name, overrides)
         epochs = getattr(params, "epochs", 1)
-        out_of_fold = np.zeros(len(labels), dtype=np.int64)
+        out_of_fold = np.full(len(labels), -1, dtype=np.int64)  # -1: a row no fold run held out
+        member_predictions: list[np.ndarray] = []  # a committee's members alone, on the same held-out rows
         fold_seconds: list[float] = []
         first_model = first_history = None
         for fold, (train, val) in enumerate(splits):
@@ -73,6 +76,10 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
             history = model.fit(images[train], labels[train], validation=validation, verbose=False)
             fold_seconds.append(time.perf_counter() - start)
             out_of_fold[val] = model.predict(images[val])
+            for index, member in enumerate(getattr(model, "members", [])):
+                if fold == 0:
+                    member_predictions.append(np.full(len(labels), -1, dtype=np.int64))
+                member_predictions[index][val] = member.predict(images[val])
             print(f"bench: {model_name} fold {fold + 1}/{len(splits)}: {np.mean(out_of_fold[val] == labels[val]):.4f} on "
                   f"{len(val):,} held-out rows, {fold_seconds[-1]:.0f} s", flush=True)
             if fold == 0:
@@ -104,11 +111,14 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
             points.append((epochs, fold_seconds[0] / 60, float(np.mean(out_of_fold[val] == labels[val]))))
             points.sort()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-        train_images = sum(len(train) for train, _ in splits) * epochs
+        # A committee of m members, each on (m-1)/m of the fold's training rows, sees m-1 times as many images.
+        train_images = sum(len(train) for train, _ in splits) * epochs * max(1, len(member_predictions) - 1)
+        held_out = out_of_fold >= 0
         results.put({
             "model": model_name, "params": models.params_dict(params), "epochs": epochs if hasattr(params, "epochs") else None,
-            "folds": len(splits), "rows": int(len(labels)),
-            "oof_accuracy": float(np.mean(out_of_fold == labels)), "oof_predictions": out_of_fold.tolist(),
+            "folds": len(splits), "rows": int(np.sum(held_out)),
+            "oof_accuracy": float(np.mean(out_of_fold[held_out] == labels[held_out])), "oof_predictions": out_of_fold.tolist(),
+            "member_predictions": [predicted.tolist() for predicted in member_predictions],
             "fold_accuracies": [float(np.mean(out_of_fold[val] == labels[val])) for _, val in splits],
             "train_seconds": sum(fold_seconds), "fold_seconds": fold_seconds, "images_per_second": train_images / sum(fold_seconds),
             "predict_seconds_28k": predict_seconds, "peak_memory_mb": peak_mb,
@@ -118,10 +128,11 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
         results.put({"model": model_name, "error": f"{type(error).__name__}: {error}"})
 
 
-def run_one(model_name: str, overrides: dict[str, str], source: Path, task_name: str, seed: int, folds: int, curve: list[int]) -> dict:
+def run_one(model_name: str, overrides: dict[str, str], source: Path, task_name: str, seed: int, folds: int, curve: list[int],
+            run_folds: int | None = None) -> dict:
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no TensorFlow state shared
     results = context.Queue()
-    child = context.Process(target=_measure, args=(model_name, overrides, str(source), task_name, seed, folds, curve, results))
+    child = context.Process(target=_measure, args=(model_name, overrides, str(source), task_name, seed, folds, curve, results, run_folds))
     child.start()
     result = results.get()
     child.join()
@@ -201,8 +212,12 @@ def paired_difference(mine: list[int], theirs: list[int], labels: np.ndarray) ->
 
     Only rows where exactly one of them is right carry information (McNemar's view): the standard
     error of the difference comes from those discordant rows, far tighter than two separate intervals.
+    Rows either model did not predict (-1: a fold that --run-folds left out) are not compared.
     """
-    mine_right, theirs_right = np.asarray(mine) == labels, np.asarray(theirs) == labels
+    mine, theirs = np.asarray(mine), np.asarray(theirs)
+    both = (mine >= 0) & (theirs >= 0)
+    mine, theirs, labels = mine[both], theirs[both], np.asarray(labels)[both]
+    mine_right, theirs_right = mine == labels, theirs == labels
     rows = len(labels)
     gained, lost = int(np.sum(mine_right & ~theirs_right)), int(np.sum(~mine_right & theirs_right))
     difference = (gained - lost) / rows
@@ -239,6 +254,22 @@ def table(rows: list[dict], labels: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def committees(rows: list[dict], labels: np.ndarray) -> str:
+    """What averaging buys: each committee beside its members alone, on the same held-out rows."""
+    lines = []
+    for row in rows:
+        members = row.get("member_predictions") or []
+        if "error" in row or not members:
+            continue
+        alone = [float(np.mean(np.asarray(m)[np.asarray(m) >= 0] == labels[np.asarray(m) >= 0])) for m in members]
+        best = int(np.argmax(alone))
+        difference, half = paired_difference(row["oof_predictions"], members[best], labels)
+        lines.append(f"`{row['model']}` on {row['rows']:,} rows none of its members saw: committee {row['oof_accuracy']:.4f}; "
+                     f"its {len(members)} members alone {min(alone):.4f} to {max(alone):.4f} (mean {np.mean(alone):.4f}); "
+                     f"committee vs its best member {difference:+.4f} ± {half:.4f} (paired, 95%).")
+    return "\n\n".join(lines)
+
+
 def _comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -251,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; default %(default)s")
     parser.add_argument("--quick", action="store_true", help="embedded sample, 2 folds, few epochs: a one-minute smoke run for CI")
     parser.add_argument("--folds", type=int, help=f"k of the k-fold (default {DEFAULT_FOLDS}; 2 with --quick)")
+    parser.add_argument("--run-folds", type=int, metavar="N",
+                        help="train only the first N of the k folds (accuracy then rests on the rows they hold out): for "
+                             "models too slow for all k, e.g. --models ensemble --run-folds 1 scores the committee on rows "
+                             "none of its members saw")
     parser.add_argument("--epochs", type=int, help=f"epoch budget for `{DEFAULT_MODEL}` and the peer `{PEER}` alike (default: {DEFAULT_MODEL}'s own)")
     parser.add_argument("--curve", default="", metavar="EPOCHS",
                         help=f"also draw accuracy against training minutes for `{DEFAULT_MODEL}` and `{PEER}` at these "
@@ -300,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     if folds < 2:
         print(f"error: --folds {folds}: out-of-fold accuracy needs at least 2 folds (5 is usual)", file=sys.stderr)
         return 2
+    if args.run_folds is not None and not 1 <= args.run_folds <= folds:
+        print(f"error: --run-folds {args.run_folds}: expected 1 to {folds} (the number of folds)", file=sys.stderr)
+        return 2
     overrides: dict[str, dict[str, str]] = {name: dict(QUICK_OVERRIDES.get(name, {})) if args.quick else {} for name in names}
     budget = args.epochs or int(overrides.get(DEFAULT_MODEL, {}).get("epochs", 0)) or models.params_for(DEFAULT_MODEL).epochs
     for name in (DEFAULT_MODEL, PEER):
@@ -328,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"bench: {name} ({folds} folds) ...", flush=True)
         row = run_one(name, overrides.get(name, {}), Path(source), task.name, args.seed, folds,
-                      curve if name in (DEFAULT_MODEL, PEER) else [])
+                      curve if name in (DEFAULT_MODEL, PEER) else [], args.run_folds)
         rows.append(row)
         if "error" in row:
             print(f"bench: {name} failed: {row['error']}", flush=True)
@@ -341,9 +379,13 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         submit_timing = time_submit(Path(source), task.name, DEFAULT_MODEL, overrides.get(DEFAULT_MODEL, {}) if args.quick else {}, args.out)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = (f"{task.name}, {Path(source).name}: {len(labels):,} rows, {folds}-fold out-of-fold (every row predicted once by the "
-              f"model that did not see it), seed {args.seed}{', --quick' if args.quick else ''}; {stamp}; {machine()}")
+    scheme = (f"{folds}-fold out-of-fold (every row predicted once by the model that did not see it)" if args.run_folds in (None, folds)
+              else f"the first {args.run_folds} of {folds} folds (each row they hold out predicted by the model that did not see it)")
+    header = (f"{task.name}, {Path(source).name}: {len(labels):,} rows, {scheme}, seed {args.seed}"
+              f"{', --quick' if args.quick else ''}; {stamp}; {machine()}")
     markdown = f"{header}\n\n{table(rows, labels)}\n\n"
+    if committees(rows, labels):
+        markdown += committees(rows, labels) + "\n\n"
     if submit_timing and "error" in submit_timing:
         markdown += f"`kaggle-digits submit --no-upload --model {DEFAULT_MODEL}` failed: {submit_timing['error']}\n\n"
     elif submit_timing:
@@ -363,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     (args.out / "bench.md").write_text(markdown)
     (args.out / "bench.json").write_text(json.dumps({"when": stamp, "machine": machine(), "source": str(source), "task": task.name,
-                                                     "quick": args.quick, "seed": args.seed, "folds": folds,
+                                                     "quick": args.quick, "seed": args.seed, "folds": folds, "run_folds": args.run_folds,
                                                      "data": timings, "submit": submit_timing, "results": rows}))
     print(f"bench: wrote {args.out / 'bench.md'} and {args.out / 'bench.json'}")
     failed = any("error" in row for row in rows) or (submit_timing is not None and "error" in submit_timing)
