@@ -37,7 +37,10 @@ takes_bench := TASK DATA ARGS
 takes_sample := DATA
 takes_demo := ARGS REMOTE
 takes_test := ARGS
+takes_test-fast := ARGS
 takes_check := ARGS
+takes_lint :=
+takes_typecheck :=
 takes_install :=
 takes_clean :=
 takes_help :=
@@ -63,14 +66,27 @@ install: $(VENV)/.installed ## create .venv and install the package with its dep
 
 .PHONY: demo
 demo: $(VENV)/.installed ## the whole `make submit` flow offline, against the local Kaggle server, on the embedded sample
-	$(BIN)/python -m kaggle_digits.demo $(remote_opt) $(ARGS)
+	$(CLI) demo $(remote_opt) $(ARGS)
 
 .PHONY: test
-test: $(VENV)/.installed ## run the test suite
+test: $(VENV)/.installed ## run the whole test suite
 	$(BIN)/python -m pytest $(ARGS)
 
+.PHONY: test-fast
+test-fast: $(VENV)/.installed ## the tests that train no Keras model and run no whole flow in subprocesses (under a minute)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+.PHONY: lint
+lint: $(VENV)/.installed ## ruff: lint and format check (ruff format fixes the format)
+	$(BIN)/ruff check kaggle_digits tests
+	$(BIN)/ruff format --check kaggle_digits tests
+
+.PHONY: typecheck
+typecheck: $(VENV)/.installed ## mypy over the package
+	$(BIN)/mypy
+
 .PHONY: check
-check: test ## what CI runs
+check: lint typecheck test ## lint + typecheck + the whole test suite: what CI runs
 
 .PHONY: data
 data: $(VENV)/.installed ## download and check the competition data into data/raw/ (FORCE=1 downloads again)
@@ -117,7 +133,7 @@ bench: $(VENV)/.installed ## out-of-fold benchmark: presets and the published pe
 	$(CLI) bench --task $(TASK) $(if $(DATA),--data "$(DATA)") $(ARGS)
 
 .PHONY: sample
-sample: $(VENV)/.installed ## redraw data/sample/ from a full download (DATA=../shared/data/digit-recognizer.zip)
+sample: $(VENV)/.installed ## redraw the embedded sample (kaggle_digits/sample/) from a full download (DATA=../shared/data/digit-recognizer.zip)
 	$(BIN)/python -m kaggle_digits.make_sample $(or $(DATA),../shared/data/digit-recognizer.zip)
 
 .PHONY: clean

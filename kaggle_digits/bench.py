@@ -27,13 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, data, lazy, models, plots
+from . import splits as division
+from .errors import DataError, ToolkitError, UsageError
+from .tasks import get_task
 
 REFERENCE = "softmax"  # times and error rates are also given as ratios to it
 DEFAULT_MODEL = config.DEFAULT_MODEL  # accuracy differences are paired against it
 PEER = "deotte"  # the published recipe; trains on the default model's epoch budget unless told otherwise
 DEFAULT_MODELS = ("softmax", "fast", "cnn", "deotte")
 DEFAULT_FOLDS = 5
+# The full-size download beside the repository (the team's shared copy), when `make bench` runs there.
+SHARED_ZIP = Path("..") / "shared" / "data" / "digit-recognizer.zip"
 PREDICT_ROWS = 28_000  # Kaggle's test.csv
 # --quick: the same code on the embedded sample, with few epochs, in about a minute (a smoke test,
 # not a measurement of accuracy).
@@ -42,18 +47,24 @@ QUICK_OVERRIDES = {
     "fast": {"epochs": "2", "batch_size": "64"},
     "cnn": {"epochs": "2", "batch_size": "64"},
     "deotte": {"epochs": "2", "bn_momentum": "0.9"},
-    "ensemble": {"epochs": "1", "members": "2", "batch_size": "64"},
+    "ensemble": {"epochs": "1", "members": "2", "batch_size": "64", "filters": "8"},
     "mlp": {"epochs": "3"},
     "random-forest": {"n_estimators": "50"},
 }
 
 
-def _measure(model_name: str, overrides: dict[str, str], source: str, task_name: str, seed: int, folds: int,
-             curve: list[int], results, run_folds: int | None = None) -> None:
+def _measure(
+    model_name: str,
+    overrides: dict[str, str],
+    source: str,
+    task_name: str,
+    seed: int,
+    folds: int,
+    curve: list[int],
+    results,
+    run_folds: int | None = None,
+) -> None:
     """Runs in the child process: k fold models, their out-of-fold predictions, times, peak memory."""
-    from . import data, models, splits as division
-    from .tasks import get_task
-
     try:
         task = get_task(task_name)
         dataset = data.load(Path(source), task)
@@ -80,10 +91,14 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
                 if fold == 0:
                     member_predictions.append(np.full(len(labels), -1, dtype=np.int64))
                 member_predictions[index][val] = member.predict(images[val])
-            print(f"bench: {model_name} fold {fold + 1}/{len(splits)}: {np.mean(out_of_fold[val] == labels[val]):.4f} on "
-                  f"{len(val):,} held-out rows, {fold_seconds[-1]:.0f} s", flush=True)
+            print(
+                f"bench: {model_name} fold {fold + 1}/{len(splits)}: {np.mean(out_of_fold[val] == labels[val]):.4f} on "
+                f"{len(val):,} held-out rows, {fold_seconds[-1]:.0f} s",
+                flush=True,
+            )
             if fold == 0:
                 first_model, first_history = model, history
+        assert first_model is not None, "at least one fold ran"
         test = dataset.test_images
         if len(test) < PREDICT_ROWS:  # the sample has fewer test rows: time the same 28,000 predictions
             test = np.resize(test, (PREDICT_ROWS, test.shape[1]))
@@ -96,8 +111,11 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
         train, val = splits[0]
         if curve and model_name == PEER and first_history is not None:
             per_epoch = first_history.curves.get("val_accuracy", [])
-            points = [(e, fold_seconds[0] * e / len(per_epoch) / 60, per_epoch[e - 1]) for e in sorted(set(curve) | {len(per_epoch)})
-                      if 1 <= e <= len(per_epoch)]
+            points = [
+                (e, fold_seconds[0] * e / len(per_epoch) / 60, per_epoch[e - 1])
+                for e in sorted(set(curve) | {len(per_epoch)})
+                if 1 <= e <= len(per_epoch)
+            ]
         elif curve and hasattr(params, "epochs"):
             for budget in sorted(set(curve)):
                 if budget == epochs:
@@ -114,22 +132,39 @@ def _measure(model_name: str, overrides: dict[str, str], source: str, task_name:
         # A committee of m members, each on (m-1)/m of the fold's training rows, sees m-1 times as many images.
         train_images = sum(len(train) for train, _ in splits) * epochs * max(1, len(member_predictions) - 1)
         held_out = out_of_fold >= 0
-        results.put({
-            "model": model_name, "params": models.params_dict(params), "epochs": epochs if hasattr(params, "epochs") else None,
-            "folds": len(splits), "rows": int(np.sum(held_out)),
-            "oof_accuracy": float(np.mean(out_of_fold[held_out] == labels[held_out])), "oof_predictions": out_of_fold.tolist(),
-            "member_predictions": [predicted.tolist() for predicted in member_predictions],
-            "fold_accuracies": [float(np.mean(out_of_fold[val] == labels[val])) for _, val in splits],
-            "train_seconds": sum(fold_seconds), "fold_seconds": fold_seconds, "images_per_second": train_images / sum(fold_seconds),
-            "predict_seconds_28k": predict_seconds, "peak_memory_mb": peak_mb,
-            "curve": [{"epochs": e, "minutes": m, "accuracy": a, "rows": int(len(val))} for e, m, a in points],
-        })
+        results.put(
+            {
+                "model": model_name,
+                "params": models.params_dict(params),
+                "epochs": epochs if hasattr(params, "epochs") else None,
+                "folds": len(splits),
+                "rows": int(np.sum(held_out)),
+                "oof_accuracy": float(np.mean(out_of_fold[held_out] == labels[held_out])),
+                "oof_predictions": out_of_fold.tolist(),
+                "member_predictions": [predicted.tolist() for predicted in member_predictions],
+                "fold_accuracies": [float(np.mean(out_of_fold[val] == labels[val])) for _, val in splits],
+                "train_seconds": sum(fold_seconds),
+                "fold_seconds": fold_seconds,
+                "images_per_second": train_images / sum(fold_seconds),
+                "predict_seconds_28k": predict_seconds,
+                "peak_memory_mb": peak_mb,
+                "curve": [{"epochs": e, "minutes": m, "accuracy": a, "rows": int(len(val))} for e, m, a in points],
+            }
+        )
     except BaseException as error:  # reported in the table, not lost in a child's traceback
         results.put({"model": model_name, "error": f"{type(error).__name__}: {error}"})
 
 
-def run_one(model_name: str, overrides: dict[str, str], source: Path, task_name: str, seed: int, folds: int, curve: list[int],
-            run_folds: int | None = None) -> dict:
+def run_one(
+    model_name: str,
+    overrides: dict[str, str],
+    source: Path,
+    task_name: str,
+    seed: int,
+    folds: int,
+    curve: list[int],
+    run_folds: int | None = None,
+) -> dict:
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no TensorFlow state shared
     results = context.Queue()
     child = context.Process(target=_measure, args=(model_name, overrides, str(source), task_name, seed, folds, curve, results, run_folds))
@@ -146,8 +181,20 @@ def time_submit(source: Path, task_name: str, model: str, overrides: dict[str, s
     finds that validation: it trains once on every row. Both end with the checked submission file.
     The validation report (metrics.json and the plots) is kept in `out`/submit-report/.
     """
-    command = [sys.executable, "-m", "kaggle_digits", "submit", "--task", task_name, "--model", model,
-               "--data-dir", str(Path(source).resolve()), "--no-upload", "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "kaggle_digits",
+        "submit",
+        "--task",
+        task_name,
+        "--model",
+        model,
+        "--data-dir",
+        str(Path(source).resolve()),
+        "--no-upload",
+        "-q",
+    ]
     for key, value in overrides.items():
         command += ["-p", f"{key}={value}"]
     timing: dict = {"model": model}
@@ -156,10 +203,13 @@ def time_submit(source: Path, task_name: str, model: str, overrides: dict[str, s
             start = time.perf_counter()
             result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
             if result.returncode != 0:
-                return {**timing, "error": (result.stderr.strip().splitlines() or ["exit %d" % result.returncode])[-1]}
+                return {**timing, "error": (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]}
             config_file = Path(folder) / "data" / "models" / model / "config.json"
-            timing[run] = {"seconds": time.perf_counter() - start, "train_rows": json.loads(config_file.read_text())["train_rows"],
-                           "summary": result.stdout.strip().splitlines()[-1]}
+            timing[run] = {
+                "seconds": time.perf_counter() - start,
+                "train_rows": json.loads(config_file.read_text())["train_rows"],
+                "summary": result.stdout.strip().splitlines()[-1],
+            }
         report = Path(folder) / "data" / "reports" / model
         if report.is_dir():
             shutil.rmtree(out / "submit-report", ignore_errors=True)
@@ -169,9 +219,6 @@ def time_submit(source: Path, task_name: str, model: str, overrides: dict[str, s
 
 def cache_timings(source: Path, task_name: str) -> dict[str, float]:
     """Parse-and-validate time (no cache) and the cached load time, as `make train` sees them."""
-    from . import data
-    from .tasks import get_task
-
     task = get_task(task_name)
     start = time.perf_counter()
     data.load(source, task, use_cache=False)
@@ -201,9 +248,7 @@ def machine() -> str:
 
 def interval(correct: int, rows: int) -> tuple[float, float]:
     """95% Wilson interval of an accuracy over `rows` predictions."""
-    from scipy.stats import binomtest
-
-    found = binomtest(correct, rows).proportion_ci(confidence_level=0.95, method="wilson")
+    found = lazy.scipy_stats().binomtest(correct, rows).proportion_ci(confidence_level=0.95, method="wilson")
     return found.low, found.high
 
 
@@ -214,10 +259,10 @@ def paired_difference(mine: list[int], theirs: list[int], labels: np.ndarray) ->
     error of the difference comes from those discordant rows, far tighter than two separate intervals.
     Rows either model did not predict (-1: a fold that --run-folds left out) are not compared.
     """
-    mine, theirs = np.asarray(mine), np.asarray(theirs)
-    both = (mine >= 0) & (theirs >= 0)
-    mine, theirs, labels = mine[both], theirs[both], np.asarray(labels)[both]
-    mine_right, theirs_right = mine == labels, theirs == labels
+    ours, others = np.asarray(mine), np.asarray(theirs)
+    both = (ours >= 0) & (others >= 0)
+    labels = np.asarray(labels)[both]
+    mine_right, theirs_right = ours[both] == labels, others[both] == labels
     rows = len(labels)
     gained, lost = int(np.sum(mine_right & ~theirs_right)), int(np.sum(~mine_right & theirs_right))
     difference = (gained - lost) / rows
@@ -264,9 +309,11 @@ def committees(rows: list[dict], labels: np.ndarray) -> str:
         alone = [float(np.mean(np.asarray(m)[np.asarray(m) >= 0] == labels[np.asarray(m) >= 0])) for m in members]
         best = int(np.argmax(alone))
         difference, half = paired_difference(row["oof_predictions"], members[best], labels)
-        lines.append(f"`{row['model']}` on {row['rows']:,} rows none of its members saw: committee {row['oof_accuracy']:.4f}; "
-                     f"its {len(members)} members alone {min(alone):.4f} to {max(alone):.4f} (mean {np.mean(alone):.4f}); "
-                     f"committee vs its best member {difference:+.4f} ± {half:.4f} (paired, 95%).")
+        lines.append(
+            f"`{row['model']}` on {row['rows']:,} rows none of its members saw: committee {row['oof_accuracy']:.4f}; "
+            f"its {len(members)} members alone {min(alone):.4f} to {max(alone):.4f} (mean {np.mean(alone):.4f}); "
+            f"committee vs its best member {difference:+.4f} ± {half:.4f} (paired, 95%)."
+        )
     return "\n\n".join(lines)
 
 
@@ -274,70 +321,51 @@ def _comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kaggle-digits bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="Kaggle-layout zip or folder (default: ../shared/data/digit-recognizer.zip "
-                                                  "when present, else the embedded sample)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """bench's options, on the main parser's `bench` subcommand."""
+    parser.add_argument(
+        "--data", type=Path, help=f"Kaggle-layout zip or folder (default: {SHARED_ZIP} when present, else the embedded sample)"
+    )
     parser.add_argument("--task", default=config.DEFAULT_TASK)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; default %(default)s")
     parser.add_argument("--quick", action="store_true", help="embedded sample, 2 folds, few epochs: a one-minute smoke run for CI")
     parser.add_argument("--folds", type=int, help=f"k of the k-fold (default {DEFAULT_FOLDS}; 2 with --quick)")
-    parser.add_argument("--run-folds", type=int, metavar="N",
-                        help="train only the first N of the k folds (accuracy then rests on the rows they hold out): for "
-                             "models too slow for all k, e.g. --models ensemble --run-folds 1 scores the committee on rows "
-                             "none of its members saw")
-    parser.add_argument("--epochs", type=int, help=f"epoch budget for `{DEFAULT_MODEL}` and the peer `{PEER}` alike (default: {DEFAULT_MODEL}'s own)")
-    parser.add_argument("--curve", default="", metavar="EPOCHS",
-                        help=f"also draw accuracy against training minutes for `{DEFAULT_MODEL}` and `{PEER}` at these "
-                             "epoch budgets (comma-separated, e.g. 3,6,9), on fold 1")
-    parser.add_argument("--time-submit", action="store_true",
-                        help=f"also time 'kaggle-digits submit --no-upload' with `{DEFAULT_MODEL}` on the data, as make submit runs it")
+    parser.add_argument(
+        "--run-folds",
+        type=int,
+        metavar="N",
+        help="train only the first N of the k folds (accuracy then rests on the rows they hold out): for "
+        "models too slow for all k, e.g. --models ensemble --run-folds 1 scores the committee on rows "
+        "none of its members saw",
+    )
+    parser.add_argument(
+        "--epochs", type=int, help=f"epoch budget for `{DEFAULT_MODEL}` and the peer `{PEER}` alike (default: {DEFAULT_MODEL}'s own)"
+    )
+    parser.add_argument(
+        "--curve",
+        default="",
+        metavar="EPOCHS",
+        help=f"also draw accuracy against training minutes for `{DEFAULT_MODEL}` and `{PEER}` at these "
+        "epoch budgets (comma-separated, e.g. 3,6,9), on fold 1",
+    )
+    parser.add_argument(
+        "--time-submit",
+        action="store_true",
+        help=f"also time 'kaggle-digits submit --no-upload' with `{DEFAULT_MODEL}` on the data, as make submit runs it",
+    )
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-    parser.add_argument("-p", "--param", action="append", default=[], metavar="MODEL:KEY=VALUE",
-                        help="override one model's hyperparameter, e.g. -p cnn:epochs=20 (repeatable)")
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="MODEL:KEY=VALUE",
+        help="override one model's hyperparameter, e.g. -p cnn:epochs=20 (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=config.DATA_DIR / "bench", help="folder for bench.md, bench.json and the curve plot")
-    args = parser.parse_args(argv)
 
-    from . import data, models, plots
-    from .errors import ToolkitError
-    from .tasks import get_task
 
-    try:
-        task = get_task(args.task)
-    except ToolkitError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    source = args.data
-    if source is None and task.name != config.DEFAULT_TASK:
-        print(f"error: no data at hand for task '{task.name}' (only digit-recognizer has an embedded sample). "
-              f"Fix: pass DATA=<its Kaggle-layout zip or folder>, e.g. after 'make data TASK={task.name}'", file=sys.stderr)
-        return 2
-    if source is None:
-        use_shared = config.SHARED_ZIP.exists() and not args.quick
-        source = config.SHARED_ZIP if use_shared else config.SAMPLE_DIR / "digit-recognizer.zip"
-    if not Path(source).exists():
-        print(f"error: {source}: no such file or folder. Fix: pass DATA=<Kaggle-layout zip or folder>", file=sys.stderr)
-        return 3
-    names = _comma_list(args.models)
-    try:
-        for name in names:
-            models.model_class(name)
-        curve = [int(part) for part in _comma_list(args.curve)]
-        if any(budget < 1 for budget in curve):
-            raise ValueError
-    except ToolkitError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except ValueError:
-        print(f"error: --curve {args.curve}: expected epoch budgets such as 3,6,9", file=sys.stderr)
-        return 2
-    folds = args.folds or (2 if args.quick else DEFAULT_FOLDS)
-    if folds < 2:
-        print(f"error: --folds {folds}: out-of-fold accuracy needs at least 2 folds (5 is usual)", file=sys.stderr)
-        return 2
-    if args.run_folds is not None and not 1 <= args.run_folds <= folds:
-        print(f"error: --run-folds {args.run_folds}: expected 1 to {folds} (the number of folds)", file=sys.stderr)
-        return 2
+def _overrides(args, names: list[str]) -> dict[str, dict[str, str]]:
     overrides: dict[str, dict[str, str]] = {name: dict(QUICK_OVERRIDES.get(name, {})) if args.quick else {} for name in names}
     budget = args.epochs or int(overrides.get(DEFAULT_MODEL, {}).get("epochs", 0)) or models.params_for(DEFAULT_MODEL).epochs
     for name in (DEFAULT_MODEL, PEER):
@@ -347,42 +375,90 @@ def main(argv: list[str] | None = None) -> int:
         model_name, _, assignment = item.partition(":")
         key, _, value = assignment.partition("=")
         if model_name not in names or not key or "=" not in assignment:
-            print(f"error: -p {item}: bench takes MODEL:KEY=VALUE for one of the models benchmarked ({', '.join(names)}), "
-                  f"e.g. -p cnn:epochs=20", file=sys.stderr)
-            return 2
+            raise UsageError(
+                f"-p {item}: bench takes MODEL:KEY=VALUE for one of the models benchmarked ({', '.join(names)}), e.g. -p cnn:epochs=20"
+            )
         overrides.setdefault(model_name, {})[key] = value
-    try:
-        for name in names:
-            models.params_for(name, overrides[name])  # a bad value fails here, not after an hour of training
-        timings = cache_timings(Path(source), task.name)
-        labels = data.load(Path(source), task).train_labels
-    except ToolkitError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+    for name in names:
+        models.params_for(name, overrides[name])  # a bad value fails here, not after an hour of training
+    return overrides
 
-    print(f"bench: {source} ({task.name}), {len(labels):,} rows, {folds}-fold out-of-fold, seed {args.seed}; "
-          f"parse+validate {timings['parse_and_validate_seconds']:.2f} s, cached load {timings['cached_load_seconds']:.3f} s", flush=True)
+
+def run(args: argparse.Namespace) -> None:
+    """The benchmark: bench.md, bench.json (and plots) in args.out. Raises when a model failed (after writing them)."""
+    task = get_task(args.task)
+    source = args.data
+    if source is None and task.name != config.DEFAULT_TASK:
+        raise UsageError(
+            f"no data at hand for task '{task.name}' (only digit-recognizer has an embedded sample). "
+            f"Fix: pass DATA=<its Kaggle-layout zip or folder>, e.g. after 'make data TASK={task.name}'"
+        )
+    if source is None:
+        source = SHARED_ZIP if SHARED_ZIP.exists() and not args.quick else config.SAMPLE_ZIP
+    if not Path(source).exists():
+        raise DataError(f"{source}: no such file or folder. Fix: pass DATA=<Kaggle-layout zip or folder>")
+    names = _comma_list(args.models)
+    for name in names:
+        models.model_class(name)
+    try:
+        curve = [int(part) for part in _comma_list(args.curve)]
+    except ValueError:
+        curve = [0]
+    if any(budget < 1 for budget in curve):
+        raise UsageError(f"--curve {args.curve}: expected epoch budgets such as 3,6,9")
+    folds = args.folds or (2 if args.quick else DEFAULT_FOLDS)
+    if folds < 2:
+        raise UsageError(f"--folds {folds}: out-of-fold accuracy needs at least 2 folds (5 is usual)")
+    if args.run_folds is not None and not 1 <= args.run_folds <= folds:
+        raise UsageError(f"--run-folds {args.run_folds}: expected 1 to {folds} (the number of folds)")
+    overrides = _overrides(args, names)
+    timings = cache_timings(Path(source), task.name)
+    labels = data.load(Path(source), task).train_labels
+
+    print(
+        f"bench: {source} ({task.name}), {len(labels):,} rows, {folds}-fold out-of-fold, seed {args.seed}; "
+        f"parse+validate {timings['parse_and_validate_seconds']:.2f} s, cached load {timings['cached_load_seconds']:.3f} s",
+        flush=True,
+    )
     rows = []
     for name in names:
         print(f"bench: {name} ({folds} folds) ...", flush=True)
-        row = run_one(name, overrides.get(name, {}), Path(source), task.name, args.seed, folds,
-                      curve if name in (DEFAULT_MODEL, PEER) else [], args.run_folds)
+        row = run_one(
+            name,
+            overrides.get(name, {}),
+            Path(source),
+            task.name,
+            args.seed,
+            folds,
+            curve if name in (DEFAULT_MODEL, PEER) else [],
+            args.run_folds,
+        )
         rows.append(row)
         if "error" in row:
             print(f"bench: {name} failed: {row['error']}", flush=True)
         else:
-            print(f"bench: {name}: out-of-fold accuracy {row['oof_accuracy']:.4f}, {row['train_seconds']:.0f} s training, "
-                  f"{row['images_per_second']:,.0f} images/s", flush=True)
+            print(
+                f"bench: {name}: out-of-fold accuracy {row['oof_accuracy']:.4f}, {row['train_seconds']:.0f} s training, "
+                f"{row['images_per_second']:,.0f} images/s",
+                flush=True,
+            )
     submit_timing = None
     if args.time_submit:
         print(f"bench: timing 'kaggle-digits submit --no-upload --model {DEFAULT_MODEL}' ...", flush=True)
         args.out.mkdir(parents=True, exist_ok=True)
-        submit_timing = time_submit(Path(source), task.name, DEFAULT_MODEL, overrides.get(DEFAULT_MODEL, {}) if args.quick else {}, args.out)
+        submit_timing = time_submit(
+            Path(source), task.name, DEFAULT_MODEL, overrides.get(DEFAULT_MODEL, {}) if args.quick else {}, args.out
+        )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    scheme = (f"{folds}-fold out-of-fold (every row predicted once by the model that did not see it)" if args.run_folds in (None, folds)
-              else f"the first {args.run_folds} of {folds} folds (each row they hold out predicted by the model that did not see it)")
-    header = (f"{task.name}, {Path(source).name}: {len(labels):,} rows, {scheme}, seed {args.seed}"
-              f"{', --quick' if args.quick else ''}; {stamp}; {machine()}")
+    scheme = (
+        f"{folds}-fold out-of-fold (every row predicted once by the model that did not see it)"
+        if args.run_folds in (None, folds)
+        else f"the first {args.run_folds} of {folds} folds (each row they hold out predicted by the model that did not see it)"
+    )
+    header = (
+        f"{task.name}, {Path(source).name}: {len(labels):,} rows, {scheme}, seed {args.seed}"
+        f"{', --quick' if args.quick else ''}; {stamp}; {machine()}"
+    )
     markdown = f"{header}\n\n{table(rows, labels)}\n\n"
     if committees(rows, labels):
         markdown += committees(rows, labels) + "\n\n"
@@ -390,27 +466,44 @@ def main(argv: list[str] | None = None) -> int:
         markdown += f"`kaggle-digits submit --no-upload --model {DEFAULT_MODEL}` failed: {submit_timing['error']}\n\n"
     elif submit_timing:
         first, second = submit_timing["first"], submit_timing["second"]
-        markdown += (f"`kaggle-digits submit --no-upload --model {DEFAULT_MODEL}`, data at hand, wall time: {first['seconds']:.0f} s "
-                     f"from a fresh folder (one training, on {first['train_rows']:,} rows, scored on the rest); {second['seconds']:.0f} s "
-                     f"the second time (that validation on file: one training, on all {second['train_rows']:,} rows).\n\n")
-    markdown += (f"Data: parse and validate {timings['parse_and_validate_seconds']:.2f} s; load from cache "
-                 f"{timings['cached_load_seconds']:.3f} s.\n")
+        markdown += (
+            f"`kaggle-digits submit --no-upload --model {DEFAULT_MODEL}`, data at hand, wall time: {first['seconds']:.0f} s "
+            f"from a fresh folder (one training, on {first['train_rows']:,} rows, scored on the rest); {second['seconds']:.0f} s "
+            f"the second time (that validation on file: one training, on all {second['train_rows']:,} rows).\n\n"
+        )
+    markdown += (
+        f"Data: parse and validate {timings['parse_and_validate_seconds']:.2f} s; load from cache {timings['cached_load_seconds']:.3f} s.\n"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     curves = {row["model"]: row["curve"] for row in rows if row.get("curve")}
     if curves:
-        plot = plots.accuracy_vs_minutes(curves, f"{task.name}: accuracy on fold 1's {curves[next(iter(curves))][0]['rows']:,} "
-                                                 f"held-out rows vs training minutes", args.out / "accuracy_vs_minutes.png")
+        plot = plots.accuracy_vs_minutes(
+            curves,
+            f"{task.name}: accuracy on fold 1's {curves[next(iter(curves))][0]['rows']:,} held-out rows vs training minutes",
+            args.out / "accuracy_vs_minutes.png",
+        )
         markdown += f"\nAccuracy against training minutes (fold 1): {plot.name}\n"
     print()
     print(markdown)
     (args.out / "bench.md").write_text(markdown)
-    (args.out / "bench.json").write_text(json.dumps({"when": stamp, "machine": machine(), "source": str(source), "task": task.name,
-                                                     "quick": args.quick, "seed": args.seed, "folds": folds, "run_folds": args.run_folds,
-                                                     "data": timings, "submit": submit_timing, "results": rows}))
+    (args.out / "bench.json").write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "machine": machine(),
+                "source": str(source),
+                "task": task.name,
+                "quick": args.quick,
+                "seed": args.seed,
+                "folds": folds,
+                "run_folds": args.run_folds,
+                "data": timings,
+                "submit": submit_timing,
+                "results": rows,
+            }
+        )
+    )
     print(f"bench: wrote {args.out / 'bench.md'} and {args.out / 'bench.json'}")
-    failed = any("error" in row for row in rows) or (submit_timing is not None and "error" in submit_timing)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    failed = [row["model"] for row in rows if "error" in row] + (["submit timing"] if submit_timing and "error" in submit_timing else [])
+    if failed:
+        raise ToolkitError(f"bench: {', '.join(failed)} failed (see {args.out / 'bench.md'}); the other rows were measured")

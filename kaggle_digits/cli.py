@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
+import time
 from pathlib import Path
 
-from . import config, redact
-from .errors import EXIT_CODES, ToolkitError, UsageError
-
+from . import bench, config, demo, local_kaggle, models, plots, redact, remote, runs, workflow
+from .errors import EXIT_CODES, Skipped, ToolkitError, UsageError
+from .tasks import all_tasks, get_task
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -27,17 +27,21 @@ def _common(parser: argparse.ArgumentParser, model: bool = True, data: bool = Tr
         parser.add_argument("--data-dir", type=Path, help="folder or zip with the task's CSVs (default data/raw/<task>/)")
     if model:
         parser.add_argument("--model", default=config.DEFAULT_MODEL, help="model name (see 'kaggle-digits models'); default %(default)s")
-        parser.add_argument("-p", "--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                            help="override a model hyperparameter, e.g. -p epochs=10 (repeatable)")
+        parser.add_argument(
+            "-p",
+            "--param",
+            action="append",
+            type=_key_value,
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a model hyperparameter, e.g. -p epochs=10 (repeatable)",
+        )
         parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="one seed for splits and training; default %(default)s")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output (for cron); results and errors only")
 
 
-def _settings(args):
-    from .tasks import get_task
-    from .workflow import Settings
-
-    settings = Settings(
+def _settings(args) -> workflow.Settings:
+    settings = workflow.Settings(
         task=get_task(args.task),
         data_dir=getattr(args, "data_dir", None),
         model=getattr(args, "model", config.DEFAULT_MODEL),
@@ -54,13 +58,14 @@ def _settings(args):
 
 def cmd_validate(args) -> int:
     """Estimate accuracy on a stratified holdout (or k-fold); write metrics.json and plots."""
-    from . import workflow
-
     settings = _settings(args)
     result, files = workflow.validate(settings)
     spread = f" ± {result.accuracy_std:.4f}" if result.accuracy_std is not None else ""
-    print(f"{settings.model}: {result.scheme} accuracy {result.accuracy:.4f}{spread}"
-          + (f", best epoch {result.best_epoch}" if result.best_epoch else "") + f" ({result.fit_seconds:.0f} s training)")
+    print(
+        f"{settings.model}: {result.scheme} accuracy {result.accuracy:.4f}{spread}"
+        + (f", best epoch {result.best_epoch}" if result.best_epoch else "")
+        + f" ({result.fit_seconds:.0f} s training)"
+    )
     if not args.quiet:
         names = settings.task.class_names
         print("per-class accuracy: " + "  ".join(f"{names[i]}:{value:.3f}" for i, value in enumerate(result.per_class_accuracy)))
@@ -74,15 +79,15 @@ def cmd_validate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """Fit on the task's train file and score its labeled test file (Fashion-MNIST): accuracy per class, plots."""
-    from . import workflow
-
     settings = _settings(args)
     result, files = workflow.evaluate(settings)
-    print(f"{settings.model} on {settings.task.name}: test accuracy {result.accuracy:.4f} "
-          f"({result.validation_rows} rows of {settings.task.test_file}; {result.fit_seconds:.0f} s training)")
+    print(
+        f"{settings.model} on {settings.task.name}: test accuracy {result.accuracy:.4f} "
+        f"({result.validation_rows} rows of {settings.task.test_file}; {result.fit_seconds:.0f} s training)"
+    )
     if not args.quiet:
         width = max(len(name) for name in settings.task.class_names)
-        for name, value in zip(settings.task.class_names, result.per_class_accuracy):
+        for name, value in zip(settings.task.class_names, result.per_class_accuracy, strict=True):
             print(f"  {name:>{width}}  {value:.3f}")
     for name, path in files.items():
         print(f"{name}: {path}")
@@ -91,10 +96,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_tasks(args) -> int:
     """List the tasks: where each one's data comes from and what it writes."""
-    from .tasks import all_tasks
-
     for task in all_tasks().values():
-        writes = f"submission {','.join(task.submission_columns)}" if task.submits else "no submission (evaluate on the labeled test file)"
+        writes = f"submission {','.join(task.submission_header)}" if task.submits else "no submission (evaluate on the labeled test file)"
         files = ", ".join(name for name in (task.train_file, task.test_file, task.sample_submission_file) if name)
         print(f"{task.name}\n  {task.source} {task.ref}: {files}\n  writes: {writes}\n  classes: {', '.join(task.class_names)}")
     return 0
@@ -102,8 +105,6 @@ def cmd_tasks(args) -> int:
 
 def cmd_train(args) -> int:
     """Fit the final model on the full train.csv (epochs chosen by the last validate) and save it."""
-    from . import workflow
-
     settings = _settings(args)
     folder, meta = workflow.train(settings)
     print(f"model: {folder} ({meta['train_seconds']:.0f} s on {meta['train_rows']} rows)")
@@ -112,11 +113,12 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     """Predict test.csv with the trained model; write and check submissions/<UTC time>-<model>.csv."""
-    from . import workflow
-
     settings = _settings(args)
     if not settings.task.submits:
-        raise UsageError(f"task '{settings.task.name}' has no submission (its test file is labeled). Fix: use 'kaggle-digits evaluate --task {settings.task.name}'")
+        raise UsageError(
+            f"task '{settings.task.name}' has no submission (its test file is labeled). "
+            f"Fix: use 'kaggle-digits evaluate --task {settings.task.name}'"
+        )
     path = workflow.predict(settings)
     print(f"submission: {path}")
     return 0
@@ -124,8 +126,6 @@ def cmd_predict(args) -> int:
 
 def cmd_fetch(args) -> int:
     """Download the task's data through the Kaggle API, check it, extract it into data/raw/<task>/."""
-    from . import workflow
-
     settings = _settings(args)
     folder, changed = workflow.fetch(settings, force=args.force, competition=args.competition)
     print(f"data: {folder} ({'downloaded and checked' if changed else 'already up to date'})")
@@ -134,23 +134,29 @@ def cmd_fetch(args) -> int:
 
 def cmd_submit(args) -> int:
     """fetch, train once (with its accuracy estimate), predict, then upload and wait for the public score."""
-    from . import workflow
-
     settings = _settings(args)
-    remote = None
+    remote_options = None
     if args.remote:
-        from .remote import RemoteOptions
-
         if args.file or args.refit:
-            raise UsageError("--remote trains in a kernel: it takes neither --file (nothing to train) nor --refit "
-                             "(the kernel trains once). Fix: drop one of them")
+            raise UsageError(
+                "--remote trains in a kernel: it takes neither --file (nothing to train) nor --refit "
+                "(the kernel trains once). Fix: drop one of them"
+            )
         if not math.isfinite(args.remote_timeout) or args.remote_timeout <= 0:
             raise UsageError(f"--remote-timeout {args.remote_timeout:g}: must be positive (seconds, e.g. 14400)")
         if args.remote_sessions < 1:
             raise UsageError(f"--remote-sessions {args.remote_sessions}: must be at least 1")
-        remote = RemoteOptions(timeout=args.remote_timeout, gpu=not args.remote_cpu, sessions=args.remote_sessions)
-    options = workflow.SubmitOptions(file=args.file, upload=not args.no_upload, force=args.force, message=args.message or "",
-                                     wait_timeout=args.wait_timeout, competition=args.competition, refit=args.refit, remote=remote)
+        remote_options = remote.RemoteOptions(timeout=args.remote_timeout, gpu=not args.remote_cpu, sessions=args.remote_sessions)
+    options = workflow.SubmitOptions(
+        file=args.file,
+        upload=not args.no_upload,
+        force=args.force,
+        message=args.message or "",
+        wait_timeout=args.wait_timeout,
+        competition=args.competition,
+        refit=args.refit,
+        remote=remote_options,
+    )
     result = workflow.submit(settings, options)
     if not result.uploaded:
         print(f"submission: {result.file} (not uploaded: --no-upload)")
@@ -163,8 +169,6 @@ def cmd_submit(args) -> int:
 
 def cmd_status(args) -> int:
     """The ledger next to Kaggle's own submission list: holdout accuracy beside public score."""
-    from . import workflow
-
     settings = _settings(args)
     rows = workflow.status(settings, competition=args.competition)
     if not rows:
@@ -175,8 +179,6 @@ def cmd_status(args) -> int:
     print("  ".join(column.ljust(widths[column]) for column in columns).rstrip())
     for row in rows:
         print("  ".join(str(row[column]).ljust(widths[column]) for column in columns).rstrip())
-    from . import plots
-
     chart = plots.score_history(rows, f"{settings.task.name}: scored submissions", config.SUBMISSIONS_DIR / "score_history.png")
     if chart:
         print(f"score history: {chart}")
@@ -185,8 +187,6 @@ def cmd_status(args) -> int:
 
 def cmd_ledger(args) -> int:
     """The ledger (submissions/ledger.csv): --rebuild restores it from Kaggle's own list of submissions."""
-    from . import workflow
-
     if not args.rebuild:
         raise UsageError("ledger: say what to do. Fix: 'kaggle-digits ledger --rebuild' (or see 'kaggle-digits status')")
     settings = _settings(args)
@@ -199,16 +199,14 @@ def cmd_ledger(args) -> int:
 
 def cmd_serve_local(args) -> int:
     """Run the Kaggle-compatible server on 127.0.0.1 (for offline runs of fetch/submit/status)."""
-    import time
-
-    from . import local_kaggle
-
-    server = local_kaggle.serve_builtin(port=args.port, source=args.source, daily_limit=args.daily_limit,
-                                        scoring_delay=args.scoring_delay)
+    server = local_kaggle.serve_builtin(port=args.port, source=args.source, daily_limit=args.daily_limit, scoring_delay=args.scoring_delay)
     names = ", ".join(server.state.competitions)
     print(f"local Kaggle server on http://127.0.0.1:{server.port} serving: {names}", flush=True)
-    print(f"point the official client at it:  export KAGGLE_API_ENVIRONMENT=TEST KAGGLE_API_TOKEN={local_kaggle.DEMO_TOKEN}"
-          "  (a fixed local demo token, not a Kaggle secret)", flush=True)
+    print(
+        f"point the official client at it:  export KAGGLE_API_ENVIRONMENT=TEST KAGGLE_API_TOKEN={local_kaggle.DEMO_TOKEN}"
+        "  (a fixed local demo token, not a Kaggle secret)",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)
@@ -220,18 +218,32 @@ def cmd_serve_local(args) -> int:
 
 def cmd_run(args) -> int:
     """The scheduled run for cron: lock, fetch if changed, train, predict, submit unless there is nothing to do."""
-    from . import runs
-
     settings = _settings(args)
-    options = runs.RunOptions(message=args.message or "", keep_alive_days=args.keep_alive_days, dry_run=args.dry_run,
-                              competition=args.competition, wait_timeout=args.wait_timeout, refit=args.refit)
-    return runs.run_command(settings, options, quiet=args.quiet)
+    options = runs.RunOptions(
+        message=args.message or "",
+        keep_alive_days=args.keep_alive_days,
+        dry_run=args.dry_run,
+        competition=args.competition,
+        wait_timeout=args.wait_timeout,
+        refit=args.refit,
+    )
+    runs.run_command(settings, options, quiet=args.quiet)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The whole `make submit` flow offline, against the local Kaggle server, on the embedded sample (in ./data/demo/)."""
+    return demo.run(args.submit_args)
+
+
+def cmd_bench(args) -> int:
+    """The out-of-fold benchmark: presets and the published peer beside softmax, on the same folds."""
+    bench.run(args)
+    return 0
 
 
 def cmd_models(args) -> int:
     """List the models and their default hyperparameters."""
-    from . import models
-
     for name, model_class in models.REGISTRY.items():
         params = models.params_dict(model_class.Params())
         print(f"{name:14} " + " ".join(f"{key}={value}" for key, value in params.items()))
@@ -272,36 +284,68 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--message", help="text added to the submission message")
     submit.add_argument("--no-upload", action="store_true", help="stop after writing the file (Make: UPLOAD=0)")
     submit.add_argument("--force", action="store_true", help="upload even a file identical to an earlier submission")
-    submit.add_argument("--wait-timeout", type=float, default=900, help="seconds to wait for the score; default %(default)s")
-    submit.add_argument("--refit", action="store_true",
-                        help="after the validation training, train again on every row (two trainings; default: one, see README)")
-    submit.add_argument("--remote", choices=["kaggle"],
-                        help="train and predict in a private Kaggle kernel on Kaggle's GPU, then check and upload here (Make: REMOTE=kaggle)")
-    submit.add_argument("--remote-timeout", type=float, default=4 * 3600, metavar="SECONDS",
-                        help="how long the kernel may run (Kaggle stops it then too); default %(default)s")
+    submit.add_argument(
+        "--wait-timeout", type=float, default=config.SCORING_WAIT_SECONDS, help="seconds to wait for the score; default %(default)s"
+    )
+    submit.add_argument(
+        "--refit",
+        action="store_true",
+        help="after the validation training, train again on every row (two trainings; default: one, see README)",
+    )
+    submit.add_argument(
+        "--remote",
+        choices=["kaggle"],
+        help="train and predict in a private Kaggle kernel on Kaggle's GPU, then check and upload here (Make: REMOTE=kaggle)",
+    )
+    submit.add_argument(
+        "--remote-timeout",
+        type=float,
+        default=4 * 3600,
+        metavar="SECONDS",
+        help="how long the kernel may run (Kaggle stops it then too); default %(default)s",
+    )
     submit.add_argument("--remote-cpu", action="store_true", help="the kernel without a GPU (no GPU quota used)")
-    submit.add_argument("--remote-sessions", type=int, default=2, metavar="N",
-                        help="kernels at once for the ensemble's members (one per member); default %(default)s")
+    submit.add_argument(
+        "--remote-sessions",
+        type=int,
+        default=2,
+        metavar="N",
+        help="kernels at once for the ensemble's members (one per member); default %(default)s",
+    )
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
     status.add_argument("--competition", help="Kaggle competition name; default: the task's")
     ledger = add("ledger", cmd_ledger)
     _common(ledger, model=False, data=False)
-    ledger.add_argument("--rebuild", action="store_true",
-                        help="add the toolkit's submissions on Kaggle's list that the ledger lacks; a damaged ledger is kept aside first")
+    ledger.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="add the toolkit's submissions on Kaggle's list that the ledger lacks; a damaged ledger is kept aside first",
+    )
     ledger.add_argument("--competition", help="Kaggle competition name; default: the task's")
-    commands.add_parser("bench", help="the out-of-fold benchmark: presets and the published peer beside softmax (bench --help)", add_help=False)
+    bench.add_arguments(add("bench", cmd_bench))
+    demo_command = add("demo", cmd_demo, epilog="Any other options go to 'kaggle-digits submit', e.g. --remote kaggle or -p epochs=2.")
+    demo_command.set_defaults(submit_args=[])
     run = add("run", cmd_run)
     _common(run, data=False)
     run.add_argument("--competition", help="Kaggle competition name; default: the task's")
     run.add_argument("--message", help="text added to the submission message")
-    run.add_argument("--keep-alive-days", type=float, default=config.KEEP_ALIVE_DAYS,
-                     help="re-upload the last scored file (no training) once it is this many days old and nothing changed, "
-                          "to stay on the rolling leaderboard (submissions drop off after two months); default %(default)g")
+    run.add_argument(
+        "--keep-alive-days",
+        type=float,
+        default=config.KEEP_ALIVE_DAYS,
+        help="re-upload the last scored file (no training) once it is this many days old and nothing changed, "
+        "to stay on the rolling leaderboard (submissions drop off after two months); default %(default)g",
+    )
     run.add_argument("--dry-run", action="store_true", help="say what the run would do; download, train and upload nothing")
-    run.add_argument("--wait-timeout", type=float, default=900, help="seconds to wait for the score; default %(default)s")
-    run.add_argument("--refit", action="store_true",
-                     help="after the validation training, train again on every row (two trainings; default: one, see README)")
+    run.add_argument(
+        "--wait-timeout", type=float, default=config.SCORING_WAIT_SECONDS, help="seconds to wait for the score; default %(default)s"
+    )
+    run.add_argument(
+        "--refit",
+        action="store_true",
+        help="after the validation training, train again on every row (two trainings; default: one, see README)",
+    )
     serve = add("serve-local", cmd_serve_local)
     serve.add_argument("--port", type=int, default=7777, help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)")
     serve.add_argument("--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)")
@@ -311,13 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The one place where the toolkit's errors become messages and exit codes."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:  # bench parses its own options (argparse's REMAINDER cannot pass --help on)
-        from . import bench
-
-        return bench.main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "demo":
+        args.submit_args = extra  # demo passes them on to `submit`, which checks them
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -327,16 +372,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except ToolkitError as error:
-        print(f"error: {redact.scrub(str(error))}", file=sys.stderr)
+        if error.summary:  # a command's own account of how it ended (the scheduled run's line for cron)
+            print(redact.scrub(error.summary), file=sys.stdout if isinstance(error, Skipped) else sys.stderr, flush=True)
+        else:
+            print(f"error: {redact.scrub(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was kept", file=sys.stderr)
         return 130
     except Exception as error:  # a bug: one line for the user, the traceback on request
-        if os.environ.get("KAGGLE_DIGITS_DEBUG"):
+        if config.DEBUG:
             raise
-        print(f"error: internal error {type(error).__name__}: {redact.scrub(str(error))}. This is a bug: rerun with KAGGLE_DIGITS_DEBUG=1 "
-              "for the traceback and report it", file=sys.stderr)
+        print(
+            f"error: internal error {type(error).__name__}: {redact.scrub(str(error))}. This is a bug: rerun with KAGGLE_DIGITS_DEBUG=1 "
+            "for the traceback and report it",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 # Everything is relative to the working directory, so `make` targets and the CLI agree on where
@@ -18,13 +19,21 @@ LOGS_DIR = DATA_DIR / "logs"
 SUBMISSIONS_DIR = HOME / "submissions"
 LEDGER_PATH = SUBMISSIONS_DIR / "ledger.csv"
 
-# The embedded sample ships inside the package's repository, not the user's working folder.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_DIR = REPO_ROOT / "data" / "sample"
-SHARED_ZIP = REPO_ROOT.parent / "shared" / "data" / "digit-recognizer.zip"
+# The embedded sample is package data: it is there after any install (editable or not), in any folder.
+SAMPLE_ZIP = Path(str(resources.files("kaggle_digits") / "sample" / "digit-recognizer.zip"))
 
+# Every KAGGLE_DIGITS_* environment variable is read here (and listed in the README's table).
 # --remote kaggle: seconds between two status polls of a kernel session (Kaggle rate-limits hard polling).
 KERNEL_POLL_SECONDS = float(os.environ.get("KAGGLE_DIGITS_KERNEL_POLL", "15"))
+DEBUG = bool(os.environ.get("KAGGLE_DIGITS_DEBUG"))  # tracebacks for internal errors; TensorFlow's own log lines
+DEMO_DIR = Path(os.environ.get("KAGGLE_DIGITS_DEMO_DIR") or HOME / "data" / "demo")  # where `demo` runs its fresh competitor
+# The Kaggle client's retry policy (kaggle_api/retries.py); tests make it quick. Unset: the policy's defaults.
+RETRIES = os.environ.get("KAGGLE_DIGITS_RETRIES")
+BACKOFF = os.environ.get("KAGGLE_DIGITS_BACKOFF")
+TIMEOUT = os.environ.get("KAGGLE_DIGITS_TIMEOUT")
+
+# Seconds submit and the scheduled run wait for Kaggle's score before saying "still being scored".
+SCORING_WAIT_SECONDS = 900.0
 
 DEFAULT_TASK = "digit-recognizer"
 DEFAULT_MODEL = "cnn"
@@ -40,8 +49,16 @@ NUM_CLASSES = 10
 
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 FASHION_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 
@@ -83,6 +100,12 @@ class Task:
     @property
     def submits(self) -> bool:
         return self.submission_columns is not None
+
+    @property
+    def submission_header(self) -> tuple[str, str]:
+        """The submission's two columns; only asked of a task that submits."""
+        assert self.submission_columns is not None, f"task {self.name} has no submissions"
+        return self.submission_columns
 
     @property
     def archive_name(self) -> str:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 import numpy as np
 
-from . import config
+from . import config, helpers, lazy
 from .config import Task
 from .errors import DataError
 
@@ -37,7 +36,6 @@ class Dataset:
     test_ids: np.ndarray  # ImageId 1..N, or the test file's id column
     test_labels: np.ndarray | None  # only where the task's test file is labeled (Fashion-MNIST)
     checksum: str
-    source: str
     from_cache: bool = False
 
 
@@ -132,16 +130,16 @@ def load(data_dir: Path, task: Task | None = None, cache_dir: Path | None = None
         try:
             with np.load(cache_path) as cached:
                 arrays = {key: cached[key] for key in cached.files}
-            return _dataset(arrays, digest, str(data_dir), from_cache=True)
+            return _dataset(arrays, digest, from_cache=True)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             cache_path.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     arrays = parse(members, task)
     if use_cache:
-        write_atomically(cache_path, lambda handle: np.savez(handle, **arrays))
-    return _dataset(arrays, digest, str(data_dir), from_cache=False)
+        helpers.write_atomically(cache_path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]  # numpy stubs: **kwds as bool
+    return _dataset(arrays, digest, from_cache=False)
 
 
-def _dataset(arrays: dict[str, np.ndarray], digest: str, source: str, from_cache: bool) -> Dataset:
+def _dataset(arrays: dict[str, np.ndarray], digest: str, from_cache: bool) -> Dataset:
     return Dataset(
         train_images=arrays["train_images"],
         train_labels=arrays["train_labels"],
@@ -149,15 +147,16 @@ def _dataset(arrays: dict[str, np.ndarray], digest: str, source: str, from_cache
         test_ids=arrays["test_ids"],
         test_labels=arrays.get("test_labels"),
         checksum=digest,
-        source=source,
         from_cache=from_cache,
     )
 
 
 def parse(members: dict[str, _Member | None], task: Task) -> dict[str, np.ndarray]:
     """Parse and validate every file; returns the arrays that `Dataset` is made of."""
-    train = _read_table(members[task.train_file], task.train_header, task, labeled=True)
-    test = _read_table(members[task.test_file], task.test_header, task, labeled=task.test_labeled)
+    train_member, test_member = members[task.train_file], members[task.test_file]
+    assert train_member and test_member, "find_sources checked that both files are there"
+    train = _read_table(train_member, task.train_header, task, labeled=True)
+    test = _read_table(test_member, task.test_header, task, labeled=task.test_labeled)
     pixels = task.pixel_columns
     arrays = {
         "train_images": train[pixels].to_numpy(dtype=np.uint8),
@@ -177,7 +176,7 @@ def parse(members: dict[str, _Member | None], task: Task) -> dict[str, np.ndarra
 
 
 def _read_table(member: _Member, header: list[str], task: Task, labeled: bool):
-    import pandas as pd  # pandas costs ~0.5 s to import; only parsing needs it
+    pd = lazy.pandas()
 
     name = member.display
     try:
@@ -226,7 +225,7 @@ def _check_header(found: list[str], expected: list[str], name: str, task: Task, 
             f"{name} line 1: header has {len(found)} columns, expected {len(expected)} "
             f"({expected[0]},{expected[1]},...,{expected[-1]}). Fix: {REFETCH_HINT}"
         )
-    position = next(index for index, (a, b) in enumerate(zip(found, expected)) if a != b)
+    position = next(index for index, (a, b) in enumerate(zip(found, expected, strict=False)) if a != b)
     raise DataError(
         f"{name} line 1, column {position + 1}: header says '{found[position]}', expected '{expected[position]}'. "
         f"Fix: the header must be exactly {expected[0]},{expected[1]},...,{expected[-1]}; {REFETCH_HINT}"
@@ -235,7 +234,7 @@ def _check_header(found: list[str], expected: list[str], name: str, task: Task, 
 
 def _check_values(table, member: _Member, header: list[str], task: Task) -> None:
     """Integers only, no blanks, pixels 0..255, labels 0..9; the first offence is reported."""
-    import pandas as pd
+    pd = lazy.pandas()
 
     name = member.display
     bad_types = [column for column in table.columns if not pd.api.types.is_integer_dtype(table[column].dtype)]
@@ -289,7 +288,7 @@ def _field_count(member: _Member, line_number: int) -> int:
 
 
 def _check_sample_submission(member: _Member, task: Task, test_ids: np.ndarray) -> None:
-    import pandas as pd
+    pd = lazy.pandas()
 
     name = member.display
     try:
@@ -297,7 +296,7 @@ def _check_sample_submission(member: _Member, task: Task, test_ids: np.ndarray) 
             sample = pd.read_csv(handle)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, zipfile.BadZipFile, OSError) as error:
         raise DataError(f"{name}: cannot be read ({error}). Fix: {REFETCH_HINT}") from None
-    expected = list(task.submission_columns)
+    expected = list(task.submission_columns or ())
     if list(sample.columns) != expected:
         raise DataError(
             f"{name} line 1: header is {','.join(map(str, sample.columns))}, expected {','.join(expected)}. Fix: {REFETCH_HINT}"
@@ -311,45 +310,5 @@ def _check_sample_submission(member: _Member, task: Task, test_ids: np.ndarray) 
     if not np.array_equal(ids, test_ids):
         row = int(np.flatnonzero(ids != test_ids)[0])
         raise DataError(
-            f"{name} line {row + 2}: {expected[0]} {ids[row]} does not match test row {row + 1} ({test_ids[row]}). "
-            f"Fix: {REFETCH_HINT}"
+            f"{name} line {row + 2}: {expected[0]} {ids[row]} does not match test row {row + 1} ({test_ids[row]}). Fix: {REFETCH_HINT}"
         )
-
-
-def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
-
-
-def write_folder_atomically(folder: Path, fill: Callable[[Path], None]) -> None:
-    """Fill a temporary sibling folder, then swap it in: a killed run never leaves half a folder."""
-    import shutil
-
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.staging-"))
-    try:
-        fill(staging)
-        old = None
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
-            os.rmdir(old)
-            folder.rename(old)
-        staging.rename(folder)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

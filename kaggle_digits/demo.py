@@ -1,9 +1,9 @@
-"""`make demo`: the whole `make submit` flow, offline, on the embedded sample.
+"""`kaggle-digits demo` (`make demo`): the whole `make submit` flow, offline, on the embedded sample.
 
 Starts the local Kaggle-compatible server on 127.0.0.1:7777, then runs `kaggle-digits submit` in a
-fresh folder (data/demo/) with the official client pointed at it (KAGGLE_API_ENVIRONMENT=TEST) and
+fresh folder (./data/demo/) with the official client pointed at it (KAGGLE_API_ENVIRONMENT=TEST) and
 the server's demo token, so no Kaggle account, credentials or network are needed. Your own Kaggle
-credentials are neither read nor sent.
+credentials are neither read nor sent. It works in any folder: the sample is package data.
 """
 
 from __future__ import annotations
@@ -16,40 +16,38 @@ import time
 from pathlib import Path
 
 from . import config, local_kaggle
-from .errors import ToolkitError
 
 
 def _shown(path: Path) -> str:
     try:
-        return str(path.relative_to(config.REPO_ROOT))
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    extra = list(sys.argv[1:] if argv is None else argv)
-    workdir = Path(os.environ.get("KAGGLE_DIGITS_DEMO_DIR") or config.REPO_ROOT / "data" / "demo")
+def run(submit_args: list[str]) -> int:
+    """Returns `submit`'s own exit code; a server that cannot start raises (the CLI reports it)."""
+    workdir = config.DEMO_DIR
     shutil.rmtree(workdir, ignore_errors=True)  # a fresh competitor each time: no ledger, no cached model
     workdir.mkdir(parents=True)
     start = time.perf_counter()
-    try:
-        server = local_kaggle.serve_builtin(port=local_kaggle.DEFAULT_PORT)
-    except ToolkitError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    print(f"demo: local Kaggle server on http://127.0.0.1:{server.port} (competition digit-recognizer, from the embedded sample)", flush=True)
+    server = local_kaggle.serve_builtin(port=local_kaggle.DEFAULT_PORT)
+    print(
+        f"demo: local Kaggle server on http://127.0.0.1:{server.port} (competition digit-recognizer, from the embedded sample)", flush=True
+    )
     environment = {
         **os.environ,
         "KAGGLE_API_ENVIRONMENT": "TEST",
         "KAGGLE_API_TOKEN": local_kaggle.DEMO_TOKEN,
-        "KAGGLE_CONFIG_DIR": str(workdir / ".kaggle"),  # never the user's real ~/.kaggle
+        "KAGGLE_CONFIG_DIR": str(workdir.resolve() / ".kaggle"),  # never the user's real ~/.kaggle
         # REMOTE=kaggle: the local server's kernels answer at once; no need to poll as gently as kaggle.com.
         "KAGGLE_DIGITS_KERNEL_POLL": os.environ.get("KAGGLE_DIGITS_KERNEL_POLL", "1"),
     }
     environment.pop("KAGGLE_USERNAME", None)
     environment.pop("KAGGLE_KEY", None)
-    command = [sys.executable, "-m", "kaggle_digits", "submit", *extra]
-    print(f"demo: running 'kaggle-digits submit {' '.join(extra)}' in {_shown(workdir)}/", flush=True)
+    environment.pop("KAGGLE_DIGITS_HOME", None)  # the demo's own folder is its home
+    command = [sys.executable, "-m", "kaggle_digits", "submit", *submit_args]
+    print(f"demo: running 'kaggle-digits submit {' '.join(submit_args)}' in {_shown(workdir)}/", flush=True)
     try:
         code = subprocess.call(command, cwd=workdir, env=environment, stdin=subprocess.DEVNULL)
     finally:
@@ -60,7 +58,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"demo: 'kaggle-digits submit' exited with {code} after {took:.0f} s", file=sys.stderr)
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 class ToolkitError(Exception):
-    """A failure the user can act on: printed as one line, never as a traceback."""
+    """A failure the user can act on: printed as one line, never as a traceback (by cli.main alone)."""
 
     exit_code = 1
+    # A command that gives its own one-line account of how it ended (the scheduled run's summary,
+    # which cron mails) sets it; the CLI prints it as is instead of "error: <message>".
+    summary: str | None = None
 
 
 class UsageError(ToolkitError):

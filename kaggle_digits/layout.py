@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Task
-from .data import write_atomically
+from .helpers import write_atomically
 
 
 def csv_bytes(header: list[str], rows: np.ndarray) -> bytes:
@@ -41,6 +41,7 @@ def task_files(
     files = {task.train_file: csv_bytes(task.train_header, np.column_stack([train_labels, train_images]))}
     test_ids = np.arange(1, len(test_images) + 1) if not task.test_id_column else np.arange(len(test_images))
     if task.test_labeled:
+        assert test_labels is not None, f"{task.name}'s test file is labeled"
         test_rows = np.column_stack([test_labels, test_images])
     elif task.test_id_column:
         test_rows = np.column_stack([test_ids, test_images])

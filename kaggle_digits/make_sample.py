@@ -21,7 +21,7 @@ SAMPLE_TEST_ROWS = 1000
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="a Kaggle-layout digit-recognizer zip or folder")
-    parser.add_argument("--out", type=Path, default=config.SAMPLE_DIR / "digit-recognizer.zip")
+    parser.add_argument("--out", type=Path, default=config.SAMPLE_ZIP)
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     args = parser.parse_args(argv)
     task = config.BUILTIN_TASKS["digit-recognizer"]

@@ -6,24 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: works headless, under cron and in CI
-    import matplotlib.pyplot as plt
-
-    return plt
+from . import lazy
 
 
 def learning_curves(curves: dict[str, list[float]], best_epoch: int | None, title: str, path: Path) -> Path | None:
     """Training vs validation loss and accuracy per epoch: where they part, the model overfits."""
     if not curves.get("loss"):
         return None  # scikit-learn models have no epochs
-    plt = _pyplot()
+    plt = lazy.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     epochs = np.arange(1, len(curves["loss"]) + 1)
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
         axis.plot(epochs, curves[metric], label="training")
         if f"val_{metric}" in curves:
             axis.plot(epochs, curves[f"val_{metric}"], label="validation")
@@ -40,9 +33,9 @@ def learning_curves(curves: dict[str, list[float]], best_epoch: int | None, titl
     return path
 
 
-def confusion_matrix(matrix: list[list[int]], class_names: tuple[str, ...], title: str, path: Path) -> Path:
-    plt = _pyplot()
-    matrix = np.asarray(matrix)
+def confusion_matrix(counts: list[list[int]], class_names: tuple[str, ...], title: str, path: Path) -> Path:
+    plt = lazy.pyplot()
+    matrix = np.asarray(counts)
     figure, axis = plt.subplots(figsize=(7, 6))
     # Log colour scale: the diagonal dwarfs the mistakes, which are what a reader is looking for.
     image = axis.imshow(np.log1p(matrix), cmap="Blues")
@@ -63,18 +56,20 @@ def confusion_matrix(matrix: list[list[int]], class_names: tuple[str, ...], titl
     return path
 
 
-def misclassified(images: np.ndarray, mistakes: list[tuple[int, int, int]], class_names: tuple[str, ...], title: str, path: Path, limit: int = 40) -> Path | None:
+def misclassified(
+    images: np.ndarray, mistakes: list[tuple[int, int, int]], class_names: tuple[str, ...], title: str, path: Path, limit: int = 40
+) -> Path | None:
     """A grid of wrongly classified validation digits, each captioned 'true -> predicted'."""
     if not mistakes:
         return None
-    plt = _pyplot()
+    plt = lazy.pyplot()
     shown = mistakes[:limit]
     columns = 10
     rows = int(np.ceil(len(shown) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for axis, (index, true, predicted) in zip(axes.flat, shown):
+    for axis, (index, true, predicted) in zip(axes.flat, shown, strict=False):
         axis.imshow(images[index].reshape(28, 28), cmap="gray_r")
         axis.set_title(f"{class_names[true]}→{class_names[predicted]}", fontsize=8, color="firebrick")
     figure.suptitle(f"{title}: true→predicted ({len(mistakes)} misclassified)")
@@ -89,14 +84,14 @@ def score_history(rows: list[dict[str, str]], title: str, path: Path) -> Path | 
     scored = [row for row in rows if row.get("public")]
     if not scored:
         return None
-    plt = _pyplot()
+    plt = lazy.pyplot()
     figure, axis = plt.subplots(figsize=(8, 4))
     positions = np.arange(1, len(scored) + 1)
     public = [float(row["public"]) for row in scored]
     holdout = [float(row["holdout"]) if row.get("holdout") else np.nan for row in scored]
     axis.plot(positions, public, marker="o", label="public score (Kaggle)")
     axis.plot(positions, holdout, marker="s", linestyle="--", label="holdout accuracy (local)")
-    for position, row, value in zip(positions, scored, public):
+    for position, row, value in zip(positions, scored, public, strict=True):
         axis.annotate(row["model"], (position, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     axis.set_xticks(positions, [row["time"][:10] for row in scored], rotation=30, ha="right", fontsize=8)
     axis.set_ylabel("accuracy")
@@ -111,7 +106,7 @@ def score_history(rows: list[dict[str, str]], title: str, path: Path) -> Path | 
 
 def accuracy_vs_minutes(curves: dict[str, list[dict]], title: str, path: Path) -> Path:
     """One line per model: accuracy at each epoch budget against its training minutes, with 95% bars."""
-    plt = _pyplot()
+    plt = lazy.pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for model, points in curves.items():
         minutes = [point["minutes"] for point in points]
@@ -119,7 +114,9 @@ def accuracy_vs_minutes(curves: dict[str, list[dict]], title: str, path: Path) -
         half = 1.96 * np.sqrt(accuracy * (1 - accuracy) / np.array([point["rows"] for point in points]))
         axes.errorbar(minutes, accuracy, yerr=half, marker="o", capsize=3, label=model)
         for point in points:
-            axes.annotate(f"{point['epochs']}", (point["minutes"], point["accuracy"]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+            axes.annotate(
+                f"{point['epochs']}", (point["minutes"], point["accuracy"]), textcoords="offset points", xytext=(4, -10), fontsize=7
+            )
     axes.set_xlabel("training minutes (this machine)")
     axes.set_ylabel("accuracy on held-out rows")
     axes.set_title(title, fontsize=9)

@@ -17,6 +17,7 @@ So Ctrl-C here stops following it and says where to stop it; `sessionTimeoutSeco
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import logging
@@ -28,8 +29,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, data, submission
+import numpy as np
+
+from . import __version__, config, data, models, splits, submission, training, workflow
 from .errors import DataError, KaggleError, KaggleUnavailable, UsageError
+from .helpers import artifact_dir, write_atomically, write_folder_atomically
+from .kaggle_api import Kaggle, Kernels
+from .models.keras_models import EnsembleModel
+from .tasks import get_task
 
 log = logging.getLogger("kaggle_digits")
 
@@ -38,7 +45,7 @@ HOME_IN_KERNEL = "kaggle-digits"  # KAGGLE_DIGITS_HOME inside /kaggle/working: e
 KEEP = tuple(f"{HOME_IN_KERNEL}/{part}/" for part in ("submissions", "data/models", "data/reports"))
 PACKAGE = Path(__file__).resolve().parent
 
-_SCRIPT = '''\
+_SCRIPT = """\
 # kaggle-digits {version}: {what} on Kaggle's GPU (pushed by `--remote kaggle`).
 # The toolkit is not on Kaggle's images and the kernel has no internet: it travels below, zipped.
 import base64, os, sys, tempfile
@@ -50,7 +57,7 @@ with open(bundle, "wb") as out:
 sys.path.insert(0, bundle)
 os.environ["KAGGLE_DIGITS_HOME"] = os.path.abspath("{home}")
 {call}
-'''
+"""
 
 
 @dataclass
@@ -59,6 +66,10 @@ class RemoteOptions:
     poll: float = config.KERNEL_POLL_SECONDS
     gpu: bool = True
     sessions: int = 2  # kernels at once (the ensemble's members): Kaggle queues GPU sessions past its limit
+
+    def train(self, settings: workflow.Settings, kaggle: Kaggle, dataset: data.Dataset) -> Path:
+        """workflow.RemoteTraining: `submit --remote kaggle` trains through here."""
+        return train_on_kaggle(settings, kaggle, kaggle.name, dataset, self)
 
 
 def bundle() -> bytes:
@@ -75,50 +86,66 @@ def bundle() -> bytes:
 
 
 def kernel_argv(settings, competition: str) -> list[str]:
-    argv = ["submit", "--no-upload", "--task", settings.task.name, "--model", settings.model, "--seed", str(settings.seed),
-            "--data-dir", f"../input/{competition}"]
+    argv = [
+        "submit",
+        "--no-upload",
+        "--task",
+        settings.task.name,
+        "--model",
+        settings.model,
+        "--seed",
+        str(settings.seed),
+        "--data-dir",
+        f"../input/{competition}",
+    ]
     for key, value in settings.overrides.items():
         argv += ["-p", f"{key}={value}"]
     return argv
 
 
 def kernel_script(what: str, call: str) -> str:
-    from . import __version__
-
     return _SCRIPT.format(version=__version__, what=what, bundle=base64.b64encode(bundle()).decode(), home=HOME_IN_KERNEL, call=call)
 
 
 def submit_script(settings, competition: str) -> str:
     argv = kernel_argv(settings, competition)
-    call = (f"from kaggle_digits import cli, remote\n\nargv = {argv!r}\n"
-            f"argv[argv.index('--data-dir') + 1] = remote.find_input({competition!r}, {settings.task.train_file!r})\n"
-            f"sys.exit(cli.main(argv))")
+    call = (
+        f"from kaggle_digits import cli, remote\n\nargv = {argv!r}\n"
+        f"argv[argv.index('--data-dir') + 1] = remote.find_input({competition!r}, {settings.task.train_file!r})\n"
+        f"sys.exit(cli.main(argv))"
+    )
     return kernel_script(f"`kaggle-digits {' '.join(argv)}`", call)
 
 
 def member_script(settings, competition: str, index: int) -> str:
-    spec = {"task": settings.task.name, "seed": settings.seed, "overrides": dict(settings.overrides), "competition": competition,
-            "member": index}
+    spec = {
+        "task": settings.task.name,
+        "seed": settings.seed,
+        "overrides": dict(settings.overrides),
+        "competition": competition,
+        "member": index,
+    }
     return kernel_script(f"ensemble member {index + 1}", f"from kaggle_digits import remote\n\nsys.exit(remote.member_main({spec!r}))")
 
 
 def find_input(competition: str, train_file: str) -> str:
     """In a kernel: the folder Kaggle mounted the competition in. `../input/<competition>/` (relative to
     /kaggle/working) is where Kaggle has long put it; newer images may nest it deeper, so look there too."""
-    candidates = [Path("../input") / competition, Path("../input/competitions") / competition,
-                  *sorted(path.parent for path in Path("../input").rglob(train_file))]
+    candidates = [
+        Path("../input") / competition,
+        Path("../input/competitions") / competition,
+        *sorted(path.parent for path in Path("../input").rglob(train_file)),
+    ]
     return str(next((folder for folder in candidates if (folder / train_file).is_file()), candidates[0]))
 
 
 def member_main(spec: dict) -> int:
     """In a kernel: train one ensemble member (the one that holds out fold `member`), save it and its held-out predictions."""
-    from . import models, splits
-    from .tasks import get_task
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     task = get_task(spec["task"])
     dataset = data.load(Path(find_input(spec["competition"], task.train_file)), task)
     ensemble = models.create("ensemble", models.params_for("ensemble", spec["overrides"]), spec["seed"])
+    assert isinstance(ensemble, EnsembleModel)
     index = spec["member"]
     train, held_out = splits.kfold_splits(dataset.train_labels, ensemble.params.members, spec["seed"])[index]
     member = ensemble.member(index)
@@ -129,10 +156,24 @@ def member_main(spec: dict) -> int:
     folder.mkdir(parents=True)
     member.save(folder)
     predicted = member.predict(dataset.train_images[held_out])
-    (folder / "held_out.json").write_text(json.dumps({"member": index, "rows": held_out.tolist(), "predicted": predicted.tolist(),
-                                                      "data_checksum": dataset.checksum, "train_seconds": round(seconds, 2)}))
-    log.info("member %d: %.4f on its %d held-out rows, %.0f s", index + 1, float((predicted == dataset.train_labels[held_out]).mean()),
-             len(held_out), seconds)
+    (folder / "held_out.json").write_text(
+        json.dumps(
+            {
+                "member": index,
+                "rows": held_out.tolist(),
+                "predicted": predicted.tolist(),
+                "data_checksum": dataset.checksum,
+                "train_seconds": round(seconds, 2),
+            }
+        )
+    )
+    log.info(
+        "member %d: %.4f on its %d held-out rows, %.0f s",
+        index + 1,
+        float((predicted == dataset.train_labels[held_out]).mean()),
+        len(held_out),
+        seconds,
+    )
     return 0
 
 
@@ -147,23 +188,25 @@ def train_on_kaggle(settings, kaggle, competition: str, dataset, options: Remote
     The ensemble goes out as one kernel per member (at most `options.sessions` at once); its members
     come back, are checked against this data, and predict test.csv here.
     """
-    from .kaggle_api import Kernels
-
     options = options or RemoteOptions()
     params = settings.params()  # a bad -p fails here, not in a kernel an hour later
     if settings.model == "ensemble" and params.members < 2:
         raise UsageError(f"ensemble: members={params.members}: needs at least 2 (one kernel per fold). Fix: -p members=5")
     owner = kaggle.check_credentials()
     if not owner:
-        raise UsageError("--remote kaggle needs the account's user name (an access token, or a legacy key with its user name). "
-                         "Fix: sign in with 'kaggle auth login' or set KAGGLE_API_TOKEN")
+        raise UsageError(
+            "--remote kaggle needs the account's user name (an access token, or a legacy key with its user name). "
+            "Fix: sign in with 'kaggle auth login' or set KAGGLE_API_TOKEN"
+        )
     kernels = Kernels(kaggle)
     if options.gpu:
         quota = kernels.gpu_quota()
         if quota.left_seconds <= 0:
             refresh = f"; it refreshes {quota.refresh:%Y-%m-%d %H:%M} UTC" if quota.refresh else ""
-            raise KaggleError(f"the weekly GPU quota is used up ({quota.used_seconds / 3600:.1f} h of "
-                              f"{quota.allowed_seconds / 3600:.0f} h){refresh}. Fix: wait for it, or train here (without --remote)")
+            raise KaggleError(
+                f"the weekly GPU quota is used up ({quota.used_seconds / 3600:.1f} h of "
+                f"{quota.allowed_seconds / 3600:.0f} h){refresh}. Fix: wait for it, or train here (without --remote)"
+            )
         log.info("remote: GPU quota %.1f h left of %.0f h this week", quota.left_seconds / 3600, quota.allowed_seconds / 3600)
     slug = kernel_slug(settings)
     ensemble = settings.model == "ensemble"
@@ -191,7 +234,9 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
     """Push each (slug, script), at most `options.sessions` running at once; follow every pushed version
     (progress on every change and every minute) until all are COMPLETE. A failure stops it with the log."""
     start = time.monotonic()
-    waiting, running, finished = list(jobs), {}, {}
+    waiting = list(jobs)
+    running: dict = {}
+    finished: dict = {}
     seen: dict[str, str] = {}
     last_line = start
     while waiting or running:
@@ -200,8 +245,13 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
             # The title is the slug itself: kaggle.com names a new kernel after its title, and the official
             # client warns when the two differ ("may result in surprising behavior").
             pushed = kernels.push(owner, slug, slug, script, competition, options.gpu, int(options.timeout))
-            log.info("remote: pushed %s version %d (%s, internet off): %s", pushed.ref, pushed.version,
-                     "GPU" if options.gpu else "CPU", pushed.url)
+            log.info(
+                "remote: pushed %s version %d (%s, internet off): %s",
+                pushed.ref,
+                pushed.version,
+                "GPU" if options.gpu else "CPU",
+                pushed.url,
+            )
             running[slug] = pushed
         elapsed = time.monotonic() - start
         for slug, pushed in list(running.items()):
@@ -222,14 +272,21 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
             break
         if elapsed > options.timeout:
             pending = ", ".join(f"{pushed.ref} {pushed.label}" for pushed in running.values())
-            raise KaggleError(f"{pending} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); Kaggle stops it "
-                              f"at the same limit. Fix: see its page on kaggle.com/code; run again with a longer --remote-timeout")
+            raise KaggleError(
+                f"{pending} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); Kaggle stops it "
+                f"at the same limit. Fix: see its page on kaggle.com/code; run again with a longer --remote-timeout"
+            )
         try:
             time.sleep(options.poll)
         except KeyboardInterrupt:
             for pushed in running.values():
-                log.error("remote: stopped following %s %s. It keeps running on Kaggle (the Kernels API cannot stop a session): "
-                          "stop it at %s (Active Events, Stop Session), or let it finish", pushed.ref, pushed.label, pushed.url)
+                log.error(
+                    "remote: stopped following %s %s. It keeps running on Kaggle (the Kernels API cannot stop a session): "
+                    "stop it at %s (Active Events, Stop Session), or let it finish",
+                    pushed.ref,
+                    pushed.label,
+                    pushed.url,
+                )
             raise
     return [finished[slug] for slug, _ in jobs]
 
@@ -240,8 +297,10 @@ def _fail(kernels, pushed, state, others) -> None:
     if tail:
         log.error("remote: the last lines of the kernel's log:\n%s", "\n".join(f"  | {line}" for line in tail))
     still = f" ({', '.join(other.ref for other in others)} still running on Kaggle: stop them there)" if others else ""
-    raise KaggleError(f"the kernel {pushed.ref} {pushed.label} failed: {state.failure or state.status}{still}. Fix: read its log above "
-                      f"(or at {pushed.url}), then run again; nothing was kept")
+    raise KaggleError(
+        f"the kernel {pushed.ref} {pushed.label} failed: {state.failure or state.status}{still}. Fix: read its log above "
+        f"(or at {pushed.url}), then run again; nothing was kept"
+    )
 
 
 def _clock(seconds: float) -> str:
@@ -264,25 +323,27 @@ def _install(home: Path, settings, pushed, expected_ids) -> Path:
         raise KaggleError("the kernel's submission does not match its sidecar's checksum; nothing was kept")
     for kind, local in (("data/models", config.MODELS_DIR), ("data/reports", config.REPORTS_DIR)):
         for folder in sorted((home / kind).iterdir()) if (home / kind).is_dir() else []:
-            data.write_folder_atomically(local / folder.name, lambda staging, folder=folder: shutil.copytree(folder, staging, dirs_exist_ok=True))
+            write_folder_atomically(local / folder.name, functools.partial(shutil.copytree, folder, dirs_exist_ok=True))
     target = config.SUBMISSIONS_DIR / source.name
     sidecar["trained_on"] = f"kaggle kernel {pushed.ref} {pushed.label}"
     content = source.read_bytes()
-    data.write_atomically(target, lambda handle: handle.write(content))
-    data.write_atomically(target.with_suffix(".json"), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
-    log.info("remote: %s checked and kept (trained on %s); model and report in %s, %s", target.name, sidecar["trained_on"],
-             config.MODELS_DIR, config.REPORTS_DIR)
+    write_atomically(target, lambda handle: handle.write(content))
+    write_atomically(target.with_suffix(".json"), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
+    log.info(
+        "remote: %s checked and kept (trained on %s); model and report in %s, %s",
+        target.name,
+        sidecar["trained_on"],
+        config.MODELS_DIR,
+        config.REPORTS_DIR,
+    )
     return target
 
 
 def _install_ensemble(homes, settings, params, dataset) -> Path:
     """The members that came back become the ensemble here: checked against this data, their held-out
     predictions give the out-of-fold estimate, and test.csv is predicted here (as `make predict` does)."""
-    import numpy as np
-
-    from . import models, training, workflow
-
     ensemble = models.create("ensemble", params, settings.seed)
+    assert isinstance(ensemble, EnsembleModel)
     out_of_fold = np.full(len(dataset.train_labels), -1, dtype=np.int64)
     members, seconds = [], 0.0
     for index, (pushed, home, _) in enumerate(homes):
@@ -290,10 +351,14 @@ def _install_ensemble(homes, settings, params, dataset) -> Path:
         try:
             held = json.loads((folder / "held_out.json").read_text())
         except (OSError, ValueError):
-            raise KaggleError(f"the kernel {pushed.ref} {pushed.label} finished without its member. Fix: read its log at {pushed.url}") from None
+            raise KaggleError(
+                f"the kernel {pushed.ref} {pushed.label} finished without its member. Fix: read its log at {pushed.url}"
+            ) from None
         if held.get("data_checksum") != dataset.checksum or held.get("member") != index:
-            raise KaggleError(f"the kernel {pushed.ref} {pushed.label} trained on other data than {settings.resolved_data_dir} "
-                              f"(checksums differ); nothing was kept. Fix: run again")
+            raise KaggleError(
+                f"the kernel {pushed.ref} {pushed.label} trained on other data than {settings.resolved_data_dir} "
+                f"(checksums differ); nothing was kept. Fix: run again"
+            )
         out_of_fold[np.asarray(held["rows"], dtype=np.int64)] = np.asarray(held["predicted"], dtype=np.int64)
         members.append(type(ensemble.member(index)).load(folder, ensemble.member(index).params, ensemble.member_seed(index)))
         seconds += float(held.get("train_seconds") or 0.0)
@@ -302,9 +367,10 @@ def _install_ensemble(homes, settings, params, dataset) -> Path:
     ensemble.members = members
     accuracy = float(np.mean(out_of_fold == dataset.train_labels))
     log.info("remote: %d members back; their out-of-fold accuracy %.4f over %d rows", len(members), accuracy, len(out_of_fold))
-    meta = workflow.model_meta(settings, params, dataset, accuracy, f"{params.members}-fold out-of-fold (members)",
-                               len(dataset.train_labels), seconds)
+    meta = workflow.model_meta(
+        settings, params, dataset, accuracy, f"{params.members}-fold out-of-fold (members)", len(dataset.train_labels), seconds
+    )
     first, last = homes[0][0], homes[-1][0]
     meta["trained_on"] = f"kaggle kernels {first.ref} {first.label} .. {last.ref} {last.label}"
-    training.save_model(ensemble, training.model_dir(settings.model, settings.task.name), meta)
+    training.save_model(ensemble, artifact_dir(config.MODELS_DIR, settings.model, settings.task.name), meta)
     return workflow.predict(settings, dataset)

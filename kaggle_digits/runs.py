@@ -12,14 +12,17 @@ import json
 import logging
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import config, redact, submission, training, workflow
-from .errors import AlreadyRunning, DataError, Skipped, ToolkitError, UsageError
+from filelock import FileLock, Timeout
+
+from . import config, models, redact, submission, workflow
+from .errors import AlreadyRunning, DataError, Skipped, ToolkitError
+from .helpers import utc_now
+from .kaggle_api import Kaggle
 
 log = logging.getLogger("kaggle_digits")
 
@@ -32,7 +35,7 @@ class RunOptions:
     keep_alive_days: float = config.KEEP_ALIVE_DAYS
     dry_run: bool = False
     competition: str | None = None
-    wait_timeout: float = 900.0
+    wait_timeout: float = config.SCORING_WAIT_SECONDS
     refit: bool = False  # train again on every row after the validation training (see workflow.fit_for_submission)
 
 
@@ -41,16 +44,12 @@ class RunLock:
     left by a killed run never blocks the next one. A side file names the holder for the message."""
 
     def __init__(self, folder: Path):
-        from filelock import FileLock
-
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / LOCK_NAME
         self.info = folder / (LOCK_NAME + ".json")
         self.lock = FileLock(str(self.path), timeout=0)
 
-    def __enter__(self) -> "RunLock":
-        from filelock import Timeout
-
+    def __enter__(self) -> RunLock:
         try:
             self.lock.acquire()
         except Timeout:
@@ -61,8 +60,10 @@ class RunLock:
             ) from None
         stale = self._holder_record()
         if stale and not _alive(stale.get("pid")):
-            log.info("run: took over the lock left by pid %s (started %s), which is no longer running", stale.get("pid"), stale.get("started"))
-        self.info.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": training.utc_now()}))
+            log.info(
+                "run: took over the lock left by pid %s (started %s), which is no longer running", stale.get("pid"), stale.get("started")
+            )
+        self.info.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now()}))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -89,7 +90,7 @@ def _alive(pid) -> bool:
 
 
 def _last_scored(ledger: submission.Ledger, task_name: str) -> dict | None:
-    scored = [row for row in ledger.rows() if row.get("task", config.DEFAULT_TASK) == task_name and row["status"] == "COMPLETE"]
+    scored = [row for row in ledger.rows(task_name) if row["status"] == "COMPLETE"]
     return scored[-1] if scored else None
 
 
@@ -99,17 +100,19 @@ def _unchanged_since(last: dict, settings: workflow.Settings, data_checksum: str
     From the row's config hash (it is also in the description on Kaggle, so a ledger rebuilt from
     Kaggle's list has it); rows written before there was one are compared through their sidecar.
     """
-    from . import models
-
     if last.get("config"):
-        return last["config"] == submission.config_hash(settings.task.name, settings.model, models.params_dict(settings.params()),
-                                                        settings.seed, data_checksum)
+        return last["config"] == submission.config_hash(
+            settings.task.name, settings.model, models.params_dict(settings.params()), settings.seed, data_checksum
+        )
     sidecar = submission.read_sidecar(config.SUBMISSIONS_DIR / last["file"])
     if not sidecar:
         return False
-    return (sidecar.get("data_checksum") == data_checksum and sidecar.get("model") == settings.model
-            and sidecar.get("seed") == settings.seed
-            and sidecar.get("requested_params", sidecar.get("params")) == models.params_dict(settings.params()))
+    return (
+        sidecar.get("data_checksum") == data_checksum
+        and sidecar.get("model") == settings.model
+        and sidecar.get("seed") == settings.seed
+        and sidecar.get("requested_params", sidecar.get("params")) == models.params_dict(settings.params())
+    )
 
 
 def _age(stamp: str) -> timedelta:
@@ -118,27 +121,23 @@ def _age(stamp: str) -> timedelta:
 
 
 def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
-    """The whole run; returns the summary line. Raises Skipped (exit 10) when there is nothing to do."""
-    from .kaggle_api import Kaggle
+    """The whole run; returns the summary line. Raises Skipped (exit 10) when there is nothing to do.
 
-    if not settings.task.submits:
-        raise UsageError(
-            f"task '{settings.task.name}' has no submissions (its test file is labeled), so there is nothing to "
-            f"schedule. Fix: use 'make evaluate TASK={settings.task.name}' to score the model on it"
-        )
+    The guards are submit's own (workflow.require_quota, refuse_identical, upload_and_wait): the quota
+    is asked once before training too, so a day without submissions left costs no training.
+    """
+    workflow.require_submissions(settings.task, "Nothing to schedule. Fix: use 'make evaluate TASK={task}' to score the model on it")
     kaggle = Kaggle(settings.task, competition=options.competition)
     ledger = submission.Ledger()
     user = kaggle.check_credentials()
-    log.info("run: %s '%s' at %s%s, model %s", settings.task.source, kaggle.name, kaggle.endpoint, f" as {user}" if user else "", settings.model)
+    log.info(
+        "run: %s '%s' at %s%s, model %s", settings.task.source, kaggle.name, kaggle.endpoint, f" as {user}" if user else "", settings.model
+    )
     workflow.settle_open_rows(ledger, kaggle, settings.task.name)  # restores a lost ledger from Kaggle's list too
-    limits = kaggle.limits()
-    log.info("run: submissions used today: %d, left now: %d (in all on this competition: %d)", limits.today, limits.allowed_now, limits.total)
-    if limits.allowed_now <= 0:
-        raise Skipped(f"no submissions left today on '{kaggle.name}' ({limits.today} used today); nothing trained")
+    workflow.require_quota(kaggle, "nothing trained")
     if options.dry_run:
         return _dry_run(settings, options, kaggle, ledger)
-    folder, _ = workflow.fetch(settings, kaggle=kaggle)
-    settings.data_dir = folder
+    settings = settings.with_data(workflow.fetch(settings, kaggle=kaggle)[0])
     dataset = workflow.load_data(settings)
     last = _last_scored(ledger, settings.task.name)
     keep_alive_due = False
@@ -155,14 +154,16 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
         keep_alive_due = True  # the file is gone (a new machine): the new one goes up even if identical
     workflow.fit_for_submission(settings, dataset, options.refit)
     path = workflow.predict(settings, dataset)
-    earlier = ledger.find_submitted(settings.task.name, submission.file_checksum(path))
-    if earlier and not keep_alive_due:
-        raise Skipped(f"predictions identical to {earlier['file']} (ref {earlier['kaggle_ref']}, public {earlier['public_score'] or 'pending'}); not uploaded")
-    options_submit = workflow.SubmitOptions(file=path, message=options.message, wait_timeout=options.wait_timeout,
-                                            competition=options.competition, force=keep_alive_due)
+    # submit refuses predictions identical to a submitted file (exit 10), unless the keep-alive is due.
+    options_submit = workflow.SubmitOptions(
+        file=path, message=options.message, wait_timeout=options.wait_timeout, competition=options.competition, force=keep_alive_due
+    )
     outcome = workflow.submit(settings, options_submit, kaggle=kaggle)
-    return (f"submitted {outcome.file.name} (ref {outcome.ref}): public score {outcome.public_score}, "
-            f"holdout {outcome.holdout_accuracy:.4f}" if outcome.holdout_accuracy is not None else f"submitted {outcome.file.name}")
+    return (
+        f"submitted {outcome.file.name} (ref {outcome.ref}): public score {outcome.public_score}, holdout {outcome.holdout_accuracy:.4f}"
+        if outcome.holdout_accuracy is not None
+        else f"submitted {outcome.file.name}"
+    )
 
 
 def _keep_alive(settings: workflow.Settings, options: RunOptions, kaggle, last: dict, age: timedelta, dataset) -> str | None:
@@ -178,13 +179,22 @@ def _keep_alive(settings: workflow.Settings, options: RunOptions, kaggle, last: 
     if not intact:
         log.warning("run: keep-alive: %s is missing or changed since it was submitted; training a new file instead", path)
         return None
-    log.info("run: keep-alive: nothing changed, but %s (ref %s) is %d days old: uploading it again, without training",
-             last["file"], last["kaggle_ref"], age.days)
+    log.info(
+        "run: keep-alive: nothing changed, but %s (ref %s) is %d days old: uploading it again, without training",
+        last["file"],
+        last["kaggle_ref"],
+        age.days,
+    )
     message = f"keep-alive of ref {last['kaggle_ref']}" + (f" - {options.message}" if options.message else "")
-    outcome = workflow.submit(settings, workflow.SubmitOptions(
-        file=path, force=True, message=message, wait_timeout=options.wait_timeout, competition=options.competition), kaggle=kaggle)
-    return (f"keep-alive: uploaded {path.name} again after {age.days} d (ref {outcome.ref}, was {last['kaggle_ref']}): "
-            f"public score {outcome.public_score}")
+    outcome = workflow.submit(
+        settings,
+        workflow.SubmitOptions(file=path, force=True, message=message, wait_timeout=options.wait_timeout, competition=options.competition),
+        kaggle=kaggle,
+    )
+    return (
+        f"keep-alive: uploaded {path.name} again after {age.days} d (ref {outcome.ref}, was {last['kaggle_ref']}): "
+        f"public score {outcome.public_score}"
+    )
 
 
 def _dry_run(settings, options, kaggle, ledger) -> str:
@@ -199,8 +209,10 @@ def _dry_run(settings, options, kaggle, ledger) -> str:
     fetch = "would download the data (changed on Kaggle)" if etag != recorded else "data unchanged: would not download"
     last = _last_scored(ledger, settings.task.name)
     last_text = f"last scored submission {last['file']} ({_age(last['time']).days} d old)" if last else "no scored submission yet"
-    return (f"dry run: {fetch}; {last_text}; would train '{settings.model}' and submit unless the predictions "
-            f"match a submitted file or nothing changed within {options.keep_alive_days:g} d")
+    return (
+        f"dry run: {fetch}; {last_text}; would train '{settings.model}' and submit unless the predictions "
+        f"match a submitted file or nothing changed within {options.keep_alive_days:g} d"
+    )
 
 
 def start_log(quiet: bool) -> tuple[Path, logging.Handler]:
@@ -220,24 +232,25 @@ def start_log(quiet: bool) -> tuple[Path, logging.Handler]:
     return path, handler
 
 
-def run_command(settings: workflow.Settings, options: RunOptions, quiet: bool) -> int:
-    """Lock, log, run; print one summary line; return the exit code cron sees."""
+def run_command(settings: workflow.Settings, options: RunOptions, quiet: bool) -> None:
+    """Lock, log, run. One summary line, which cron mails, ends every run: printed here when the run
+    submitted; carried by the error (Skipped: exit 10, and the rest) for the CLI to print otherwise."""
     log_path, log_file = start_log(quiet)
     started = time.perf_counter()
+
+    def summary(word: str, code: int, text: str) -> str:
+        line = redact.scrub(f"kaggle-digits run {word} (exit {code}, {time.perf_counter() - started:.0f} s): {text} [log: {log_path}]")
+        log_file.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "run: %s", (line,), None))  # the file gets it too
+        return line
+
     try:
         with RunLock(config.DATA_DIR):
-            summary = scheduled_run(settings, options)
-        code, word = 0, "ok"
-    except Skipped as skip:
-        summary, code, word = str(skip), skip.exit_code, "skipped"
-    except AlreadyRunning as busy:
-        summary, code, word = str(busy), busy.exit_code, "not started"
+            text = scheduled_run(settings, options)
     except ToolkitError as error:
-        summary, code, word = str(error), error.exit_code, "failed"
+        word = "skipped" if isinstance(error, Skipped) else "not started" if isinstance(error, AlreadyRunning) else "failed"
+        error.summary = summary(word, error.exit_code, str(error))
+        raise
     except KeyboardInterrupt:
-        summary, code, word = "interrupted", 130, "failed"
-    line = redact.scrub(f"kaggle-digits run {word} (exit {code}, {time.perf_counter() - started:.0f} s): {summary} [log: {log_path}]")
-    # The summary goes to the log file here; the console gets it once, from the print below.
-    log_file.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "run: %s", (line,), None))
-    print(line, file=sys.stdout if code in (0, Skipped.exit_code) else sys.stderr, flush=True)
-    return code
+        summary("failed", 130, "interrupted")
+        raise
+    print(summary("ok", 0, text), flush=True)

@@ -9,22 +9,37 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import config
 from .config import Task
-from .data import write_atomically
 from .errors import DataError
+from .helpers import write_atomically
+
+if TYPE_CHECKING:  # the ledger reads Kaggle's answers; it does not talk to Kaggle
+    from .kaggle_api import SubmissionState
 
 # Rows whose outcome on Kaggle is not settled yet: the file may be there, so it never goes up again
 # until Kaggle's list says otherwise (see workflow.settle_open_rows).
 OPEN_STATUSES = ("UPLOADING", "UNKNOWN", "PENDING")
 
 LEDGER_COLUMNS = [
-    "run_id", "time", "task", "file", "checksum", "model", "holdout_accuracy",
-    "kaggle_ref", "status", "public_score", "private_score", "message", "config", "trained_on",
+    "run_id",
+    "time",
+    "task",
+    "file",
+    "checksum",
+    "model",
+    "holdout_accuracy",
+    "kaggle_ref",
+    "status",
+    "public_score",
+    "private_score",
+    "message",
+    "config",
+    "trained_on",
 ]
 # A ledger written before the config and trained_on columns is still read.
 REQUIRED_COLUMNS = [column for column in LEDGER_COLUMNS if column not in ("config", "trained_on")]
@@ -34,13 +49,14 @@ SHORT_CHECKSUM = 16  # hex digits of the file's SHA-256 carried in the descripti
 # "kaggle-digits <run id>: <model>, holdout 0.9875 [file <sha256 prefix> config <hash>] - <message>"
 _DESCRIPTION = re.compile(
     r"^kaggle-digits (?P<run_id>\S+): (?P<model>[^,\[]+?)(?:, holdout (?P<holdout>[0-9.]+))?"
-    r"(?: \[file (?P<file>[0-9a-f]+)(?: config (?P<config>[0-9a-f]+))?\])?(?: - (?P<message>.*))?$", re.S)
+    r"(?: \[file (?P<file>[0-9a-f]+)(?: config (?P<config>[0-9a-f]+))?\])?(?: - (?P<message>.*))?$",
+    re.S,
+)
 
 
 def config_hash(task: str, model: str, requested_params: dict[str, Any], seed: int, data_checksum: str) -> str:
     """What "nothing changed" compares: task, model, the hyperparameters asked for, seed and training data."""
-    text = json.dumps({"task": task, "model": model, "params": requested_params, "seed": seed, "data": data_checksum},
-                      sort_keys=True)
+    text = json.dumps({"task": task, "model": model, "params": requested_params, "seed": seed, "data": data_checksum}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -57,7 +73,6 @@ def parse_description(text: str) -> dict[str, str] | None:
     return {key: value or "" for key, value in match.groupdict().items()} if match else None
 
 
-
 def submission_path(model_name: str, task: Task, folder: Path | None = None) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")[:-4] + "Z"  # 1/100 s: two runs never clash
     prefix = "" if task.name == config.DEFAULT_TASK else f"{task.name}-"
@@ -66,7 +81,7 @@ def submission_path(model_name: str, task: Task, folder: Path | None = None) -> 
 
 def write_submission(path: Path, ids: np.ndarray, labels: np.ndarray, task: Task, sidecar: dict[str, Any]) -> Path:
     """Write the CSV and its JSON sidecar atomically, then check the CSV as Kaggle would."""
-    id_column, label_column = task.submission_columns
+    id_column, label_column = task.submission_header
     text = io.StringIO()
     text.write(f"{id_column},{label_column}\n")
     np.savetxt(text, np.column_stack([ids, labels]), fmt="%d", delimiter=",")
@@ -84,7 +99,7 @@ def write_submission(path: Path, ids: np.ndarray, labels: np.ndarray, task: Task
 
 def check_submission(path: Path, task: Task, expected_ids: np.ndarray | None = None) -> int:
     """Header, one row per test image, ids as expected and unique, labels in range; returns the row count."""
-    id_column, label_column = task.submission_columns
+    id_column, label_column = task.submission_header
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such submission file. Fix: check the path, or run 'make predict' to write one")
@@ -99,14 +114,18 @@ def check_submission(path: Path, task: Task, expected_ids: np.ndarray | None = N
     for number, line in enumerate(lines[1:], start=2):
         parts = line.split(",")
         if len(parts) != 2 or not all(part.strip().lstrip("-").isdigit() for part in parts):
-            raise DataError(f"{path} line {number}: '{line}' is not two integers '{id_column},{label_column}'. Fix: write it with 'make predict'")
+            raise DataError(
+                f"{path} line {number}: '{line}' is not two integers '{id_column},{label_column}'. Fix: write it with 'make predict'"
+            )
         ids.append(int(parts[0]))
         labels.append(int(parts[1]))
     ids_array, labels_array = np.array(ids), np.array(labels)
     if expected_ids is None:
         expected_ids = np.arange(1, len(ids) + 1) if task.test_id_column is None else np.sort(ids_array)
     if len(ids) != len(expected_ids):
-        raise DataError(f"{path}: {len(ids)} rows, expected {len(expected_ids)} (one per test image). Fix: predict again on the full test file")
+        raise DataError(
+            f"{path}: {len(ids)} rows, expected {len(expected_ids)} (one per test image). Fix: predict again on the full test file"
+        )
     if len(set(ids)) != len(ids):
         duplicate = int(ids_array[np.flatnonzero(np.diff(np.sort(ids_array)) == 0)[0]])
         raise DataError(f"{path}: {id_column} {duplicate} appears more than once. Fix: predict again")
@@ -148,8 +167,8 @@ class Ledger:
     def __init__(self, path: Path | None = None):
         self.path = Path(path or config.LEDGER_PATH)
 
-    def rows(self) -> list[dict[str, str]]:
-        """Every row; [] when there is no ledger. A damaged one is an error, never read as empty."""
+    def rows(self, task: str | None = None) -> list[dict[str, str]]:
+        """Every row (of one task's, when given); [] when there is no ledger. A damaged one is an error, never read as empty."""
         if not self.path.exists():
             return []
         try:
@@ -162,7 +181,8 @@ class Ledger:
                 if None in row or None in row.values() or row["status"] not in STATUSES:
                     raise self.damaged(f"line {reader.line_num} is not a ledger row")
                 row.setdefault("config", "")
-                rows.append(row)
+                if task is None or (row.get("task") or config.DEFAULT_TASK) == task:  # rows before the task column: digits
+                    rows.append(row)
         except UnicodeDecodeError:
             raise self.damaged("not UTF-8 text") from None
         except csv.Error as error:
@@ -182,21 +202,32 @@ class Ledger:
         self.path.rename(kept)
         return kept
 
-    def restore(self, remote: list[dict[str, Any]], task: str) -> int:
+    def restore(self, remote: list[SubmissionState], task: str) -> int:
         """Add a row for each of the toolkit's submissions on Kaggle's list that the ledger lacks (by ref)."""
         rows = self.rows()
         known = {row["kaggle_ref"] for row in rows if row["kaggle_ref"]}
         added = []
-        for item in sorted(remote, key=lambda item: (item["date"], item["ref"])):  # oldest first, as written
-            parsed = parse_description(item["description"])
-            if parsed is None or str(item["ref"]) in known:
+        for item in sorted(remote, key=lambda item: (item.date, item.ref)):  # oldest first, as written
+            parsed = parse_description(item.description)
+            if parsed is None or str(item.ref) in known:
                 continue
-            added.append({
-                "run_id": parsed["run_id"], "time": item["date"], "task": task, "file": item["file_name"],
-                "checksum": parsed["file"], "model": parsed["model"], "holdout_accuracy": parsed["holdout"],
-                "kaggle_ref": str(item["ref"]), "status": item["status"], "public_score": item["public_score"],
-                "private_score": item["private_score"], "message": item["description"], "config": parsed["config"],
-            })
+            added.append(
+                {
+                    "run_id": parsed["run_id"],
+                    "time": item.date,
+                    "task": task,
+                    "file": item.file_name,
+                    "checksum": parsed["file"],
+                    "model": parsed["model"],
+                    "holdout_accuracy": parsed["holdout"],
+                    "kaggle_ref": str(item.ref),
+                    "status": item.status,
+                    "public_score": item.public_score,
+                    "private_score": item.private_score,
+                    "message": item.description,
+                    "config": parsed["config"],
+                }
+            )
         if added:
             self._write(rows + added)
         return len(added)
@@ -241,8 +272,11 @@ class Ledger:
         from Kaggle's list knows only the checksum's first digits: a prefix match counts.
         """
         found = None
-        for row in self.rows():
-            if (row.get("task", config.DEFAULT_TASK) == task and row["checksum"] and checksum.startswith(row["checksum"])
-                    and ((row["kaggle_ref"] and row["status"] != "ERROR") or row["status"] in OPEN_STATUSES)):
+        for row in self.rows(task):
+            if (
+                row["checksum"]
+                and checksum.startswith(row["checksum"])
+                and ((row["kaggle_ref"] and row["status"] != "ERROR") or row["status"] in OPEN_STATUSES)
+            ):
                 found = row
         return found

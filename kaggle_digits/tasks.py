@@ -69,7 +69,7 @@ def load_task_file(path: Path) -> Task:
         if required not in content:
             raise UsageError(f"{path}: '{required}' is missing. Fix: add {required} = \"...\"")
     if content["source"] not in ("competition", "dataset"):
-        raise UsageError(f"{path}: source = '{content['source']}'. Fix: source must be \"competition\" or \"dataset\"")
+        raise UsageError(f'{path}: source = \'{content["source"]}\'. Fix: source must be "competition" or "dataset"')
     if content["source"] == "dataset" and "/" not in str(content["ref"]):
         raise UsageError(f"{path}: ref = '{content['ref']}' is not owner/dataset. Fix: write it as on the data set's page")
     values = {}
@@ -79,19 +79,21 @@ def load_task_file(path: Path) -> Task:
         expected = type(default) if default is not None else (tuple if key == "submission_columns" else str)
         if expected is tuple:
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-                raise UsageError(f"{path}: '{key}' must be a list of strings, e.g. {key} = [\"id\", \"label\"]")
+                raise UsageError(f'{path}: \'{key}\' must be a list of strings, e.g. {key} = ["id", "label"]')
             value = tuple(value)
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise UsageError(f"{path}: '{key}' must be {expected.__name__}, found {type(value).__name__} ({value!r})")
         values[key] = value
     task = Task(**values)
     if task.submission_columns is not None and len(task.submission_columns) != 2:
-        raise UsageError(f"{path}: submission_columns must name two columns (id, label). Fix: e.g. [\"ImageId\", \"Label\"]")
+        raise UsageError(f'{path}: submission_columns must name two columns (id, label). Fix: e.g. ["ImageId", "Label"]')
     if task.test_labeled and task.submission_columns and "submission_columns" in content:
         raise UsageError(f"{path}: a task with a labeled test file has no submissions. Fix: drop submission_columns or test_labeled")
     if task.test_labeled and "submission_columns" not in content:
         task = dataclasses.replace(task, submission_columns=None, sample_submission_file=None)
     if len(task.class_names) != config.NUM_CLASSES:
-        raise UsageError(f"{path}: class_names lists {len(task.class_names)} classes; the models predict {config.NUM_CLASSES}. "
-                         f"Fix: name exactly {config.NUM_CLASSES} classes, for labels 0..{config.NUM_CLASSES - 1}")
+        raise UsageError(
+            f"{path}: class_names lists {len(task.class_names)} classes; the models predict {config.NUM_CLASSES}. "
+            f"Fix: name exactly {config.NUM_CLASSES} classes, for labels 0..{config.NUM_CLASSES - 1}"
+        )
     return task

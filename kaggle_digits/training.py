@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
-from . import config, models
-from .data import Dataset, write_folder_atomically
+from . import config, lazy, models
+from .data import Dataset
 from .errors import DataError, ToolkitError, UsageError
+from .helpers import utc_now, write_folder_atomically
 from .splits import holdout_split, kfold_splits
 
 
@@ -51,14 +50,12 @@ class Score:
 
 def score(model: models.Model, images: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None) -> Score:
     """Accuracy, confusion matrix and the misclassified rows (numbered by `rows`, default 0..n-1)."""
-    from sklearn.metrics import confusion_matrix
-
     predicted = model.predict(images)
     rows = np.arange(len(labels)) if rows is None else rows
     wrong = np.flatnonzero(predicted != labels)
     return Score(
         accuracy=float(np.mean(predicted == labels)),
-        confusion=confusion_matrix(labels, predicted, labels=list(range(config.NUM_CLASSES))),
+        confusion=lazy.sklearn().metrics.confusion_matrix(labels, predicted, labels=list(range(config.NUM_CLASSES))),
         misclassified=[(int(rows[i]), int(labels[i]), int(predicted[i])) for i in wrong],
     )
 
@@ -99,6 +96,7 @@ def validate_and_keep(
         confusion += fold_score.confusion
         misclassified += fold_score.misclassified
     per_class = Score(0.0, confusion, []).per_class_accuracy
+    assert history is not None, "at least one split"
     result = ValidationResult(
         model=model_name,
         params=models.params_dict(params),
@@ -117,16 +115,6 @@ def validate_and_keep(
         misclassified=misclassified,
     )
     return result, model
-
-
-def report_dir(model_name: str, task_name: str = config.DEFAULT_TASK) -> Path:
-    suffix = "" if task_name == config.DEFAULT_TASK else f"-{task_name}"
-    return config.REPORTS_DIR / f"{model_name}{suffix}"
-
-
-def model_dir(model_name: str, task_name: str = config.DEFAULT_TASK) -> Path:
-    suffix = "" if task_name == config.DEFAULT_TASK else f"-{task_name}"
-    return config.MODELS_DIR / f"{model_name}{suffix}"
 
 
 def write_metrics(result: ValidationResult, folder: Path) -> Path:
@@ -148,15 +136,21 @@ def read_metrics(folder: Path) -> dict[str, Any] | None:
         if not isinstance(metrics, dict):
             raise ValueError("not a JSON object")
     except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
-        raise DataError(f"{path} is damaged ({type(error).__name__}). Fix: run '{_make_command('validate', folder)}' again "
-                        f"(or delete it: train then uses the default epochs)") from None
+        raise DataError(
+            f"{path} is damaged ({type(error).__name__}). Fix: run '{_make_command('validate', folder)}' again "
+            f"(or delete it: train then uses the default epochs)"
+        ) from None
     return metrics
 
 
-def matching_estimate(metrics: dict[str, Any] | None, params: Any, seed: int, dataset: Dataset) -> bool:
+def matching_estimate(metrics: dict[str, Any] | None, params: Any, seed: int, dataset: Dataset) -> TypeGuard[dict[str, Any]]:
     """Whether a validation's figure speaks for this training: same data, same settings, same seed."""
-    return bool(metrics) and metrics.get("data_checksum") == dataset.checksum and metrics.get("seed") == seed \
-        and metrics.get("params") == json.loads(json.dumps(models.params_dict(params)))  # tuples read back as lists
+    return (
+        metrics is not None
+        and metrics.get("data_checksum") == dataset.checksum
+        and metrics.get("seed") == seed
+        and metrics.get("params") == json.loads(json.dumps(models.params_dict(params)))
+    )  # tuples read back as lists
 
 
 def final_epochs(params: Any, metrics: dict[str, Any] | None, dataset: Dataset) -> tuple[Any, str]:
@@ -198,9 +192,7 @@ def save_model(model: models.Model, folder: Path, meta: dict[str, Any]) -> None:
 def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
     config_path = folder / "config.json"
     if not config_path.exists():
-        raise UsageError(
-            f"{folder}: no trained model there. Fix: run '{_make_command('train', folder)}' first"
-        )
+        raise UsageError(f"{folder}: no trained model there. Fix: run '{_make_command('train', folder)}' first")
     fix = f"Fix: retrain it with '{_make_command('train', folder)}' (its folder {folder} is replaced)"
     try:
         meta = json.loads(config_path.read_text())
@@ -208,8 +200,10 @@ def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
         params = models.parse_overrides(model_class.Params, {}, meta["model"])
         gone = sorted(set(meta["params"]) - set(models.params_dict(params)))
         if gone:  # not damage: a model saved before its recipe changed (e.g. cnn's blocks and dense_units)
-            raise _OlderRecipe(f"{folder} holds a '{meta['model']}' saved by an older version of the toolkit (its parameters "
-                               f"{', '.join(gone)} no longer exist). {fix}")
+            raise _OlderRecipe(
+                f"{folder} holds a '{meta['model']}' saved by an older version of the toolkit (its parameters "
+                f"{', '.join(gone)} no longer exist). {fix}"
+            )
         params = replace(params, **{key: (tuple(v) if isinstance(getattr(params, key), tuple) else v) for key, v in meta["params"].items()})
         seed = int(meta["seed"])
     except _OlderRecipe as error:
@@ -230,19 +224,5 @@ def _make_command(target: str, folder: Path) -> str:
     """The make command that writes `folder` again: data/models/cnn-kannada-mnist -> make train MODEL=cnn TASK=kannada-mnist."""
     name = folder.name.removesuffix("-evaluate")
     model = max((known for known in models.REGISTRY if name == known or name.startswith(known + "-")), key=len, default=name)
-    task = name[len(model) + 1:]
+    task = name[len(model) + 1 :]
     return f"make {target} MODEL={model}" + (f" TASK={task}" if task else "")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for package in ("kaggle-digits", "numpy", "pandas", "scikit-learn", "tensorflow", "keras", "kaggle", "kagglesdk"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import config, data, models, plots, submission, training
 from .config import Task
+from .errors import DataError, KaggleError, KaggleUnavailable, Skipped, SubmissionOutcomeUnknown, ToolkitError, UsageError
+from .helpers import artifact_dir, utc_now, versions, write_folder_atomically
+from .kaggle_api import Kaggle, Limits, SubmissionState
 
 log = logging.getLogger("kaggle_digits")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """What one command line asks for; defaults are the README's."""
+    """What one command line asks for; defaults are the README's. A stage that settles a field (the
+    folder the data was fetched into) derives a new Settings (`with_data`), never changes this one."""
 
     task: Task = field(default_factory=lambda: config.BUILTIN_TASKS[config.DEFAULT_TASK])
     data_dir: Path | None = None
@@ -34,6 +39,9 @@ class Settings:
     def params(self):
         return models.params_for(self.model, self.overrides)
 
+    def with_data(self, folder: Path) -> Settings:
+        return replace(self, data_dir=folder)
+
 
 def load_data(settings: Settings) -> data.Dataset:
     start = time.perf_counter()
@@ -41,7 +49,11 @@ def load_data(settings: Settings) -> data.Dataset:
     origin = "cache" if dataset.from_cache else "CSV, validated"
     log.info(
         "data: %d train rows, %d test rows from %s (%s, %.2f s)",
-        len(dataset.train_labels), len(dataset.test_images), settings.resolved_data_dir, origin, time.perf_counter() - start,
+        len(dataset.train_labels),
+        len(dataset.test_images),
+        settings.resolved_data_dir,
+        origin,
+        time.perf_counter() - start,
     )
     return dataset
 
@@ -51,9 +63,10 @@ def validate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[t
     dataset = dataset or load_data(settings)
     scheme = f"{settings.folds}-fold" if settings.folds > 1 else f"{settings.holdout:.0%} holdout"
     log.info("validate: model %s, %s, seed %d", settings.model, scheme, settings.seed)
-    result, _ = training.validate_and_keep(dataset, settings.model, settings.params(), settings.seed, settings.holdout, settings.folds,
-                                           settings.verbose)
-    folder = training.report_dir(settings.model, settings.task.name)
+    result, _ = training.validate_and_keep(
+        dataset, settings.model, settings.params(), settings.seed, settings.holdout, settings.folds, settings.verbose
+    )
+    folder = artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name)
     return result, write_report(settings, result, dataset.train_images, folder)
 
 
@@ -64,7 +77,9 @@ def write_report(settings: Settings, result: training.ValidationResult, images, 
     curve = plots.learning_curves(result.curves, result.best_epoch, title, folder / "learning_curves.png")
     if curve:
         files["learning_curves"] = curve
-    files["confusion_matrix"] = plots.confusion_matrix(result.confusion_matrix, settings.task.class_names, title, folder / "confusion_matrix.png")
+    files["confusion_matrix"] = plots.confusion_matrix(
+        result.confusion_matrix, settings.task.class_names, title, folder / "confusion_matrix.png"
+    )
     grid = plots.misclassified(images, result.misclassified, settings.task.class_names, title, folder / "misclassified.png")
     if grid:
         files["misclassified"] = grid
@@ -77,14 +92,10 @@ def evaluate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[t
     The test file is passed to Keras only to draw the learning curves; early stopping is off, so
     nothing about the model is chosen by looking at it.
     """
-    from dataclasses import replace
-
     if dataset is None and settings.data_dir is None:
-        settings.data_dir, _ = fetch(settings)  # like submit: fetch first (nothing is downloaded when unchanged)
+        settings = settings.with_data(fetch(settings)[0])  # like submit: fetch first (nothing is downloaded when unchanged)
     dataset = dataset or load_data(settings)
     if dataset.test_labels is None:
-        from .errors import UsageError
-
         raise UsageError(
             f"task '{settings.task.name}' has no labeled test file to evaluate on. Fix: use 'make validate' "
             f"(a holdout of {settings.task.train_file}) or 'make submit' for it"
@@ -92,31 +103,47 @@ def evaluate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[t
     params = settings.params()
     if hasattr(params, "patience"):
         params = replace(params, patience=0)
-    log.info("evaluate: model %s, trained on %d rows of %s, scored on %d rows of %s", settings.model,
-             len(dataset.train_labels), settings.task.train_file, len(dataset.test_labels), settings.task.test_file)
+    log.info(
+        "evaluate: model %s, trained on %d rows of %s, scored on %d rows of %s",
+        settings.model,
+        len(dataset.train_labels),
+        settings.task.train_file,
+        len(dataset.test_labels),
+        settings.task.test_file,
+    )
     model = models.create(settings.model, params, settings.seed)
     start = time.perf_counter()
-    history = model.fit(dataset.train_images, dataset.train_labels, validation=(dataset.test_images, dataset.test_labels),
-                        verbose=settings.verbose)
+    history = model.fit(
+        dataset.train_images, dataset.train_labels, validation=(dataset.test_images, dataset.test_labels), verbose=settings.verbose
+    )
     seconds = time.perf_counter() - start
     result_score = training.score(model, dataset.test_images, dataset.test_labels)
     result = training.ValidationResult(
-        model=settings.model, params=models.params_dict(params), seed=settings.seed, scheme=f"test file {settings.task.test_file}",
-        accuracy=result_score.accuracy, accuracy_std=None, per_class_accuracy=result_score.per_class_accuracy,
-        confusion_matrix=result_score.confusion.tolist(), best_epoch=None, curves=history.curves, fit_seconds=round(seconds, 2),
-        train_rows=int(len(dataset.train_labels)), validation_rows=int(len(dataset.test_labels)),
-        data_checksum=dataset.checksum, misclassified=result_score.misclassified,
+        model=settings.model,
+        params=models.params_dict(params),
+        seed=settings.seed,
+        scheme=f"test file {settings.task.test_file}",
+        accuracy=result_score.accuracy,
+        accuracy_std=None,
+        per_class_accuracy=result_score.per_class_accuracy,
+        confusion_matrix=result_score.confusion.tolist(),
+        best_epoch=None,
+        curves=history.curves,
+        fit_seconds=round(seconds, 2),
+        train_rows=int(len(dataset.train_labels)),
+        validation_rows=int(len(dataset.test_labels)),
+        data_checksum=dataset.checksum,
+        misclassified=result_score.misclassified,
     )
     # Its own folder: validate's metrics.json (which `train` reads for the epochs) stays untouched.
-    folder = training.report_dir(settings.model, settings.task.name).with_name(
-        training.report_dir(settings.model, settings.task.name).name + "-evaluate")
+    folder = artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name, variant="evaluate")
     return result, write_report(settings, result, dataset.test_images, folder)
 
 
 def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path, dict[str, Any]]:
     """Fit on the full train.csv and save the model with its config (data/models/<model>/)."""
     dataset = dataset or load_data(settings)
-    metrics = training.read_metrics(training.report_dir(settings.model, settings.task.name))
+    metrics = training.read_metrics(artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name))
     params, epochs_note = training.final_epochs(settings.params(), metrics, dataset)
     log.info("train: model %s on all %d rows (%s)", settings.model, len(dataset.train_labels), epochs_note)
     model, history, seconds = training.train_final(dataset, settings.model, params, settings.seed, settings.verbose)
@@ -127,14 +154,15 @@ def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path
     elif training.matching_estimate(metrics, settings.params(), settings.seed, dataset):
         estimate, scheme = metrics["accuracy"], metrics.get("scheme")
     meta = model_meta(settings, params, dataset, estimate, scheme, len(dataset.train_labels), seconds)
-    folder = training.model_dir(settings.model, settings.task.name)
+    folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
     training.save_model(model, folder, meta)
     log.info("train: done in %.1f s, saved %s", seconds, folder)
     return folder, meta
 
 
-def model_meta(settings: Settings, params, dataset: data.Dataset, estimate: float | None, scheme: str | None,
-                rows: int, seconds: float) -> dict[str, Any]:
+def model_meta(
+    settings: Settings, params, dataset: data.Dataset, estimate: float | None, scheme: str | None, rows: int, seconds: float
+) -> dict[str, Any]:
     return {
         "model": settings.model,
         "task": settings.task.name,
@@ -147,8 +175,8 @@ def model_meta(settings: Settings, params, dataset: data.Dataset, estimate: floa
         "data_checksum": dataset.checksum,
         "train_rows": int(rows),
         "train_seconds": round(seconds, 2),
-        "trained_at": training.utc_now(),
-        "versions": training.versions(),
+        "trained_at": utc_now(),
+        "versions": versions(),
     }
 
 
@@ -164,30 +192,37 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
     """
     if models.model_class(settings.model).estimates_itself:
         return train(settings, dataset)[1]
-    metrics = training.read_metrics(training.report_dir(settings.model, settings.task.name))
+    metrics = training.read_metrics(artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name))
     if training.matching_estimate(metrics, settings.params(), settings.seed, dataset):
-        log.info("submit: validation of these settings and data on file (%s %.4f): one training, on every row",
-                 metrics.get("scheme"), metrics["accuracy"])
+        log.info(
+            "submit: validation of these settings and data on file (%s %.4f): one training, on every row",
+            metrics.get("scheme"),
+            metrics["accuracy"],
+        )
         return train(settings, dataset)[1]
     params = settings.params()
     log.info("validate: model %s, %.0f%% holdout, seed %d", settings.model, settings.holdout * 100, settings.seed)
     result, model = training.validate_and_keep(dataset, settings.model, params, settings.seed, settings.holdout, 0, settings.verbose)
-    write_report(settings, result, dataset.train_images, training.report_dir(settings.model, settings.task.name))
+    write_report(settings, result, dataset.train_images, artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name))
     log.info("validate: %s accuracy %.4f", result.scheme, result.accuracy)
     if refit:
         return train(settings, dataset)[1]
     meta = model_meta(settings, params, dataset, result.accuracy, result.scheme, result.train_rows, result.fit_seconds)
-    folder = training.model_dir(settings.model, settings.task.name)
+    folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
     training.save_model(model, folder, meta)
-    log.info("train: the validated model (%d rows) is the submission's; saved %s (--refit: train again on all %d rows)",
-             result.train_rows, folder, len(dataset.train_labels))
+    log.info(
+        "train: the validated model (%d rows) is the submission's; saved %s (--refit: train again on all %d rows)",
+        result.train_rows,
+        folder,
+        len(dataset.train_labels),
+    )
     return meta
 
 
 def predict(settings: Settings, dataset: data.Dataset | None = None, output: Path | None = None) -> Path:
     """Predict test.csv with the trained model; write submissions/<UTC time>-<model>.csv and its sidecar."""
     dataset = dataset or load_data(settings)
-    folder = training.model_dir(settings.model, settings.task.name)
+    folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
     model, meta = training.load_model(folder)
     if meta.get("data_checksum") != dataset.checksum:
         log.warning("predict: the model was trained on other data than %s; run 'make train' to refresh it", settings.resolved_data_dir)
@@ -206,12 +241,17 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         "data_checksum": dataset.checksum,
         "model_data_checksum": meta.get("data_checksum"),
         # What "nothing changed" compares; it also goes into the description on Kaggle (see submit).
-        "config": submission.config_hash(settings.task.name, meta["model"], meta.get("requested_params", meta["params"]),
-                                         meta["seed"], meta.get("data_checksum") or dataset.checksum),
-        "versions": training.versions(),
+        "config": submission.config_hash(
+            settings.task.name,
+            meta["model"],
+            meta.get("requested_params", meta["params"]),
+            meta["seed"],
+            meta.get("data_checksum") or dataset.checksum,
+        ),
+        "versions": versions(),
         **({"trained_on": meta["trained_on"]} if meta.get("trained_on") else {}),  # a Kaggle kernel (--remote kaggle)
         "durations": {"train_seconds": meta.get("train_seconds"), "predict_seconds": round(seconds, 3)},
-        "written_at": training.utc_now(),
+        "written_at": utc_now(),
     }
     submission.write_submission(path, dataset.test_ids, labels, settings.task, sidecar)
     log.info("predict: %d rows in %.2f s, checked", len(labels), seconds)
@@ -221,9 +261,7 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
 # --- Kaggle-facing stages: the client is imported only when these run ----------------------------
 
 
-def _kaggle(settings: Settings, competition: str | None = None):
-    from .kaggle_api import Kaggle
-
+def _kaggle(settings: Settings, competition: str | None = None) -> Kaggle:
     return Kaggle(settings.task, competition=competition)
 
 
@@ -232,14 +270,16 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
 
     Returns (folder, changed). An unchanged remote zip (same ETag and size) is not downloaded again.
     """
-    import zipfile
-
-    from .errors import DataError, KaggleUnavailable
-
     kaggle = kaggle or _kaggle(settings, competition)
     user = kaggle.check_credentials()
-    log.info("fetch: %s '%s' from %s%s (credentials: %s)", settings.task.source, kaggle.name, kaggle.endpoint,
-             f" as {user}" if user else "", kaggle.credentials.source)
+    log.info(
+        "fetch: %s '%s' from %s%s (credentials: %s)",
+        settings.task.source,
+        kaggle.name,
+        kaggle.endpoint,
+        f" as {user}" if user else "",
+        kaggle.credentials.source,
+    )
     archive = config.RAW_DIR / settings.task.archive_name
     folder = config.RAW_DIR / settings.task.name
     try:
@@ -268,15 +308,13 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
                 if not member.is_dir():
                     (staging / Path(member.filename).name).write_bytes(source.read(member))
 
-    data.write_folder_atomically(folder, extract)
+    write_folder_atomically(folder, extract)
     log.info("fetch: %d train and %d test rows checked, extracted to %s", len(dataset.train_labels), len(dataset.test_images), folder)
     return folder, True
 
 
 def _checked_copy(folder: Path, task: Task) -> bool:
     """True when `folder` holds the task's data and it passes validation (from the cache when unchanged)."""
-    from .errors import DataError
-
     if not folder.is_dir():
         return False
     try:
@@ -286,16 +324,22 @@ def _checked_copy(folder: Path, task: Task) -> bool:
     return True
 
 
+class RemoteTraining(Protocol):
+    """Training somewhere else (remote.RemoteOptions: a Kaggle kernel) that hands back the checked file."""
+
+    def train(self, settings: Settings, kaggle: Kaggle, dataset: data.Dataset) -> Path: ...
+
+
 @dataclass
 class SubmitOptions:
     file: Path | None = None  # submit this file instead of training
     upload: bool = True
     force: bool = False  # submit even a file identical to an earlier submission; download again
     message: str = ""
-    wait_timeout: float = 900.0
+    wait_timeout: float = config.SCORING_WAIT_SECONDS
     competition: str | None = None
     refit: bool = False  # after the validation training, train again on every row (two trainings)
-    remote: Any = None  # remote.RemoteOptions: train in a Kaggle kernel (--remote kaggle) instead of here
+    remote: RemoteTraining | None = None  # train in a Kaggle kernel (--remote kaggle) instead of here
 
 
 @dataclass
@@ -310,38 +354,32 @@ class SubmitResult:
     run_id: str = ""
 
 
-def produce_submission(settings: Settings, kaggle=None, force_fetch: bool = False, competition: str | None = None,
-                       refit: bool = False, remote=None) -> Path:
+def produce_submission(
+    settings: Settings,
+    kaggle: Kaggle | None = None,
+    force_fetch: bool = False,
+    competition: str | None = None,
+    refit: bool = False,
+    remote: RemoteTraining | None = None,
+) -> Path:
     """fetch -> one training with its estimate (see fit_for_submission) -> predict: the file `submit` uploads.
 
-    With `remote` (RemoteOptions), the training and the prediction run in a Kaggle kernel; the data is
-    still fetched here, so the file that comes back is checked against this test.csv.
+    With `remote`, the training and the prediction run in a Kaggle kernel; the data is still fetched
+    here, so the file that comes back is checked against this test.csv.
     """
     if settings.data_dir is None:
         kaggle = kaggle or (_kaggle(settings, competition) if remote else None)
-        folder, _ = fetch(settings, force=force_fetch, competition=competition, kaggle=kaggle)
-        settings.data_dir = folder
+        settings = settings.with_data(fetch(settings, force=force_fetch, competition=competition, kaggle=kaggle)[0])
     dataset = load_data(settings)
     if remote is not None:
-        from . import remote as kernels
-
-        kaggle = kaggle or _kaggle(settings, competition)
-        return kernels.train_on_kaggle(settings, kaggle, kaggle.name, dataset, remote)
+        return remote.train(settings, kaggle or _kaggle(settings, competition), dataset)
     fit_for_submission(settings, dataset, refit)
     return predict(settings, dataset)
 
 
-def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitResult:
+def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = None) -> SubmitResult:
     """Produce (or take) a submission, refuse what should not go up, upload it and wait for the score."""
-    from .errors import KaggleError, Skipped, SubmissionOutcomeUnknown, ToolkitError
-
-    if not settings.task.submits:
-        from .errors import UsageError
-
-        raise UsageError(
-            f"task '{settings.task.name}' has no submissions (its test file is labeled). "
-            f"Fix: use 'make evaluate TASK={settings.task.name}' to score the model on it"
-        )
+    require_submissions(settings.task, "Fix: use 'make evaluate TASK={task}' to score the model on it")
     ledger = submission.Ledger()
     if options.file:  # a bad file is refused before anything goes over the network
         path = Path(options.file)
@@ -355,37 +393,82 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
         # from Kaggle's own list, and a lost ledger restored from it, so the guards know what Kaggle has.
         settle_open_rows(ledger, kaggle, settings.task.name)
     if not options.file:
-        path = produce_submission(settings, kaggle, force_fetch=False, competition=options.competition, refit=options.refit,
-                                  remote=options.remote)
+        path = produce_submission(
+            settings, kaggle, force_fetch=False, competition=options.competition, refit=options.refit, remote=options.remote
+        )
     sidecar = submission.read_sidecar(path)
     result = SubmitResult(file=path, holdout_accuracy=sidecar.get("holdout_accuracy"), run_id=path.stem)
-    if not options.upload:
+    if not options.upload or kaggle is None:
         return result
-    checksum = submission.file_checksum(path)
-    earlier = ledger.find_submitted(settings.task.name, checksum)
-    if earlier and not options.force:
-        if not earlier["kaggle_ref"]:
-            raise Skipped(
-                f"{path.name} may already be on Kaggle: its upload of {earlier['time']} is {earlier['status']} in the ledger; "
-                f"not uploaded again. Fix: run 'make status' to settle it, or --force (FORCE=1) to submit it anyway"
-            )
+    refuse_identical(ledger, settings.task.name, path, options.force)
+    require_quota(kaggle, f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}")
+    return upload_and_wait(settings, kaggle, ledger, path, sidecar, options, result)
+
+
+# --- The guards: `submit` and the scheduled run (runs.py) both go through these ------------------
+
+
+def require_submissions(task: Task, fix: str) -> None:
+    """Tasks whose test file is labeled (Fashion-MNIST) have nothing to submit."""
+    if not task.submits:
+        raise UsageError(f"task '{task.name}' has no submissions (its test file is labeled). {fix.format(task=task.name)}")
+
+
+def refuse_identical(ledger: submission.Ledger, task_name: str, path: Path, force: bool) -> None:
+    """A file identical to one already on Kaggle (or maybe on it: an open upload) is not uploaded again."""
+    earlier = ledger.find_submitted(task_name, submission.file_checksum(path))
+    if not earlier or force:
+        return
+    if not earlier["kaggle_ref"]:
         raise Skipped(
-            f"{path.name} is identical to {earlier['file']}, submitted {earlier['time']} (ref {earlier['kaggle_ref']}, "
-            f"public score {earlier['public_score'] or 'pending'}); not uploaded. Fix: --force (FORCE=1) to submit it anyway"
+            f"{path.name} may already be on Kaggle: its upload of {earlier['time']} is {earlier['status']} in the ledger; "
+            f"not uploaded again. Fix: run 'make status' to settle it, or --force (FORCE=1) to submit it anyway"
         )
+    raise Skipped(
+        f"{path.name} is identical to {earlier['file']}, submitted {earlier['time']} (ref {earlier['kaggle_ref']}, "
+        f"public score {earlier['public_score'] or 'pending'}); not uploaded. Fix: --force (FORCE=1) to submit it anyway"
+    )
+
+
+def require_quota(kaggle: Kaggle, consequence: str) -> Limits:
+    """Kaggle's own count decides (numAllowedNow); with none left the run stops before it spends anything."""
     limits = kaggle.limits()
+    log.info(
+        "submit: submissions used today: %d, left now: %d (in all on this competition: %d)", limits.today, limits.allowed_now, limits.total
+    )
     if limits.allowed_now <= 0:
-        raise Skipped(
-            f"no submissions left today on '{kaggle.name}' ({limits.today} used today); "
-            f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}"
-        )
+        raise Skipped(f"no submissions left today on '{kaggle.name}' ({limits.today} used today); {consequence}")
+    return limits
+
+
+def upload_and_wait(
+    settings: Settings,
+    kaggle: Kaggle,
+    ledger: submission.Ledger,
+    path: Path,
+    sidecar: dict[str, Any],
+    options: SubmitOptions,
+    result: SubmitResult,
+) -> SubmitResult:
+    """Ledger row first (UPLOADING), then the upload, then the score: a killed run leaves a row to settle."""
+    checksum = submission.file_checksum(path)
     result.run_id = ledger.new_run_id(path.stem)
     accuracy = result.holdout_accuracy
     model, config_hash = sidecar.get("model", "file"), sidecar.get("config", "")
     message = submission.description(result.run_id, model, accuracy, checksum, config_hash, options.message)
-    ledger.add(run_id=result.run_id, time=training.utc_now(), task=settings.task.name, file=path.name, checksum=checksum,
-               model=sidecar.get("model", ""), holdout_accuracy=accuracy, status="UPLOADING", message=message,
-               config=config_hash, trained_on=sidecar.get("trained_on", "here" if sidecar else ""))
+    ledger.add(
+        run_id=result.run_id,
+        time=utc_now(),
+        task=settings.task.name,
+        file=path.name,
+        checksum=checksum,
+        model=sidecar.get("model", ""),
+        holdout_accuracy=accuracy,
+        status="UPLOADING",
+        message=message,
+        config=config_hash,
+        trained_on=sidecar.get("trained_on", "here" if sidecar else ""),
+    )
     try:
         ref = kaggle.submit(path, message)
     except SubmissionOutcomeUnknown:
@@ -399,13 +482,13 @@ def submit(settings: Settings, options: SubmitOptions, kaggle=None) -> SubmitRes
         raise
     ledger.update(result.run_id, kaggle_ref=ref, status="PENDING")
     log.info("submit: uploaded %s as ref %d; waiting for the score", path.name, ref)
-    state = kaggle.wait(ref, timeout=options.wait_timeout)
-    ledger.update(result.run_id, status=state["status"], public_score=state["public_score"], private_score=state["private_score"])
-    result.uploaded, result.ref, result.status = True, ref, state["status"]
-    result.public_score, result.private_score = state["public_score"], state["private_score"]
-    if state["status"] == "ERROR":
-        raise KaggleError(f"Kaggle could not score {path.name} (ref {ref}): {state['error'] or 'no reason given'}")
-    if state["status"] == "PENDING":
+    state: SubmissionState = kaggle.wait(ref, timeout=options.wait_timeout)
+    ledger.update(result.run_id, status=state.status, public_score=state.public_score, private_score=state.private_score)
+    result.uploaded, result.ref, result.status = True, ref, state.status
+    result.public_score, result.private_score = state.public_score, state.private_score
+    if state.status == "ERROR":
+        raise KaggleError(f"Kaggle could not score {path.name} (ref {ref}): {state.error or 'no reason given'}")
+    if state.status == "PENDING":
         raise KaggleError(
             f"{path.name} (ref {ref}) is still being scored after {options.wait_timeout:.0f} s. "
             f"Fix: run 'make status' later; the ledger is updated then"
@@ -424,25 +507,32 @@ def settle_open_rows(ledger: submission.Ledger, kaggle, task_name: str) -> None:
     if not ledger.path.exists():
         restore_ledger(ledger, kaggle.submissions(), task_name)
         return
-    open_rows = [row for row in ledger.rows() if row.get("task", config.DEFAULT_TASK) == task_name
-                 and row["status"] in submission.OPEN_STATUSES]
+    open_rows = [row for row in ledger.rows(task_name) if row["status"] in submission.OPEN_STATUSES]
     if not open_rows:
         return
     remote = kaggle.submissions()
     for row in open_rows:
-        match = next((item for item in remote if (row["kaggle_ref"] and str(item["ref"]) == row["kaggle_ref"])
-                      or f"kaggle-digits {row['run_id']}:" in item["description"]), None)
+        match = next(
+            (
+                item
+                for item in remote
+                if (row["kaggle_ref"] and str(item.ref) == row["kaggle_ref"]) or f"kaggle-digits {row['run_id']}:" in item.description
+            ),
+            None,
+        )
         if match:
-            ledger.update(row["run_id"], kaggle_ref=match["ref"], status=match["status"],
-                          public_score=match["public_score"], private_score=match["private_score"])
-            log.info("submit: ledger row %s settled from Kaggle's list: ref %s, %s", row["run_id"], match["ref"], match["status"])
+            ledger.update(
+                row["run_id"], kaggle_ref=match.ref, status=match.status, public_score=match.public_score, private_score=match.private_score
+            )
+            log.info("submit: ledger row %s settled from Kaggle's list: ref %s, %s", row["run_id"], match.ref, match.status)
         elif not row["kaggle_ref"]:
             ledger.update(row["run_id"], status="FAILED")
-            log.info("submit: ledger row %s (%s) is not on Kaggle's list: it never reached Kaggle, marked FAILED",
-                     row["run_id"], row["status"])
+            log.info(
+                "submit: ledger row %s (%s) is not on Kaggle's list: it never reached Kaggle, marked FAILED", row["run_id"], row["status"]
+            )
 
 
-def restore_ledger(ledger: submission.Ledger, remote: list[dict[str, Any]], task_name: str) -> int:
+def restore_ledger(ledger: submission.Ledger, remote: list[SubmissionState], task_name: str) -> int:
     """Rows for the toolkit's submissions on Kaggle's list that the ledger lacks (a new machine, an expired cache)."""
     added = ledger.restore(remote, task_name)
     if added:
@@ -452,8 +542,6 @@ def restore_ledger(ledger: submission.Ledger, remote: list[dict[str, Any]], task
 
 def rebuild_ledger(settings: Settings, competition: str | None = None, kaggle=None) -> tuple[int, Path | None]:
     """`kaggle-digits ledger --rebuild`: a damaged ledger is kept aside, then rows come back from Kaggle's list."""
-    from .errors import DataError
-
     kaggle = kaggle or _kaggle(settings, competition)
     remote = kaggle.submissions()  # first: if Kaggle cannot be reached, nothing is moved
     ledger = submission.Ledger()
@@ -468,29 +556,39 @@ def rebuild_ledger(settings: Settings, competition: str | None = None, kaggle=No
 
 def status(settings: Settings, competition: str | None = None, kaggle=None) -> list[dict[str, str]]:
     """The ledger joined with Kaggle's own submission list; pending rows are brought up to date."""
-    if not settings.task.submits:
-        from .errors import UsageError
-
-        raise UsageError(f"task '{settings.task.name}' has no submissions to list. Fix: 'make evaluate TASK={settings.task.name}'")
+    require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
     kaggle = kaggle or _kaggle(settings, competition)
     listed = kaggle.submissions()
-    remote = {str(item["ref"]): item for item in listed}
+    remote = {str(item.ref): item for item in listed}
     ledger = submission.Ledger()
     if not ledger.path.exists():
         restore_ledger(ledger, listed, settings.task.name)
     rows = []
-    for row in ledger.rows():
-        if row.get("task", config.DEFAULT_TASK) != settings.task.name:
-            continue
+    for row in ledger.rows(settings.task.name):
         item = remote.pop(row["kaggle_ref"], None) if row["kaggle_ref"] else None
-        if item and (item["status"] != row["status"] or item["public_score"] != row["public_score"]):
-            ledger.update(row["run_id"], status=item["status"], public_score=item["public_score"], private_score=item["private_score"])
-        rows.append({
-            "time": row["time"], "file": row["file"], "model": row["model"], "holdout": row["holdout_accuracy"],
-            "ref": row["kaggle_ref"], "status": item["status"] if item else row["status"],
-            "public": item["public_score"] if item else row["public_score"],
-        })
+        if item and (item.status != row["status"] or item.public_score != row["public_score"]):
+            ledger.update(row["run_id"], status=item.status, public_score=item.public_score, private_score=item.private_score)
+        rows.append(
+            {
+                "time": row["time"],
+                "file": row["file"],
+                "model": row["model"],
+                "holdout": row["holdout_accuracy"],
+                "ref": row["kaggle_ref"],
+                "status": item.status if item else row["status"],
+                "public": item.public_score if item else row["public_score"],
+            }
+        )
     for item in remote.values():  # submitted from elsewhere (the website, another machine)
-        rows.append({"time": item["date"], "file": item["file_name"], "model": "(not in ledger)", "holdout": "",
-                     "ref": str(item["ref"]), "status": item["status"], "public": item["public_score"]})
+        rows.append(
+            {
+                "time": item.date,
+                "file": item.file_name,
+                "model": "(not in ledger)",
+                "holdout": "",
+                "ref": str(item.ref),
+                "status": item.status,
+                "public": item.public_score,
+            }
+        )
     return rows

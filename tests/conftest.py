@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kaggle_digits import config, data, layout
+from kaggle_digits import config, data, layout, local_kaggle
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_ZIP = REPO / "data" / "sample" / "digit-recognizer.zip"
+SAMPLE_ZIP = config.SAMPLE_ZIP
 DIGITS = config.BUILTIN_TASKS["digit-recognizer"]
 
 
@@ -32,8 +32,13 @@ def workdir(tmp_path, monkeypatch):
 
 def write_competition(folder: Path, sample, n_train: int = 600, n_test: int = 200, task=DIGITS, as_zip: bool = False) -> Path:
     """A small Kaggle-layout competition drawn from the sample's labeled rows."""
-    files = layout.task_files(task, sample.train_images[:n_train], sample.train_labels[:n_train],
-                              sample.train_images[n_train:n_train + n_test], sample.train_labels[n_train:n_train + n_test])
+    files = layout.task_files(
+        task,
+        sample.train_images[:n_train],
+        sample.train_labels[:n_train],
+        sample.train_images[n_train : n_train + n_test],
+        sample.train_labels[n_train : n_train + n_test],
+    )
     folder.mkdir(parents=True, exist_ok=True)
     if as_zip:
         path = folder / task.archive_name
@@ -52,8 +57,9 @@ def small_competition(workdir, sample):
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
     """The command a user types, in a fresh process: real exit codes, real output."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "kaggle_digits", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, stdin=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "kaggle_digits", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=stdin
+    )
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -74,20 +80,37 @@ def kaggle_env(tmp_path_factory):
     outside = tmp_path_factory.mktemp("kaggle-home")
     (outside / "home").mkdir()
     (outside / "kaggle-config").mkdir()
-    from kaggle_digits import local_kaggle
-
-    return {"HOME": str(outside / "home"), "XDG_CONFIG_HOME": str(outside / "xdg"), "KAGGLE_CONFIG_DIR": str(outside / "kaggle-config"),
-            "KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLE_API_TOKEN": local_kaggle.DEMO_TOKEN, "KAGGLE_USERNAME": "", "KAGGLE_KEY": "",
-            "KAGGLE_DIGITS_BACKOFF": "0.05"}
+    return {
+        "HOME": str(outside / "home"),
+        "XDG_CONFIG_HOME": str(outside / "xdg"),
+        "KAGGLE_CONFIG_DIR": str(outside / "kaggle-config"),
+        "KAGGLE_API_ENVIRONMENT": "TEST",
+        "KAGGLE_API_TOKEN": local_kaggle.DEMO_TOKEN,
+        "KAGGLE_USERNAME": "",
+        "KAGGLE_KEY": "",
+        "KAGGLE_DIGITS_BACKOFF": "0.05",
+    }
 
 
 @pytest.fixture
 def server():
     """The local Kaggle server on 127.0.0.1:7777 with a small digit-recognizer competition from the sample."""
-    from kaggle_digits import local_kaggle
-
     competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
     with local_kaggle.LocalKaggleServer([competition], scoring_delay=0.2) as running:
         yield running
     # Whatever the test did, no credential ever reached the storage host.
     assert running.state.storage_auth_seen == [], running.state.storage_auth_seen
+
+
+@pytest.fixture
+def local_client(monkeypatch):
+    """The toolkit's Kaggle client in this process, on the local server, as the website or another machine
+    would act beside a command under test: `local_client()` for digit-recognizer, `local_client(task)` else."""
+    from kaggle_digits.kaggle_api import Credentials, Kaggle, RetryPolicy
+
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")  # kagglesdk reads it when the client is built
+
+    def client(task=DIGITS) -> Kaggle:
+        return Kaggle(task, Credentials(source="test", token=local_kaggle.DEMO_TOKEN), RetryPolicy(backoff=0.05))
+
+    return client

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_cli, write_competition
+
 from kaggle_digits import bench
 
 
@@ -30,11 +30,27 @@ def test_interval_is_wilson_and_shrinks_with_rows():
     assert narrow[1] - narrow[0] < 0.0015 < high - low, "42,000 rows can tell 0.994 from 0.996; 1,000 cannot"
 
 
+@pytest.mark.slow
 def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(workdir, sample):
     archive = write_competition(workdir / "competition", sample, n_train=1500, n_test=100, as_zip=True)
     out = workdir / "bench"
-    result = run_cli("bench", "--quick", "--models", "cnn,deotte", "--curve", "1", "--time-submit", "--data", str(archive),
-                     "--out", str(out), "-p", "cnn:batch_size=32", cwd=workdir, timeout=900)
+    result = run_cli(
+        "bench",
+        "--quick",
+        "--models",
+        "cnn,deotte",
+        "--curve",
+        "1",
+        "--time-submit",
+        "--data",
+        str(archive),
+        "--out",
+        str(out),
+        "-p",
+        "cnn:batch_size=32",
+        cwd=workdir,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads((out / "bench.json").read_text())
     cnn, peer = report["results"]
@@ -52,9 +68,48 @@ def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(work
     assert "| `deotte` | 2 | " in table and " ± " in table and "2-fold out-of-fold" in table
 
 
+@pytest.mark.slow
+def test_bench_scores_a_committee_on_rows_none_of_its_members_saw(workdir, sample):
+    """--run-folds 1: the ensemble trains on the other folds only and is scored, beside its members alone, on fold 1."""
+    archive = write_competition(workdir / "competition", sample, n_train=1200, n_test=100, as_zip=True)
+    out = workdir / "bench"
+    result = run_cli(
+        "bench",
+        "--quick",
+        "--models",
+        "softmax,ensemble",
+        "--run-folds",
+        "1",
+        "--data",
+        str(archive),
+        "--out",
+        str(out),
+        cwd=workdir,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads((out / "bench.json").read_text())
+    softmax, ensemble = report["results"]
+    labels = sample.train_labels[:1200]
+    assert softmax["folds"] == ensemble["folds"] == 1 and softmax["rows"] == ensemble["rows"] == 600
+    committee = np.asarray(ensemble["oof_predictions"])
+    held_out = committee >= 0
+    assert held_out.sum() == 600 and (np.asarray(softmax["oof_predictions"]) >= 0).sum() == 600
+    assert ensemble["oof_accuracy"] == pytest.approx(np.mean(committee[held_out] == labels[held_out]))
+    members = [np.asarray(member) for member in ensemble["member_predictions"]]
+    assert len(members) == 2 and all(((member >= 0) == held_out).all() for member in members), "members predict the same rows"
+    table = (out / "bench.md").read_text()
+    assert "the first 1 of 2 folds" in table
+    assert "`ensemble` on 600 rows none of its members saw: committee " in table and "its 2 members alone " in table
+
+
+@pytest.mark.slow
 def test_bench_refuses_a_bad_curve_and_one_fold(workdir):
-    for args, message in ((["--curve", "three"], "error: --curve three: expected epoch budgets"),
-                          (["--folds", "1"], "error: --folds 1: out-of-fold accuracy needs at least 2 folds")):
+    for args, message in (
+        (["--run-folds", "3"], "error: --run-folds 3: expected 1 to 2 (the number of folds)"),
+        (["--curve", "three"], "error: --curve three: expected epoch budgets"),
+        (["--folds", "1"], "error: --folds 1: out-of-fold accuracy needs at least 2 folds"),
+    ):
         result = run_cli("bench", "--quick", *args, cwd=workdir)
         assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
         assert not (workdir / "data" / "bench").exists()

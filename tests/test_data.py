@@ -5,11 +5,10 @@ from __future__ import annotations
 import zipfile
 
 import pytest
+from conftest import DIGITS, files_under, write_competition
 
 from kaggle_digits import cli, data
 from kaggle_digits.errors import DataError
-
-from conftest import DIGITS, files_under, write_competition
 
 
 def edit_line(path, number, change):
@@ -23,6 +22,7 @@ def set_value(column_index, value):
         parts = line.split(",")
         parts[column_index] = value
         return ",".join(parts)
+
     return change
 
 
@@ -37,22 +37,36 @@ BAD_INPUTS = {
     "missing train.csv": (lambda d: (d / "train.csv").unlink(), ["train.csv", "missing", "Fix:"]),
     "empty train.csv": (lambda d: (d / "train.csv").write_text(""), ["train.csv", "empty", "Fix:"]),
     "empty test.csv": (lambda d: (d / "test.csv").write_text(""), ["test.csv", "empty", "Fix:"]),
-    "wrong header": (lambda d: edit_line(d / "train.csv", 1, lambda l: l.replace("pixel5,", "pixel_5,")),
-                     ["train.csv line 1", "column 7", "pixel_5", "expected 'pixel5'"]),
-    "too many columns": (lambda d: edit_line(d / "train.csv", 5, lambda l: l + ",0"), ["train.csv line 5", "786 values", "785"]),
-    "too few columns": (lambda d: edit_line(d / "train.csv", 6, lambda l: l.rsplit(",", 1)[0]), ["train.csv line 6", "784 values", "785"]),
-    "non-numeric pixel": (lambda d: edit_line(d / "train.csv", 3, set_value(100, "abc")), ["train.csv line 3", "pixel99", "'abc'", "not a number"]),
+    "wrong header": (
+        lambda d: edit_line(d / "train.csv", 1, lambda line: line.replace("pixel5,", "pixel_5,")),
+        ["train.csv line 1", "column 7", "pixel_5", "expected 'pixel5'"],
+    ),
+    "too many columns": (lambda d: edit_line(d / "train.csv", 5, lambda line: line + ",0"), ["train.csv line 5", "786 values", "785"]),
+    "too few columns": (
+        lambda d: edit_line(d / "train.csv", 6, lambda line: line.rsplit(",", 1)[0]),
+        ["train.csv line 6", "784 values", "785"],
+    ),
+    "non-numeric pixel": (
+        lambda d: edit_line(d / "train.csv", 3, set_value(100, "abc")),
+        ["train.csv line 3", "pixel99", "'abc'", "not a number"],
+    ),
     "fractional pixel": (lambda d: edit_line(d / "test.csv", 4, set_value(10, "1.5")), ["test.csv line 4", "pixel10", "not an integer"]),
     "pixel 256": (lambda d: edit_line(d / "train.csv", 7, set_value(200, "256")), ["train.csv line 7", "pixel199", "256", "0..255"]),
     "pixel -1": (lambda d: edit_line(d / "test.csv", 2, set_value(0, "-1")), ["test.csv line 2", "pixel0", "-1", "0..255"]),
     "label 10": (lambda d: edit_line(d / "train.csv", 9, set_value(0, "10")), ["train.csv line 9", "column label", "10", "0..9"]),
     "blank value": (lambda d: edit_line(d / "train.csv", 4, set_value(300, "")), ["train.csv line 4", "pixel299", "blank"]),
-    "test.csv with a label column": (lambda d: (d / "test.csv").write_bytes((d / "train.csv").read_bytes()),
-                                     ["test.csv line 1", "'label' column", "swap"]),
-    "train.csv without a label column": (lambda d: (d / "train.csv").write_bytes((d / "test.csv").read_bytes()),
-                                         ["train.csv line 1", "no 'label' column", "swap"]),
-    "sample_submission of another test set": (lambda d: edit_line(d / "sample_submission.csv", 3, lambda l: "99,0"),
-                                              ["sample_submission.csv line 3", "99", "does not match"]),
+    "test.csv with a label column": (
+        lambda d: (d / "test.csv").write_bytes((d / "train.csv").read_bytes()),
+        ["test.csv line 1", "'label' column", "swap"],
+    ),
+    "train.csv without a label column": (
+        lambda d: (d / "train.csv").write_bytes((d / "test.csv").read_bytes()),
+        ["train.csv line 1", "no 'label' column", "swap"],
+    ),
+    "sample_submission of another test set": (
+        lambda d: edit_line(d / "sample_submission.csv", 3, lambda line: "99,0"),
+        ["sample_submission.csv line 3", "99", "does not match"],
+    ),
 }
 
 

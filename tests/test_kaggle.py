@@ -8,12 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
-
-from kaggle_digits import config, local_kaggle
-from kaggle_digits.errors import KaggleError
-from kaggle_digits.kaggle_api import Credentials, Kaggle, Limits, RetryPolicy
-
 from conftest import run_cli
+
+from kaggle_digits import local_kaggle
+from kaggle_digits.errors import KaggleError
+from kaggle_digits.kaggle_api import Limits
+
+# Every test here runs a whole flow in subprocesses (or a server): not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 TOKEN = local_kaggle.DEMO_TOKEN
 FAST_MODEL = ["--model", "logreg", "-p", "max_iter=60"]
@@ -83,7 +85,8 @@ def test_persistent_failure_gives_the_kaggle_exit_code(server, kaggle_env, workd
     result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_RETRIES": "2"})
     assert result.returncode == 5
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: Kaggle kept failing while starting the download (HTTP 503 after 2 retries). Fix: try again later")
+        "error: Kaggle kept failing while starting the download (HTTP 503 after 2 retries). Fix: try again later"
+    )
 
 
 def test_dropped_and_slow_responses_are_retried(server, kaggle_env, workdir):
@@ -157,7 +160,7 @@ def test_daily_limit_reached_stops_before_upload(server, kaggle_env, workdir):
     assert server.state.requests.count("PUT upload") == uploads and len(server.state.submissions) == 1
 
 
-def test_limits_all_zero_means_the_rules_were_not_accepted(server, kaggle_env, workdir, monkeypatch):
+def test_limits_all_zero_means_the_rules_were_not_accepted(server, kaggle_env, workdir, local_client):
     """kaggle.com answers GetSubmissionLimits with zeros (not 403) for a competition the user has not joined."""
     path = _fetch_and_predict(workdir, kaggle_env)
     server.state.competitions["digit-recognizer"].rules_accepted = False
@@ -166,8 +169,7 @@ def test_limits_all_zero_means_the_rules_were_not_accepted(server, kaggle_env, w
     assert "https://www.kaggle.com/competitions/digit-recognizer/rules" in result.stderr
     assert "no submissions left" not in result.stderr and "PUT upload" not in server.state.requests
     # The limits themselves, read through the official client: zeros are "not joined", with the rules URL.
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
-    client = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    client = local_client()
     with pytest.raises(KaggleError, match=r"has not joined 'digit-recognizer'.*digit-recognizer/rules"):
         client.limits()
 
@@ -214,17 +216,16 @@ def test_cut_download_is_resumed_and_a_failed_one_leaves_nothing(server, kaggle_
     assert sorted(p.name for p in raw.iterdir()) == ["digit-recognizer", "digit-recognizer.zip", "digit-recognizer.zip.json"]
 
 
-def test_malformed_upload_is_scored_as_error_by_the_server(server, tmp_path, monkeypatch):
+def test_malformed_upload_is_scored_as_error_by_the_server(server, tmp_path, local_client):
     """Bypassing the local check (as another tool might), the server answers like Kaggle: an ERROR submission."""
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
-    client = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    client = local_client()
     short = tmp_path / "short.csv"
     short.write_text("ImageId,Label\n1,0\n2,1\n")
     ref = client.submit(short, "too short")
     state = client.wait(ref, timeout=10, poll=0.1)
-    assert state["status"] == "ERROR" and "must have 300 rows" in state["error"]
+    assert state.status == "ERROR" and "must have 300 rows" in state.error
     assert client.limits() == Limits(today=1, total=1, allowed_now=4)  # total: the lifetime count, not a cap
-    assert [item["ref"] for item in client.submissions()] == [ref]
+    assert [item.ref for item in client.submissions()] == [ref]
 
 
 def test_a_create_answer_without_a_ref_still_works(server, kaggle_env, workdir):

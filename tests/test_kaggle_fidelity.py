@@ -19,12 +19,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_ZIP, run_cli
 
 from kaggle_digits import config, local_kaggle
-from kaggle_digits.kaggle_api import Credentials, Kaggle, RetryPolicy
+from kaggle_digits.kaggle_api import Credentials
 from kaggle_digits.kaggle_api import credentials as found
-
-from conftest import SAMPLE_ZIP, run_cli
 
 TOKEN = local_kaggle.DEMO_TOKEN
 FAST_MODEL = ["--model", "logreg", "-p", "max_iter=60"]
@@ -54,6 +53,8 @@ def answer_file(workdir: Path, label: int = 1) -> Path:
 
 # --- 1. uploads go to storage with no credentials; only 200/201 count ---------------------------------
 
+
+@pytest.mark.slow
 def test_upload_goes_to_another_host_without_credentials(server, kaggle_env, workdir):
     result = kd("submit", "--file", str(answer_file(workdir)), cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
@@ -62,6 +63,7 @@ def test_upload_goes_to_another_host_without_credentials(server, kaggle_env, wor
     assert server.state.storage_auth_seen == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", [{"status": 308}, {"status": 503, "count": 6}, {"drop": True, "count": 6}])
 def test_a_failed_upload_starts_over_with_a_fresh_upload_url(server, kaggle_env, workdir, fault):
     """308 "incomplete" is not success; a 5xx or a dropped connection that outlasts the retries neither."""
@@ -76,6 +78,7 @@ def test_a_failed_upload_starts_over_with_a_fresh_upload_url(server, kaggle_env,
         assert upload.upload_id not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_upload_that_never_succeeds_submits_nothing(server, kaggle_env, workdir):
     server.inject(method="upload", status=308, count=3)
     result = kd("submit", "--file", str(answer_file(workdir)), cwd=workdir, env=kaggle_env)
@@ -87,10 +90,15 @@ def test_upload_that_never_succeeds_submits_nothing(server, kaggle_env, workdir)
 
 # --- 2. CreateSubmission is never resent; a lost answer is settled from Kaggle's list ----------------
 
-@pytest.mark.parametrize("fault, extra_env", [
-    ({"lost": True}, {}),  # created, then the connection dropped
-    ({"delay": 2.0}, {"KAGGLE_DIGITS_TIMEOUT": "0.7"}),  # a read timeout: created after the client gave up
-])
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fault, extra_env",
+    [
+        ({"lost": True}, {}),  # created, then the connection dropped
+        ({"delay": 2.0}, {"KAGGLE_DIGITS_TIMEOUT": "0.7"}),  # a read timeout: created after the client gave up
+    ],
+)
 def test_lost_create_answer_gives_exactly_one_submission_over_any_number_of_reruns(server, kaggle_env, workdir, fault, extra_env):
     path = answer_file(workdir)
     server.inject(method="CreateSubmission", **fault)
@@ -112,6 +120,7 @@ def test_lost_create_answer_gives_exactly_one_submission_over_any_number_of_reru
     assert row["kaggle_ref"] == str(server.state.submissions[0].ref) and row["status"] == "COMPLETE"
 
 
+@pytest.mark.slow
 def test_a_5xx_on_create_is_not_retried_and_an_uncreated_file_goes_up_once_later(server, kaggle_env, workdir):
     path = answer_file(workdir)
     server.inject(method="CreateSubmission", status=500, count=100)
@@ -125,12 +134,12 @@ def test_a_5xx_on_create_is_not_retried_and_an_uncreated_file_goes_up_once_later
     assert len(server.state.submissions) == 1
 
 
-def test_the_same_blob_token_twice_makes_two_submissions_on_this_server(server, kaggle_env, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_the_same_blob_token_twice_makes_two_submissions_on_this_server(server, kaggle_env, tmp_path, local_client):
     """Why the toolkit never resends CreateSubmission: the server, like kaggle.com, is not idempotent."""
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
     from kagglesdk.competitions.types.competition_api_service import ApiCreateSubmissionRequest
 
-    client = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    client = local_client()
     token = client._upload(answer_file(tmp_path))
     for _ in range(2):
         request = ApiCreateSubmissionRequest()
@@ -141,15 +150,16 @@ def test_the_same_blob_token_twice_makes_two_submissions_on_this_server(server, 
 
 # --- 3. a resumed download carries no credentials; an expired URL is renewed -------------------------
 
+
+@pytest.mark.slow
 @pytest.mark.parametrize("task_name", ["digit-recognizer", "fashion-mnist"])
-def test_resume_after_the_signed_url_expired_asks_for_a_fresh_one(sample, tmp_path, monkeypatch, task_name):
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
+def test_resume_after_the_signed_url_expired_asks_for_a_fresh_one(sample, tmp_path, monkeypatch, task_name, local_client):
     task = config.BUILTIN_TASKS[task_name]
     competition = local_kaggle.competition_from_arrays(task, sample.train_images[:600], sample.train_labels[:600])
     with local_kaggle.LocalKaggleServer([competition], url_ttl=3) as server:
         # A pause past the URL's lifetime (2 to 3 s: signed to the second), half the body, then the connection drops.
         server.inject(method="download", cut=True, delay=4.5)
-        client = Kaggle(task, Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+        client = local_client(task)
         target = tmp_path / task.archive_name
         path, changed = client.download(target, quiet=True)
         assert changed and path.read_bytes() == competition.archive
@@ -161,6 +171,8 @@ def test_resume_after_the_signed_url_expired_asks_for_a_fresh_one(sample, tmp_pa
 
 # --- 4. GetSubmission's early 404 is "pending" ----------------------------------------------------------
 
+
+@pytest.mark.slow
 def test_early_404_on_get_submission_is_pending(server, kaggle_env, workdir):
     server.state.visibility_delay = 1.5
     result = kd("submit", "--file", str(answer_file(workdir)), cwd=workdir, env=kaggle_env)
@@ -171,6 +183,8 @@ def test_early_404_on_get_submission_is_pending(server, kaggle_env, workdir):
 
 # --- 6. a rate-limited download with a checked copy on disk is a warning -------------------------------
 
+
+@pytest.mark.slow
 def test_download_rate_limit_goes_on_with_the_checked_local_copy(server, kaggle_env, workdir):
     assert kd("fetch", cwd=workdir, env=kaggle_env).returncode == 0
     server.inject(method="DownloadDataFiles", status=429, retry_after=0, count=100)
@@ -186,6 +200,7 @@ def test_download_rate_limit_goes_on_with_the_checked_local_copy(server, kaggle_
 
 # --- 7. credentials: the official client's sources, order and fall-backs --------------------------------
 
+
 def _legacy(folder: Path, key: str = local_kaggle.DEMO_KEY) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "kaggle.json").write_text(json.dumps({"username": local_kaggle.DEMO_USER, "key": key}))
@@ -197,6 +212,7 @@ def _fetch_with(server, env, workdir, secrets=()):
     return result, server.state.api_auth[-1] if server.state.api_auth else None
 
 
+@pytest.mark.slow
 def test_home_access_token_comes_before_kaggle_json_in_the_config_dir(server, kaggle_env, workdir):
     home = Path(kaggle_env["HOME"])
     (home / ".kaggle").mkdir()
@@ -209,6 +225,7 @@ def test_home_access_token_comes_before_kaggle_json_in_the_config_dir(server, ka
     assert last == f"Bearer {local_kaggle.DEMO_USER}"
 
 
+@pytest.mark.slow
 def test_an_invalid_token_falls_back_to_the_legacy_key_as_the_official_client_does(server, kaggle_env, workdir):
     _legacy(Path(kaggle_env["KAGGLE_CONFIG_DIR"]))
     wrong = "KGAT_expired_token_0123456789"
@@ -220,6 +237,7 @@ def test_an_invalid_token_falls_back_to_the_legacy_key_as_the_official_client_do
     assert not any(entry.startswith("Bearer") for entry in server.state.api_auth)
 
 
+@pytest.mark.slow
 def test_xdg_config_folder_when_there_is_no_home_kaggle(server, kaggle_env, workdir):
     if not sys.platform.startswith("linux"):
         pytest.skip("the XDG folder is the official client's choice on Linux only")
@@ -230,6 +248,7 @@ def test_xdg_config_folder_when_there_is_no_home_kaggle(server, kaggle_env, work
     assert last == f"Basic {local_kaggle.DEMO_USER}"
 
 
+@pytest.mark.slow
 def test_environment_overrides_kaggle_json_value_by_value(server, kaggle_env, workdir):
     _legacy(Path(kaggle_env["KAGGLE_CONFIG_DIR"]), key="stale-key-000")
     env = {**kaggle_env, "KAGGLE_API_TOKEN": "", "KAGGLE_KEY": local_kaggle.DEMO_KEY}
@@ -238,18 +257,27 @@ def test_environment_overrides_kaggle_json_value_by_value(server, kaggle_env, wo
     assert "(credentials: KAGGLE_USERNAME/KAGGLE_KEY and " in result.stderr
 
 
+@pytest.mark.slow
 def test_kaggle_auth_login_credentials_are_used_last(server, kaggle_env, workdir):
     home = Path(kaggle_env["HOME"])
     (home / ".kaggle").mkdir()
     expires = (datetime.now(timezone.utc) + timedelta(hours=6)).isoformat()
-    (home / ".kaggle" / "credentials.json").write_text(json.dumps(
-        {"refresh_token": "refresh-token-value-0000", "access_token": TOKEN, "access_token_expiration": expires,
-         "username": local_kaggle.DEMO_USER}))
+    (home / ".kaggle" / "credentials.json").write_text(
+        json.dumps(
+            {
+                "refresh_token": "refresh-token-value-0000",
+                "access_token": TOKEN,
+                "access_token_expiration": expires,
+                "username": local_kaggle.DEMO_USER,
+            }
+        )
+    )
     result, last = _fetch_with(server, {**kaggle_env, "KAGGLE_API_TOKEN": ""}, workdir, secrets=("refresh-token-value-0000",))
     assert result.returncode == 0, result.stderr
     assert "credentials.json (kaggle auth login)" in result.stderr and last == f"Bearer {local_kaggle.DEMO_USER}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", ["KGAT_first_half second_half\n", "KGAT_first_line\nKGAT_second_line\n"])
 def test_a_token_file_with_a_space_or_newline_is_named_never_printed(kaggle_env, workdir, content):
     token_file = workdir.parent / "token.txt"
@@ -292,13 +320,16 @@ def test_our_token_choice_matches_kagglesdk(kaggle_env, monkeypatch, tmp_path):
 
 # --- 8. secrets never in any output ---------------------------------------------------------------------
 
+
 def test_secrets_are_scrubbed_from_log_lines_and_errors():
     from kaggle_digits import redact
 
     Credentials(source="test", token="KGAT_scrub_me_123456", username="someone", key="legacy-key-123456")
-    text = ("bad header 'Bearer KGAT_scrub_me_123456' and key legacy-key-123456; Retrying after connection broken: "
-            "/upload/storage/v1/b/x/o?uploadType=resumable&upload_id=ABCDEF123 and "
-            "https://s/a.zip?X-Goog-Date=1&X-Goog-Signature=0badc0ffee")
+    text = (
+        "bad header 'Bearer KGAT_scrub_me_123456' and key legacy-key-123456; Retrying after connection broken: "
+        "/upload/storage/v1/b/x/o?uploadType=resumable&upload_id=ABCDEF123 and "
+        "https://s/a.zip?X-Goog-Date=1&X-Goog-Signature=0badc0ffee"
+    )
     clean = redact.scrub(text)
     for secret in ("KGAT_scrub_me_123456", "legacy-key-123456", "ABCDEF123", "0badc0ffee"):
         assert secret not in clean
@@ -307,7 +338,9 @@ def test_secrets_are_scrubbed_from_log_lines_and_errors():
 
 # --- 9. all pages of the list; UTC dates ----------------------------------------------------------------
 
-def test_status_and_settling_read_every_page(server, kaggle_env, workdir, monkeypatch):
+
+@pytest.mark.slow
+def test_status_and_settling_read_every_page(server, kaggle_env, workdir, local_client):
     server.state.page_size = 2
     server.state.daily_limit = 10
     for label in range(3):
@@ -321,8 +354,7 @@ def test_status_and_settling_read_every_page(server, kaggle_env, workdir, monkey
     # (the list is newest first): the next submit still settles it, from the second page.
     server.inject(method="CreateSubmission", lost=True)
     assert kd("submit", "--file", str(answer_file(workdir, 7)), cwd=workdir, env=kaggle_env).returncode == 5
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
-    elsewhere = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    elsewhere = local_client()
     for label in (8, 9):
         elsewhere.submit(answer_file(workdir.parent, label), "from the website")
     assert kd("submit", "--file", str(answer_file(workdir, 5)), cwd=workdir, env=kaggle_env).returncode == 0
@@ -332,16 +364,17 @@ def test_status_and_settling_read_every_page(server, kaggle_env, workdir, monkey
     assert len(server.state.submissions) == 7
 
 
-def test_kaggle_dates_are_shown_as_utc(server, tmp_path, monkeypatch):
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
-    client = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+@pytest.mark.slow
+def test_kaggle_dates_are_shown_as_utc(server, tmp_path, local_client):
+    client = local_client()
     client.submit(answer_file(tmp_path), "x")
     (item,) = client.submissions()
     expected = server.state.submissions[0].date.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert item["date"] == expected
+    assert item.date == expected
 
 
 # --- the official CLI passes against the same server: it is no stricter than kaggle.com -------------------
+
 
 def _port_80_free() -> bool:
     with socket.socket() as probe:
@@ -352,19 +385,31 @@ def _port_80_free() -> bool:
     return True
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not _port_80_free(),
-                    reason="KAGGLE_API_ENVIRONMENT=LOCALHOST means http://localhost on port 80: needs root and a free port 80")
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or not _port_80_free(),
+    reason="KAGGLE_API_ENVIRONMENT=LOCALHOST means http://localhost on port 80: needs root and a free port 80",
+)
 def test_the_official_kaggle_cli_downloads_submits_and_lists_against_the_server(kaggle_env, tmp_path):
     competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
     kaggle_cli = shutil.which("kaggle", path=str(Path(sys.executable).parent))
     assert kaggle_cli, "the official client's CLI is installed with the package"
     env = {**os.environ, **kaggle_env, "KAGGLE_API_ENVIRONMENT": "LOCALHOST"}
     with local_kaggle.LocalKaggleServer([competition], port=80, scoring_delay=0.2) as server:
+
         def cli(*args):
-            result = subprocess.run([kaggle_cli, "competitions", *args], env=env, cwd=tmp_path, capture_output=True, text=True,
-                                    timeout=120, stdin=subprocess.DEVNULL)
+            result = subprocess.run(
+                [kaggle_cli, "competitions", *args],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+            )
             assert result.returncode == 0, result.stdout + result.stderr
             return result.stdout
+
         cli("download", "-c", "digit-recognizer", "-p", str(tmp_path / "dl"))
         assert (tmp_path / "dl" / "digit-recognizer.zip").read_bytes() == competition.archive
         out = cli("submit", "-c", "digit-recognizer", "-f", str(answer_file(tmp_path)), "-m", "from the official CLI")

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import SAMPLE_ZIP
+from test_kaggle_fidelity import _port_80_free
 
 from kaggle_digits import local_kaggle
 
-from conftest import SAMPLE_ZIP
-from test_kaggle_fidelity import _port_80_free
+# Every test here runs a whole flow in subprocesses (or a server): not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 SCRIPT = """
 import os, sys, urllib.request
@@ -188,8 +190,10 @@ def test_output_is_paged(client):
     assert names == [f"part-{n}.txt" for n in range(5)] and not second.next_page_token
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not _port_80_free(),
-                    reason="KAGGLE_API_ENVIRONMENT=LOCALHOST means http://localhost on port 80: needs root and a free port 80")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or not _port_80_free(),
+    reason="KAGGLE_API_ENVIRONMENT=LOCALHOST means http://localhost on port 80: needs root and a free port 80",
+)
 def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env, tmp_path):
     competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=300)
     kaggle_cli = shutil.which("kaggle", path=str(Path(sys.executable).parent))
@@ -197,14 +201,26 @@ def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env,
     folder = tmp_path / "kernel"
     folder.mkdir()
     (folder / "train.py").write_text(SCRIPT)
-    (folder / "kernel-metadata.json").write_text(json.dumps({
-        "id": f"{local_kaggle.DEMO_USER}/digits-train", "title": "digits train", "code_file": "train.py", "language": "python",
-        "kernel_type": "script", "is_private": True, "enable_gpu": True, "enable_internet": False,
-        "competition_sources": ["digit-recognizer"]}))
+    (folder / "kernel-metadata.json").write_text(
+        json.dumps(
+            {
+                "id": f"{local_kaggle.DEMO_USER}/digits-train",
+                "title": "digits train",
+                "code_file": "train.py",
+                "language": "python",
+                "kernel_type": "script",
+                "is_private": True,
+                "enable_gpu": True,
+                "enable_internet": False,
+                "competition_sources": ["digit-recognizer"],
+            }
+        )
+    )
 
     def cli(*args):
-        result = subprocess.run([kaggle_cli, "kernels", *args], env=env, cwd=tmp_path, capture_output=True, text=True,
-                                timeout=120, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [kaggle_cli, "kernels", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import REPO
 
 # A value for each option and what the target's command line must then contain.
@@ -36,8 +35,15 @@ def make_table() -> dict[str, list[str]]:
 def make_n(*args: str) -> subprocess.CompletedProcess:
     # A clean environment: a parent `make test ARGS=...` passes its command-line variables on in MAKEFLAGS.
     env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", *VALUES}}
-    return subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -52,6 +58,7 @@ def test_the_table_covers_every_documented_target():
         assert f"`{option}=" in readme, f"README's table of Make variables lacks {option}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(make_table()))
 def test_each_option_is_passed_on_or_refused(target):
     takes = make_table()[target]

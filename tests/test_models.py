@@ -23,6 +23,16 @@ QUICK = {
 }
 
 
+@pytest.mark.parametrize("name", ["logreg", "softmax", "ensemble"])
+def test_predict_before_fit_is_one_clear_error(name, sample):
+    """As scikit-learn's check_is_fitted: a usage error that says what to do, not an AttributeError."""
+    model = models.create(name, models.params_for(name), seed=1)
+    with pytest.raises(models.NotFittedError, match=rf"model '{name}' is not trained yet.*'make train MODEL={name}'") as raised:
+        model.predict(sample.train_images[:5])
+    assert raised.value.exit_code == 2
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(models.REGISTRY))
 def test_model_learns_saves_and_loads(name, sample, tmp_path):
     assert name in QUICK, "every registered model needs a quick setting here"
@@ -61,6 +71,7 @@ def test_overrides_are_typed_and_checked():
         models.params_for("resnet")
 
 
+@pytest.mark.slow
 def test_same_seed_same_predictions(sample):
     x, y = sample.train_images[:800], sample.train_labels[:800]
     runs = []
@@ -71,6 +82,7 @@ def test_same_seed_same_predictions(sample):
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
+@pytest.mark.slow
 def test_ensemble_members_hold_out_different_folds_in_turn_or_in_processes(sample):
     """Every row is held out from exactly one member, so the out-of-fold estimate covers every row;
     members trained in worker processes (as on a machine with many cores) come back whole."""
@@ -87,7 +99,8 @@ def test_ensemble_members_hold_out_different_folds_in_turn_or_in_processes(sampl
 
 def test_fused_batch_norm_computes_what_keras_batch_norm_computes():
     """The faster layer is a drop-in: same outputs in training and inference, same moving averages."""
-    from kaggle_digits.models.keras_models import _keras, batch_norm_layer
+    from kaggle_digits.lazy import keras as _keras
+    from kaggle_digits.models.keras_models import batch_norm_layer
 
     keras = _keras()
     x = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 6, 6, 8)).astype(np.float32)
@@ -105,10 +118,12 @@ def test_fused_batch_norm_computes_what_keras_batch_norm_computes():
     np.testing.assert_allclose(batch_norm_layer()()(flat, training=True), keras.layers.BatchNormalization()(flat, training=True), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_fused_batch_norm_trains_under_mixed_precision_as_on_a_gpu():
     """On a GPU the toolkit trains in mixed float16 (a Kaggle kernel with --remote kaggle): the fused layer takes
     float16 maps with float32 statistics. Checked on the CPU, which runs the same policy, slowly."""
-    from kaggle_digits.models.keras_models import _keras, deotte_network
+    from kaggle_digits.lazy import keras as _keras
+    from kaggle_digits.models.keras_models import deotte_network
 
     keras = _keras()
     keras.mixed_precision.set_global_policy("mixed_float16")

@@ -6,13 +6,17 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import SAMPLE_ZIP, read_submission, run_cli
+
+# Every test here runs a whole flow in subprocesses (or a server): not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 # patience=2: early stopping on, so validation picks the epochs that `train` then uses.
-@pytest.mark.parametrize("model, params", [("cnn", ["-p", "epochs=4", "-p", "batch_size=64", "-p", "patience=2"]),
-                                           ("softmax", ["-p", "epochs=20", "-p", "patience=3"])])
+@pytest.mark.parametrize(
+    "model, params",
+    [("cnn", ["-p", "epochs=4", "-p", "batch_size=64", "-p", "patience=2"]), ("softmax", ["-p", "epochs=20", "-p", "patience=3"])],
+)
 def test_validate_train_predict_end_to_end(model, params, workdir, sample):
     common = ["--model", model, "--data-dir", str(SAMPLE_ZIP), *params]
 
@@ -64,7 +68,9 @@ def test_predict_before_train_says_what_to_do(workdir):
 def test_bad_parameter_is_a_usage_error(workdir):
     result = run_cli("validate", "--model", "cnn", "-p", "epochs=lots", "--data-dir", str(SAMPLE_ZIP), cwd=workdir)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: parameter 'epochs=lots' of model 'cnn': expected int (default 13). Fix: pass e.g. epochs=13"]
+    assert result.stderr.strip().splitlines() == [
+        "error: parameter 'epochs=lots' of model 'cnn': expected int (default 13). Fix: pass e.g. epochs=13"
+    ]
 
 
 def test_kfold_and_quiet(workdir):
@@ -85,10 +91,18 @@ def test_help_is_instant_and_lists_commands(workdir):
     assert result.returncode == 0
     for command in ("validate", "train", "predict"):
         assert command in result.stdout
-    # No TensorFlow, Kaggle or pandas import behind --help.
-    probe = subprocess.run([sys.executable, "-c", "import sys; from kaggle_digits import cli; cli.build_parser(); "
-                            "print(sorted(m for m in ('tensorflow','kaggle','kagglesdk','pandas','sklearn') if m in sys.modules))"],
-                           capture_output=True, text=True)
+    # No heavy library behind --help: each is imported at its one door (lazy.py, kaggle_api/sdk.py) on first use.
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from kaggle_digits import cli; cli.build_parser(); "
+            "print(sorted(m for m in ('tensorflow','keras','kaggle','kagglesdk','pandas','sklearn','matplotlib','scipy') "
+            "if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.strip() == "[]"
     assert time.perf_counter() - start < 20
 
@@ -102,7 +116,10 @@ def test_too_many_folds_is_a_usage_error(workdir):
 def test_bench_refuses_an_unknown_model_before_running(workdir):
     result = run_cli("bench", "--models", "softmax,resnet", "--quick", cwd=workdir)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, ensemble, deotte"
+    assert (
+        result.stderr.strip()
+        == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, ensemble, deotte"
+    )
     assert not (workdir / "data" / "bench").exists()
 
 
@@ -153,8 +170,23 @@ def test_submit_trains_once(workdir):
 
 
 def test_ensemble_estimates_itself_while_training_on_every_row(workdir):
-    result = run_cli("train", "--model", "ensemble", "-p", "members=2", "-p", "epochs=2", "-p", "filters=8", "-p", "batch_size=32",
-                     "--data-dir", str(SAMPLE_ZIP), cwd=workdir, timeout=600)
+    result = run_cli(
+        "train",
+        "--model",
+        "ensemble",
+        "-p",
+        "members=2",
+        "-p",
+        "epochs=2",
+        "-p",
+        "filters=8",
+        "-p",
+        "batch_size=32",
+        "--data-dir",
+        str(SAMPLE_ZIP),
+        cwd=workdir,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     saved = _config(workdir, "ensemble")
     assert saved["train_rows"] == 5000 and saved["validation_scheme"] == "2-fold out-of-fold (members)"

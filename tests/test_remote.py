@@ -9,9 +9,13 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+from test_kaggle import FAST_MODEL, kd, ledger_rows
+
 from kaggle_digits.local_kaggle import kernels as served
 
-from test_kaggle import FAST_MODEL, kd, ledger_rows
+# Every test here runs a whole flow in subprocesses (or a server): not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 REMOTE = ["--remote", "kaggle", *FAST_MODEL]
 
@@ -25,8 +29,11 @@ def fake_image(folder: Path, body: str) -> str:
 
 
 def nothing_kept(workdir: Path) -> bool:
-    return (not list((workdir / "submissions").glob("*.csv")) and not (workdir / "data" / "models").exists()
-            and not (workdir / "submissions" / "ledger.csv").exists())
+    return (
+        not list((workdir / "submissions").glob("*.csv"))
+        and not (workdir / "data" / "models").exists()
+        and not (workdir / "submissions" / "ledger.csv").exists()
+    )
 
 
 def test_remote_training_comes_back_checked_and_goes_up_through_the_guards(server, kaggle_env, workdir):
@@ -98,7 +105,9 @@ def test_an_ensemble_that_cannot_be_split_is_refused_before_any_push(server, kag
 
 def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_env, workdir):
     tiny = ["-p", "members=2", "-p", "epochs=2", "-p", "filters=8", "-p", "batch_size=32"]
-    result = kd("submit", "--remote", "kaggle", "--model", "ensemble", *tiny, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"})
+    result = kd(
+        "submit", "--remote", "kaggle", "--model", "ensemble", *tiny, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"}
+    )
     assert result.returncode == 0, result.stderr
     assert server.state.requests.count("POST SaveKernel") == 2
     sessions = list(server.state.kernels.sessions.values())
@@ -122,8 +131,15 @@ def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle
 
     server.state.kernels.settings.python = fake_image(tmp_path, "sleep 30")
     env = {**os.environ, **kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
-    process = subprocess.Popen([sys.executable, "-m", "kaggle_digits", "submit", *REMOTE], cwd=workdir, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kaggle_digits", "submit", *REMOTE],
+        cwd=workdir,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(s.status == "RUNNING" for s in server.state.kernels.sessions.values()):
         time.sleep(0.1)

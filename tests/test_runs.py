@@ -11,20 +11,13 @@ import sys
 import time
 
 import pytest
-
-from kaggle_digits import config, local_kaggle, submission
-from kaggle_digits.kaggle_api import Credentials, Kaggle, RetryPolicy
-from kaggle_digits.workflow import settle_open_rows
-
 from conftest import REPO, run_cli
+
+from kaggle_digits import local_kaggle, submission
+from kaggle_digits.workflow import settle_open_rows
 
 TOKEN = local_kaggle.DEMO_TOKEN
 RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
-
-
-@pytest.fixture
-def env(kaggle_env):
-    return kaggle_env
 
 
 def summary(result) -> str:
@@ -41,12 +34,13 @@ def logs(workdir) -> list[str]:
     return texts
 
 
-def test_second_unchanged_run_skips_with_its_own_code(server, env, workdir):
-    first = run_cli(*RUN, cwd=workdir, env=env)
+@pytest.mark.slow
+def test_second_unchanged_run_skips_with_its_own_code(server, kaggle_env, workdir):
+    first = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert first.returncode == 0, first.stderr
     line = summary(first)
     assert line.startswith("kaggle-digits run ok (exit 0") and "public score 0." in line
-    second = run_cli(*RUN, cwd=workdir, env=env)
+    second = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert second.returncode == 10
     assert "kaggle-digits run skipped (exit 10" in summary(second) and "nothing changed since" in second.stdout
     assert len(server.state.submissions) == 1
@@ -57,17 +51,18 @@ def test_second_unchanged_run_skips_with_its_own_code(server, env, workdir):
     assert "submissions used today: 1, left now: 4 (in all on this competition: 1)" in second_log
     # Changing the model's settings is a change: it trains, predicts, and the new file goes up. A
     # regularisation 10,000 times stronger certainly changes the predictions, on any BLAS.
-    third = run_cli(*RUN, "-p", "C=0.00001", cwd=workdir, env=env)
+    third = run_cli(*RUN, "-p", "C=0.00001", cwd=workdir, env=kaggle_env)
     assert third.returncode == 0, third.stderr
     assert len(server.state.submissions) == 2
     assert server.state.submissions[0].content != server.state.submissions[1].content
 
 
-def test_keep_alive_uploads_the_last_file_again_without_training(server, env, workdir):
-    assert run_cli(*RUN, cwd=workdir, env=env).returncode == 0
+@pytest.mark.slow
+def test_keep_alive_uploads_the_last_file_again_without_training(server, kaggle_env, workdir):
+    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     models = workdir / "data" / "models"
     stamps = {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()}
-    again = run_cli(*RUN, "--keep-alive-days", "0", cwd=workdir, env=env)
+    again = run_cli(*RUN, "--keep-alive-days", "0", cwd=workdir, env=kaggle_env)
     assert again.returncode == 0, again.stdout + again.stderr
     line = summary(again)
     assert "keep-alive: uploaded" in line and "again after 0 d" in line
@@ -78,59 +73,69 @@ def test_keep_alive_uploads_the_last_file_again_without_training(server, env, wo
     text = logs(workdir)[-1]
     assert "keep-alive" in text and "train: model" not in text and "validate: model" not in text
     # Now the newest scored submission is the keep-alive's: the next run has nothing to do.
-    assert run_cli(*RUN, cwd=workdir, env=env).returncode == 10
+    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 10
 
 
-def test_identical_predictions_are_not_uploaded(server, env, workdir):
+@pytest.mark.slow
+def test_identical_predictions_are_not_uploaded(server, kaggle_env, workdir):
     # With a validation of its settings on file, a run trains once on every row (see make submit).
-    assert run_cli("fetch", "-q", cwd=workdir, env=env).returncode == 0
+    assert run_cli("fetch", "-q", cwd=workdir, env=kaggle_env).returncode == 0
     validate = ["validate", "-q", *RUN[2:]]
     assert run_cli(*validate, cwd=workdir).returncode == 0
-    assert run_cli(*RUN, cwd=workdir, env=env).returncode == 0
+    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     # Another seed is a change, so the run trains; logistic regression (lbfgs) has no randomness in its
     # fit on all rows, so the predictions are the same bytes and are not uploaded again.
     assert run_cli(*validate, "--seed", "7", cwd=workdir).returncode == 0
-    again = run_cli(*RUN, "--seed", "7", cwd=workdir, env=env)
-    assert again.returncode == 10 and "predictions identical to" in again.stdout
+    again = run_cli(*RUN, "--seed", "7", cwd=workdir, env=kaggle_env)
+    assert again.returncode == 10 and "is identical to" in again.stdout
     assert len(server.state.submissions) == 1
 
 
-def test_a_task_without_submissions_is_refused_before_kaggle(server, env, workdir):
-    result = run_cli("run", "-q", "--task", "fashion-mnist", cwd=workdir, env=env)
+@pytest.mark.slow
+def test_a_task_without_submissions_is_refused_before_kaggle(server, kaggle_env, workdir):
+    result = run_cli("run", "-q", "--task", "fashion-mnist", cwd=workdir, env=kaggle_env)
     assert result.returncode == 2
     assert "task 'fashion-mnist' has no submissions" in summary(result) and "make evaluate TASK=fashion-mnist" in result.stderr
     assert server.state.requests == []
 
 
-def test_quota_exhausted_skips_before_training(server, env, workdir, monkeypatch):
+@pytest.mark.slow
+def test_quota_exhausted_skips_before_training(server, kaggle_env, workdir, local_client):
     server.state.daily_limit = 1
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
-    website = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+    website = local_client()
     answer = workdir.parent / "answer.csv"
     answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
     website.submit(answer, "submitted on the website")  # today's one submission is used
-    result = run_cli(*RUN, cwd=workdir, env=env)
+    result = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert result.returncode == 10
     assert "no submissions left today" in summary(result)
     assert not (workdir / "data" / "models").exists()
 
 
-def test_dry_run_changes_nothing(server, env, workdir):
-    result = run_cli(*RUN, "--dry-run", cwd=workdir, env=env)
+@pytest.mark.slow
+def test_dry_run_changes_nothing(server, kaggle_env, workdir):
+    result = run_cli(*RUN, "--dry-run", cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     assert "dry run: would download the data" in summary(result)
     assert not (workdir / "data" / "raw").exists() and not (workdir / "submissions").exists()
     assert "PUT upload" not in server.state.requests
 
 
-def test_concurrent_runs_one_works_one_reports_already_running(server, env, workdir):
+@pytest.mark.slow
+def test_concurrent_runs_one_works_one_reports_already_running(server, kaggle_env, workdir):
     server.inject(method="GetSubmissionLimits", delay=3.0, count=1)  # holds the first run inside its lock
-    first = subprocess.Popen([sys.executable, "-m", "kaggle_digits", *RUN], cwd=workdir, env={**os.environ, **env},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "kaggle_digits", *RUN],
+        cwd=workdir,
+        env={**os.environ, **kaggle_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 30
     while not (workdir / "data" / "run.lock.json").exists() and time.time() < deadline:
         time.sleep(0.1)
-    second = run_cli(*RUN, cwd=workdir, env=env)
+    second = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert second.returncode == 6
     assert "kaggle-digits run not started (exit 6" in summary(second)
     assert f"another run is in progress (pid {first.pid} since" in second.stderr
@@ -139,10 +144,16 @@ def test_concurrent_runs_one_works_one_reports_already_running(server, env, work
     assert len(server.state.submissions) == 1
 
 
-def test_run_killed_during_training_then_a_clean_run(server, env, workdir):
+@pytest.mark.slow
+def test_run_killed_during_training_then_a_clean_run(server, kaggle_env, workdir):
     slow = ["run", "-q", "--model", "cnn", "-p", "epochs=60"]
-    victim = subprocess.Popen([sys.executable, "-m", "kaggle_digits", *slow], cwd=workdir, env={**os.environ, **env},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "kaggle_digits", *slow],
+        cwd=workdir,
+        env={**os.environ, **kaggle_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         texts = logs(workdir) if (workdir / "data" / "logs").exists() else []
@@ -157,41 +168,43 @@ def test_run_killed_during_training_then_a_clean_run(server, env, workdir):
     assert leftovers == []
     assert not (workdir / "submissions").exists() or not list((workdir / "submissions").glob("*.csv"))
 
-    result = run_cli(*RUN, cwd=workdir, env=env)
+    result = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     assert f"took over the lock left by pid {victim.pid}" in logs(workdir)[-1]
     assert len(server.state.submissions) == 1
 
 
-def test_transient_faults_are_survived(server, env, workdir):
+@pytest.mark.slow
+def test_transient_faults_are_survived(server, kaggle_env, workdir):
     server.inject(method="DownloadDataFiles", status=500, count=2)
     server.inject(method="CreateSubmission", status=429, retry_after=1, count=1)
-    result = run_cli(*RUN, cwd=workdir, env=env)
+    result = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     text = logs(workdir)[-1]
     assert "HTTP 500 on DownloadDataFiles; retrying" in text and "HTTP 429 on CreateSubmission; retrying" in text
 
 
-def test_failed_create_gives_the_kaggle_code_and_a_consistent_ledger(server, env, workdir):
+@pytest.mark.slow
+def test_failed_create_gives_the_kaggle_code_and_a_consistent_ledger(server, kaggle_env, workdir):
     """A 5xx on CreateSubmission may hide a created submission: UNKNOWN, settled from Kaggle's list next time."""
     server.inject(method="CreateSubmission", status=500, count=100)
-    failed = run_cli(*RUN, cwd=workdir, env={**env, "KAGGLE_DIGITS_RETRIES": "2"})
+    failed = run_cli(*RUN, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_RETRIES": "2"})
     assert failed.returncode == 5
     assert "kaggle-digits run failed (exit 5" in summary(failed) and "CreateSubmission" in failed.stderr
     assert server.state.requests.count("POST CreateSubmission") == 1, "never resent"
     (row,) = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert row["status"] == "UNKNOWN" and row["kaggle_ref"] == ""
     server.state.faults.clear()
-    retried = run_cli(*RUN, cwd=workdir, env=env)
+    retried = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert retried.returncode == 0, retried.stderr
     rows = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert [row["status"] for row in rows] == ["FAILED", "COMPLETE"]
     assert len(server.state.submissions) == 1
 
 
-def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir, monkeypatch):
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
-    kaggle = Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05))
+@pytest.mark.slow
+def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir, local_client):
+    kaggle = local_client()
     answer = workdir / "answer.csv"
     answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
     ref = kaggle.submit(answer, "kaggle-digits 20260101T000000Z-cnn: cnn, holdout 0.9900")
@@ -207,12 +220,13 @@ def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir,
     assert ledger.find_submitted("digit-recognizer", "a") and not ledger.find_submitted("digit-recognizer", "b")
 
 
-def test_lost_create_in_a_scheduled_run_is_settled_by_the_next_run_not_repeated(server, env, workdir):
+@pytest.mark.slow
+def test_lost_create_in_a_scheduled_run_is_settled_by_the_next_run_not_repeated(server, kaggle_env, workdir):
     server.inject(method="CreateSubmission", lost=True)
-    first = run_cli(*RUN, cwd=workdir, env=env)
+    first = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert first.returncode == 5 and "was lost" in summary(first)
     for _ in range(2):
-        again = run_cli(*RUN, cwd=workdir, env=env)
+        again = run_cli(*RUN, cwd=workdir, env=kaggle_env)
         assert again.returncode == 10, again.stdout + again.stderr
     assert len(server.state.submissions) == 1
     (row,) = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
@@ -227,16 +241,18 @@ def test_epochs_chosen_by_validation_do_not_count_as_a_change(workdir):
     asked = models.params_dict(models.params_for("cnn"))
     trained = {**asked, "epochs": 11}
     (workdir / "submissions").mkdir()
-    (workdir / "submissions" / "a.json").write_text(json.dumps(
-        {"data_checksum": "abc", "model": "cnn", "seed": 42, "params": trained, "requested_params": asked}))
+    (workdir / "submissions" / "a.json").write_text(
+        json.dumps({"data_checksum": "abc", "model": "cnn", "seed": 42, "params": trained, "requested_params": asked})
+    )
     settings = workflow.Settings(model="cnn")
     assert _unchanged_since({"file": "a.csv"}, settings, "abc")
     assert not _unchanged_since({"file": "a.csv"}, settings, "other data")
     assert not _unchanged_since({"file": "a.csv"}, workflow.Settings(model="cnn", overrides={"epochs": "20"}), "abc")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (REPO / ".venv" / "bin" / "kaggle-digits").exists(), reason="needs the repository's .venv (make install)")
-def test_the_readme_cron_line_starts_and_logs_on_a_fresh_copy(server, env, tmp_path, monkeypatch):
+def test_the_readme_cron_line_starts_and_logs_on_a_fresh_copy(server, kaggle_env, tmp_path, local_client):
     """The README's crontab line, word for word, run the way cron runs it: /bin/sh, a bare PATH, a fresh folder."""
     block = (REPO / "README.md").read_text().split("```cron\n", 1)[1].split("```", 1)[0]
     job = next(line for line in block.splitlines() if line[:1].isdigit())
@@ -247,14 +263,24 @@ def test_the_readme_cron_line_starts_and_logs_on_a_fresh_copy(server, env, tmp_p
     assert not (fresh / "data").exists()
     # Today's one submission is used (from the website), so the run skips before training: fast, and a real run.
     server.state.daily_limit = 1
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")
     answer = tmp_path / "answer.csv"
     answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
-    Kaggle(config.BUILTIN_TASKS["digit-recognizer"], Credentials(source="test", token=TOKEN), RetryPolicy(backoff=0.05)).submit(answer, "web")
-    cron_env = {"HOME": env["HOME"], "LOGNAME": "kaggle", "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin",
-                **{key: value for key, value in env.items() if key.startswith("KAGGLE")}}
-    result = subprocess.run(["/bin/sh", "-c", command.replace("/path/to/kaggle-digits", str(fresh))], env=cron_env,
-                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    local_client().submit(answer, "web")
+    cron_env = {
+        "HOME": kaggle_env["HOME"],
+        "LOGNAME": "kaggle",
+        "SHELL": "/bin/sh",
+        "PATH": "/usr/bin:/bin",
+        **{key: value for key, value in kaggle_env.items() if key.startswith("KAGGLE")},
+    }
+    result = subprocess.run(
+        ["/bin/sh", "-c", command.replace("/path/to/kaggle-digits", str(fresh))],
+        env=cron_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 10, result.stdout + result.stderr
     assert result.stdout + result.stderr == "", "everything goes to the log: cron mails nothing"
     text = (fresh / "data" / "logs" / "cron.log").read_text()

@@ -8,10 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from kaggle_digits import local_kaggle
-
-from conftest import run_cli
 
 TOKEN = local_kaggle.DEMO_TOKEN
 RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
@@ -33,12 +32,16 @@ def trained(workdir, small_competition):
     return small_competition
 
 
-@pytest.mark.parametrize("model, file, damage", [
-    ("softmax", "model.keras", "truncate"),
-    ("softmax", "config.json", "garbage"),
-    ("logreg", "model.joblib", "truncate"),
-    ("logreg", "config.json", "wrong-shape"),
-])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "model, file, damage",
+    [
+        ("softmax", "model.keras", "truncate"),
+        ("softmax", "config.json", "garbage"),
+        ("logreg", "model.joblib", "truncate"),
+        ("logreg", "config.json", "wrong-shape"),
+    ],
+)
 def test_a_damaged_model_file_is_one_line_with_the_fix(workdir, trained, model, file, damage):
     path = workdir / "data" / "models" / model / file
     content = path.read_bytes()
@@ -55,6 +58,7 @@ def test_a_damaged_model_file_is_one_line_with_the_fix(workdir, trained, model, 
     assert not list((workdir / "submissions").glob("*.csv")) if (workdir / "submissions").exists() else True
 
 
+@pytest.mark.slow
 def test_damaged_metrics_are_named_before_training(workdir, small_competition):
     validate = run_cli("validate", "--model", "logreg", "-p", "max_iter=30", "--data-dir", str(small_competition), cwd=workdir)
     assert validate.returncode == 0, validate.stderr
@@ -67,6 +71,7 @@ def test_damaged_metrics_are_named_before_training(workdir, small_competition):
     assert not (workdir / "data" / "models" / "logreg").exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_sidecar_is_named(workdir, trained):
     predicted = run_cli("predict", "--model", "logreg", "--data-dir", str(trained), cwd=workdir)
     assert predicted.returncode == 0, predicted.stderr
@@ -79,6 +84,7 @@ def test_a_damaged_sidecar_is_named(workdir, trained):
 
 # --- the ledger -------------------------------------------------------------------------------------------
 
+
 def ledger(workdir: Path) -> Path:
     return workdir / "submissions" / "ledger.csv"
 
@@ -88,6 +94,7 @@ def ledger_rows(workdir: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("garbage", [b"\x00\x01garbage\xff\xfe", b"this is not,a ledger\n1,2\n", b""])
 def test_a_damaged_ledger_stops_every_command_that_reads_it_and_is_kept(server, kaggle_env, workdir, garbage):
     assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
@@ -101,6 +108,7 @@ def test_a_damaged_ledger_stops_every_command_that_reads_it_and_is_kept(server, 
     assert len(server.state.submissions) == 1
 
 
+@pytest.mark.slow
 def test_ledger_rebuild_keeps_the_damaged_file_and_restores_every_page(server, kaggle_env, workdir):
     server.state.page_size = 1
     assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
@@ -113,13 +121,14 @@ def test_ledger_rebuild_keeps_the_damaged_file_and_restores_every_page(server, k
     assert len(kept) == 1 and kept[0].read_text() == "garbage\n"
     after = ledger_rows(workdir)
     assert [row["kaggle_ref"] for row in after] == [row["kaggle_ref"] for row in before]
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=True):
         for column in ("run_id", "task", "model", "status", "public_score", "config"):
             assert new[column] == old[column], column
         assert old["checksum"].startswith(new["checksum"])
     assert "restored 2 submissions from Kaggle's list" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_lost_ledger_on_a_fresh_machine_skips_what_kaggle_already_has(server, kaggle_env, workdir, tmp_path):
     """A new machine (or an expired Actions cache): same data and configuration as a submission on Kaggle."""
     assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
@@ -140,6 +149,7 @@ def test_a_lost_ledger_on_a_fresh_machine_skips_what_kaggle_already_has(server, 
     assert ledger_rows(workdir)[0]["kaggle_ref"] == str(server.state.submissions[0].ref)
 
 
+@pytest.mark.slow
 def test_the_description_carries_what_the_guards_need(server, kaggle_env, workdir):
     assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     (row,) = ledger_rows(workdir)
@@ -149,6 +159,8 @@ def test_the_description_carries_what_the_guards_need(server, kaggle_env, workdi
 
 # --- small records ----------------------------------------------------------------------------------------
 
+
+@pytest.mark.slow
 def test_damaged_download_marker_and_lock_record_are_recovered_from(server, kaggle_env, workdir):
     assert run_cli("fetch", cwd=workdir, env=kaggle_env).returncode == 0
     marker = workdir / "data" / "raw" / "digit-recognizer.zip.json"
@@ -161,6 +173,7 @@ def test_damaged_download_marker_and_lock_record_are_recovered_from(server, kagg
     assert json.loads(marker.read_text())["etag"]
 
 
+@pytest.mark.slow
 def test_submit_on_a_machine_without_the_ledger_refuses_a_file_kaggle_has(server, kaggle_env, workdir, tmp_path):
     answer = tmp_path / "answer.csv"
     answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
@@ -173,6 +186,7 @@ def test_submit_on_a_machine_without_the_ledger_refuses_a_file_kaggle_has(server
     assert len(server.state.submissions) == 1
 
 
+@pytest.mark.slow
 def test_deleted_sidecar_and_submission_file_do_not_turn_the_guards_off(server, kaggle_env, workdir):
     """What the README calls safe to delete is safe: the ledger's configuration hash keeps 'nothing changed'."""
     assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
@@ -183,6 +197,7 @@ def test_deleted_sidecar_and_submission_file_do_not_turn_the_guards_off(server, 
     assert len(server.state.submissions) == 1
 
 
+@pytest.mark.slow
 def test_keep_alive_after_a_ledger_rebuild_uploads_the_file_without_training(server, kaggle_env, workdir):
     assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     ledger(workdir).unlink()
@@ -203,6 +218,7 @@ def test_the_fix_names_the_model_and_task_of_the_folder():
     assert _make_command("validate", Path("data/reports/fast-fashion-mnist-evaluate")) == "make validate MODEL=fast TASK=fashion-mnist"
 
 
+@pytest.mark.slow
 def test_a_model_saved_by_an_older_recipe_says_so(workdir, trained):
     """A cnn trained before its recipe changed (blocks, dense_units) is not called damaged: retrain it."""
     path = workdir / "data" / "models" / "softmax" / "config.json"

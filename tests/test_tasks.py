@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli, write_competition
 
 from kaggle_digits import config, local_kaggle
 
-from conftest import run_cli, write_competition
+# Every test here runs a whole flow in subprocesses (or a server): not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 TOKEN = local_kaggle.DEMO_TOKEN
 FAST = ["--model", "logreg", "-p", "max_iter=60"]
@@ -17,15 +19,12 @@ FAST = ["--model", "logreg", "-p", "max_iter=60"]
 @pytest.fixture
 def server(sample):
     # The real Fashion/Kannada data are not in the repo: the sample's digits, in each task's exact layout.
-    competitions = [local_kaggle.competition_from_arrays(task, sample.train_images[:1500], sample.train_labels[:1500])
-                    for task in config.BUILTIN_TASKS.values()]
+    competitions = [
+        local_kaggle.competition_from_arrays(task, sample.train_images[:1500], sample.train_labels[:1500])
+        for task in config.BUILTIN_TASKS.values()
+    ]
     with local_kaggle.LocalKaggleServer(competitions, scoring_delay=0.2) as running:
         yield running
-
-
-@pytest.fixture
-def env(kaggle_env):
-    return kaggle_env
 
 
 def test_tasks_lists_what_each_fetches_and_writes(workdir):
@@ -37,8 +36,8 @@ def test_tasks_lists_what_each_fetches_and_writes(workdir):
     assert "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot" in text
 
 
-def test_fashion_mnist_fetch_evaluate_and_no_submission(server, env, workdir):
-    result = run_cli("evaluate", "--task", "fashion-mnist", *FAST, cwd=workdir, env=env)
+def test_fashion_mnist_fetch_evaluate_and_no_submission(server, kaggle_env, workdir):
+    result = run_cli("evaluate", "--task", "fashion-mnist", *FAST, cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     assert "fetch: dataset 'zalando-research/fashionmnist'" in result.stderr
     assert "POST DownloadDataset" in server.state.requests
@@ -51,13 +50,13 @@ def test_fashion_mnist_fetch_evaluate_and_no_submission(server, env, workdir):
     assert metrics["validation_rows"] == 300 and len(metrics["per_class_accuracy"]) == 10
     assert (report / "confusion_matrix.png").exists() and (report / "misclassified.png").exists()
 
-    refused = run_cli("submit", "--task", "fashion-mnist", *FAST, cwd=workdir, env=env)
+    refused = run_cli("submit", "--task", "fashion-mnist", *FAST, cwd=workdir, env=kaggle_env)
     assert refused.returncode == 2
     assert "task 'fashion-mnist' has no submissions" in refused.stderr and "make evaluate TASK=fashion-mnist" in refused.stderr
 
 
-def test_kannada_mnist_submit_end_to_end(server, env, workdir):
-    result = run_cli("submit", "--task", "kannada-mnist", *FAST, cwd=workdir, env=env)
+def test_kannada_mnist_submit_end_to_end(server, kaggle_env, workdir):
+    result = run_cli("submit", "--task", "kannada-mnist", *FAST, cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     assert "fetch: competition 'Kannada-MNIST'" in result.stderr
     (written,) = (workdir / "submissions").glob("*-kannada-mnist-logreg.csv")
@@ -74,8 +73,8 @@ def test_kannada_mnist_submit_end_to_end(server, env, workdir):
 def test_a_task_file_adds_a_task_without_code(workdir, sample):
     (workdir / "tasks").mkdir()
     (workdir / "tasks" / "my-digits.toml").write_text(
-        'name = "my-digits"\nsource = "competition"\nref = "my-digits"\ntest_id_column = "id"\n'
-        'submission_columns = ["id", "label"]\n')
+        'name = "my-digits"\nsource = "competition"\nref = "my-digits"\ntest_id_column = "id"\nsubmission_columns = ["id", "label"]\n'
+    )
     task = config.Task(name="my-digits", source="competition", ref="my-digits", test_id_column="id", submission_columns=("id", "label"))
     folder = write_competition(workdir / "mine", sample, task=task)
     listed = run_cli("tasks", cwd=workdir)
@@ -87,15 +86,18 @@ def test_a_task_file_adds_a_task_without_code(workdir, sample):
     assert written.read_text().startswith("id,label\n0,")
 
 
-@pytest.mark.parametrize("content, message", [
-    ('name = "x"\nsource = "competition"\nref = ', "not valid TOML"),
-    ('name = "x"\nsource = "competition"\nref = "x"\ncolour = "red"\n', "unknown key 'colour'"),
-    ('name = "x"\nsource = "competition"\n', "'ref' is missing"),
-    ('name = "x"\nsource = "kernel"\nref = "x"\n', "source must be \"competition\" or \"dataset\""),
-    ('name = "x"\nsource = "dataset"\nref = "x"\n', "is not owner/dataset"),
-    ('name = "x"\nsource = "competition"\nref = "x"\nfirst_pixel_index = "one"\n', "'first_pixel_index' must be int"),
-    ('name = "x"\nsource = "competition"\nref = "x"\nclass_names = ["a", "b"]\n', "lists 2 classes"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('name = "x"\nsource = "competition"\nref = ', "not valid TOML"),
+        ('name = "x"\nsource = "competition"\nref = "x"\ncolour = "red"\n', "unknown key 'colour'"),
+        ('name = "x"\nsource = "competition"\n', "'ref' is missing"),
+        ('name = "x"\nsource = "kernel"\nref = "x"\n', 'source must be "competition" or "dataset"'),
+        ('name = "x"\nsource = "dataset"\nref = "x"\n', "is not owner/dataset"),
+        ('name = "x"\nsource = "competition"\nref = "x"\nfirst_pixel_index = "one"\n', "'first_pixel_index' must be int"),
+        ('name = "x"\nsource = "competition"\nref = "x"\nclass_names = ["a", "b"]\n', "lists 2 classes"),
+    ],
+)
 def test_bad_task_file_is_one_clear_line(content, message, workdir):
     path = workdir / "bad.toml"
     path.write_text(content)
@@ -114,8 +116,24 @@ def test_bench_runs_for_every_task(workdir, sample):
         archive = write_competition(workdir / task.name, sample, n_train=1500, n_test=200, task=task, as_zip=True)
         out = workdir / "bench" / task.name
         # Few rows: a faster softmax and smaller batches, so both clearly learn in seconds.
-        result = run_cli("bench", "--task", task.name, "--quick", "--models", "softmax,fast", "--data", str(archive), "--out", str(out),
-                         "-p", "softmax:learning_rate=0.005", "-p", "fast:batch_size=32", cwd=workdir, timeout=600)
+        result = run_cli(
+            "bench",
+            "--task",
+            task.name,
+            "--quick",
+            "--models",
+            "softmax,fast",
+            "--data",
+            str(archive),
+            "--out",
+            str(out),
+            "-p",
+            "softmax:learning_rate=0.005",
+            "-p",
+            "fast:batch_size=32",
+            cwd=workdir,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr + result.stdout
         report = json.loads((out / "bench.json").read_text())
         assert [row["model"] for row in report["results"]] == ["softmax", "fast"]

@@ -8,10 +8,21 @@ Two kinds of host, kept apart (as on kaggle.com):
 - credentials.py: the official client's sources, in its order. retries.py: the transport policy.
 """
 
-from .client import Kaggle, Limits
+from .client import Kaggle, Limits, SubmissionState
 from .credentials import TOKEN_HELP, Credentials
 from .kernels import GpuQuota, KernelOutput, Kernels, KernelState, PushedKernel
 from .retries import RetryPolicy
 
-__all__ = ["Kaggle", "Limits", "Credentials", "RetryPolicy", "TOKEN_HELP", "GpuQuota", "KernelOutput", "Kernels", "KernelState",
-           "PushedKernel"]
+__all__ = [
+    "Kaggle",
+    "Limits",
+    "SubmissionState",
+    "Credentials",
+    "RetryPolicy",
+    "TOKEN_HELP",
+    "GpuQuota",
+    "KernelOutput",
+    "Kernels",
+    "KernelState",
+    "PushedKernel",
+]

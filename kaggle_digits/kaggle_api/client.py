@@ -13,20 +13,22 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from tqdm import tqdm
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
-from ..config import Task
-from ..errors import AuthError, KaggleError, KaggleUnavailable, SubmissionOutcomeUnknown, UsageError
+from ..config import SCORING_WAIT_SECONDS, Task
+from ..errors import AuthError, KaggleError, KaggleUnavailable, SubmissionOutcomeUnknown, ToolkitError, UsageError
 from . import credentials as found
 from .credentials import TOKEN_HELP, Credentials
 from .retries import RetryPolicy
+from .sdk import sdk
 from .storage import Storage
 
 log = logging.getLogger("kaggle_digits")
@@ -48,24 +50,36 @@ class Limits:
         return (self.today, self.total, self.allowed_now) != (0, 0, 0)  # all zeros: rules not accepted
 
 
+@dataclass(frozen=True)
+class SubmissionState:
+    """One submission as Kaggle lists it (GetSubmission, ListSubmissions); dates are UTC text."""
+
+    ref: int
+    status: str  # PENDING, COMPLETE or ERROR
+    public_score: str = ""
+    private_score: str = ""
+    error: str = ""
+    date: str = ""
+    description: str = ""
+    file_name: str = ""
+
+
 class Kaggle:
     """One task's competition (or data set) through the official client."""
 
-    def __init__(self, task: Task, credentials: Credentials | None = None, policy: RetryPolicy | None = None,
-                 competition: str | None = None):
-        from kagglesdk import KaggleClient
-        from kagglesdk.kaggle_env import get_endpoint, get_env
-        from kagglesdk.kaggle_http_client import KaggleHttpClient
+    def __init__(
+        self, task: Task, credentials: Credentials | None = None, policy: RetryPolicy | None = None, competition: str | None = None
+    ):
 
         self.task = task
         self.name = competition or task.ref
         self.policy = policy or RetryPolicy.from_environment()
         try:
-            self.endpoint = get_endpoint(get_env())
+            self.endpoint = sdk().get_endpoint(sdk().get_env())
         except Exception as error:  # kagglesdk raises a bare Exception for an unknown environment
             raise UsageError(f"KAGGLE_API_ENVIRONMENT: {error}. Fix: unset it, or use TEST (the local server) or LOCALHOST") from None
-        self._bearer = KaggleHttpClient.BearerAuth
-        self.client = KaggleClient(env=None)
+        self._bearer = sdk().KaggleHttpClient.BearerAuth
+        self.client = sdk().KaggleClient(env=None)
         # The transport goes on the client's own requests session (kagglesdk offers no hook for it),
         # so every call the official client makes gets retries and timeouts. CreateSubmission gets a
         # transport of its own (requests picks the longest matching prefix): it is never resent.
@@ -108,8 +122,12 @@ class Kaggle:
         legacy = found.legacy_key()
         if legacy is not None:
             if rejected:
-                log.warning("Kaggle: the access token from %s is not valid (unknown, inactive or expired); "
-                            "using the key from %s instead, as the official client does", rejected.source, legacy.source)
+                log.warning(
+                    "Kaggle: the access token from %s is not valid (unknown, inactive or expired); "
+                    "using the key from %s instead, as the official client does",
+                    rejected.source,
+                    legacy.source,
+                )
             self._use(legacy)
             return
         self.credentials = rejected or Credentials(source="no credentials")
@@ -121,16 +139,17 @@ class Kaggle:
             self._use(oauth)
             return
         if rejected:
-            raise AuthError(f"Kaggle rejected the access token from {rejected.source} (unknown, inactive or expired), "
-                            f"and no other credentials were found. Fix: {TOKEN_HELP}")
+            raise AuthError(
+                f"Kaggle rejected the access token from {rejected.source} (unknown, inactive or expired), "
+                f"and no other credentials were found. Fix: {TOKEN_HELP}"
+            )
         raise AuthError(f"no Kaggle credentials found (tried {found.places_tried()}). Fix: {TOKEN_HELP}")
 
     def _introspect(self, token: Credentials) -> str | None:
         """The user name, or None when Kaggle says the token is not valid (400, 403 or 404 there, as
         the official client's `_introspect_token` reads it)."""
-        from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
 
-        request = IntrospectTokenRequest()
+        request = sdk().IntrospectTokenRequest()
         request.token = token.token
 
         def introspect():
@@ -166,7 +185,7 @@ class Kaggle:
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
             raise self._unreachable(error, what) from None
 
-    def _http_failure(self, error: requests.exceptions.HTTPError, what: str, not_found: str | None = None) -> KaggleError:
+    def _http_failure(self, error: requests.exceptions.HTTPError, what: str, not_found: str | None = None) -> ToolkitError:
         response = error.response
         status = response.status_code if response is not None else 0
         if response is not None and not str(response.url or "").startswith(self.endpoint):
@@ -181,7 +200,9 @@ class Kaggle:
             )
         if status == 404:
             kind = "data set" if self.task.source == "dataset" else "competition"
-            return KaggleError(not_found or f"Kaggle has no {kind} '{self.name}' (HTTP 404 while {what}). Fix: check the name, as in {self.page}")
+            return KaggleError(
+                not_found or f"Kaggle has no {kind} '{self.name}' (HTTP 404 while {what}). Fix: check the name, as in {self.page}"
+            )
         if status == 429 or status >= 500:
             return KaggleUnavailable(
                 f"Kaggle kept failing while {what} (HTTP {status} after {self.policy.retries} retries). Fix: try again later"
@@ -198,15 +219,12 @@ class Kaggle:
     def open_download(self) -> requests.Response:
         """The streamed answer to DownloadDataFiles (or DownloadDataset), followed to storage: headers first."""
         if self.task.source == "dataset":
-            from kagglesdk.datasets.types.dataset_api_service import ApiDownloadDatasetRequest
-
             owner, slug = self.name.split("/", 1)
-            request = ApiDownloadDatasetRequest()
+            request = sdk().ApiDownloadDatasetRequest()
             request.owner_slug, request.dataset_slug = owner, slug
             return self.call("starting the download", lambda: self.client.datasets.dataset_api_client.download_dataset(request))
-        from kagglesdk.competitions.types.competition_api_service import ApiDownloadDataFilesRequest
 
-        request = ApiDownloadDataFilesRequest()
+        request = sdk().ApiDownloadDataFilesRequest()
         request.competition_name = self.name
         return self.call("starting the download", lambda: self.competitions.download_data_files(request))
 
@@ -256,8 +274,12 @@ class Kaggle:
         written = 0
         url = response.url
         attempts = 0
-        with open(part, "wb") as handle, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, disable=quiet,
-                                              desc=f"download {target.name}", leave=False) as progress:
+        with (
+            open(part, "wb") as handle,
+            tqdm(
+                total=size, unit="B", unit_scale=True, unit_divisor=1024, disable=quiet, desc=f"download {target.name}", leave=False
+            ) as progress,
+        ):
             while True:
                 try:
                     for chunk in response.iter_content(chunk_size=1 << 20):
@@ -267,18 +289,28 @@ class Kaggle:
                     if size is None or written >= size:
                         break
                     raise requests.exceptions.ChunkedEncodingError(f"connection closed at {written} of {size} bytes")
-                except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+                except (
+                    requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ConnectionError,
+                    requests.exceptions.Timeout,
+                ) as error:
                     attempts += 1
                     if attempts > self.policy.retries:
                         response.close()
                         part.unlink(missing_ok=True)
                         raise KaggleUnavailable(
-                            f"download of {target.name} kept breaking off ({type(error).__name__}; {attempts - 1} resumes). Fix: run again later"
+                            f"download of {target.name} kept breaking off ({type(error).__name__}; {attempts - 1} resumes). "
+                            f"Fix: run again later"
                         ) from None
-                    log.warning("Kaggle: download broke off at %d bytes (%s); resuming (%d of %d)",
-                                written, type(error).__name__, attempts, self.policy.retries)
+                    log.warning(
+                        "Kaggle: download broke off at %d bytes (%s); resuming (%d of %d)",
+                        written,
+                        type(error).__name__,
+                        attempts,
+                        self.policy.retries,
+                    )
                     try:
-                        response, url = self._resume(url, written, identity["etag"])
+                        response, url = self._resume(url, written, str(identity["etag"]))
                     except KaggleError:
                         part.unlink(missing_ok=True)
                         raise
@@ -299,9 +331,8 @@ class Kaggle:
     # --- submissions ----------------------------------------------------------------------------
     def limits(self) -> Limits:
         """Today's allowance; refuses, with the rules URL, a competition the account has not joined."""
-        from kagglesdk.competitions.types.competition_api_service import ApiGetSubmissionLimitsRequest
 
-        request = ApiGetSubmissionLimitsRequest()
+        request = sdk().ApiGetSubmissionLimitsRequest()
         request.competition_name = self.name
         answer = self.call("checking today's submission limit", lambda: self.competitions.get_submission_limits(request))
         limits = Limits(today=answer.num_today or 0, total=answer.num_total or 0, allowed_now=answer.num_allowed_now or 0)
@@ -317,17 +348,16 @@ class Kaggle:
 
         Returns the blob token CreateSubmission takes. Only 200/201 mean the file is stored.
         """
-        from kagglesdk.competitions.types.competition_api_service import ApiStartSubmissionUploadRequest
 
         content = path.read_bytes()
         reason = ""
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-            start = ApiStartSubmissionUploadRequest()
+            start = sdk().ApiStartSubmissionUploadRequest()
             start.competition_name = self.name
             start.file_name = path.name
             start.content_length = len(content)
             start.last_modified_epoch_seconds = int(path.stat().st_mtime)
-            upload = self.call("starting the upload", lambda: self.competitions.start_submission_upload(start))
+            upload = self.call("starting the upload", lambda: self.competitions.start_submission_upload(start))  # noqa: B023 (called at once)
             try:
                 response = self.storage.put(upload.create_url, content)
                 if response.status_code in (200, 201):
@@ -336,10 +366,16 @@ class Kaggle:
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
                 reason = type(error).__name__
             if attempt < UPLOAD_ATTEMPTS:
-                log.warning("Kaggle: storage did not take the upload (%s); starting over with a new upload (%d of %d)",
-                            reason, attempt, UPLOAD_ATTEMPTS - 1)
-        raise KaggleUnavailable(f"could not upload {path.name} to Kaggle's storage ({reason}, {UPLOAD_ATTEMPTS} attempts); "
-                                f"nothing was submitted. Fix: run again later")
+                log.warning(
+                    "Kaggle: storage did not take the upload (%s); starting over with a new upload (%d of %d)",
+                    reason,
+                    attempt,
+                    UPLOAD_ATTEMPTS - 1,
+                )
+        raise KaggleUnavailable(
+            f"could not upload {path.name} to Kaggle's storage ({reason}, {UPLOAD_ATTEMPTS} attempts); "
+            f"nothing was submitted. Fix: run again later"
+        )
 
     def submit(self, path: Path, message: str) -> int:
         """Upload, then CreateSubmission once; returns Kaggle's submission ref.
@@ -348,16 +384,17 @@ class Kaggle:
         connection, a 5xx) the submission may exist, so it raises SubmissionOutcomeUnknown instead of
         trying again; the caller settles it from Kaggle's list (the message carries the run id).
         """
-        from kagglesdk.competitions.types.competition_api_service import ApiCreateSubmissionRequest
 
         token = self._upload(path)
-        create = ApiCreateSubmissionRequest()
+        create = sdk().ApiCreateSubmissionRequest()
         create.competition_name = self.name
         create.blob_file_tokens = token
         create.submission_description = message
-        unknown = (f"the answer to CreateSubmission for {path.name} was lost ({{}}): Kaggle may or may not have the "
-                   f"submission. It is recorded as UNKNOWN and settled from Kaggle's own list on the next run, and never "
-                   f"uploaded twice. Fix: run 'make status' (or the same command again) in a minute")
+        unknown = (
+            f"the answer to CreateSubmission for {path.name} was lost ({{}}): Kaggle may or may not have the "
+            f"submission. It is recorded as UNKNOWN and settled from Kaggle's own list on the next run, and never "
+            f"uploaded twice. Fix: run 'make status' (or the same command again) in a minute"
+        )
         try:
             answer = self.competitions.create_submission(create)
         except requests.exceptions.HTTPError as error:
@@ -373,18 +410,17 @@ class Kaggle:
             return int(answer.ref)
         # Some answers carry only a message: find the submission by its (unique) description instead.
         try:
-            found_refs = [item["ref"] for item in self.submissions() if item["description"] == message]
+            found_refs = [item.ref for item in self.submissions() if item.description == message]
         except KaggleError as error:  # created, but which ref is not known: settled from the list next time
             raise SubmissionOutcomeUnknown(unknown.format(f"no ref in the answer, and {error}")) from None
         if found_refs:
             return int(found_refs[0])
         raise KaggleError(f"Kaggle did not accept the submission: {answer.message or 'no reason given'}")
 
-    def submission(self, ref: int) -> dict[str, Any] | None:
+    def submission(self, ref: int) -> SubmissionState | None:
         """One submission's state; None while Kaggle does not know the ref (yet)."""
-        from kagglesdk.competitions.types.competition_api_service import ApiGetSubmissionRequest
 
-        request = ApiGetSubmissionRequest()
+        request = sdk().ApiGetSubmissionRequest()
         request.ref = ref
 
         def get():
@@ -398,25 +434,24 @@ class Kaggle:
         answer = self.call("reading the submission's status", get)
         return _describe(answer) if answer is not None else None
 
-    def submissions(self) -> list[dict[str, Any]]:
+    def submissions(self) -> list[SubmissionState]:
         """Every submission of the team on this competition, newest first: all pages."""
-        from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
 
-        items: list[dict[str, Any]] = []
+        items: list[SubmissionState] = []
         token, seen = "", set()
         while True:
-            request = ApiListSubmissionsRequest()
+            request = sdk().ApiListSubmissionsRequest()
             request.competition_name = self.name
             if token:
                 request.page_token = token
-            answer = self.call("listing submissions", lambda: self.competitions.list_submissions(request))
+            answer = self.call("listing submissions", lambda: self.competitions.list_submissions(request))  # noqa: B023 (called at once)
             items.extend(_describe(submission) for submission in answer.submissions)
             token = answer.next_page_token
             if not token or token in seen:  # a repeated token would loop forever
                 return items
             seen.add(token)
 
-    def wait(self, ref: int, timeout: float = 900.0, poll: float = 1.0, max_poll: float = 30.0) -> dict[str, Any]:
+    def wait(self, ref: int, timeout: float = SCORING_WAIT_SECONDS, poll: float = 1.0, max_poll: float = 30.0) -> SubmissionState:
         """Poll until scored; the interval grows from `poll` to `max_poll` seconds.
 
         Right after CreateSubmission, GetSubmission may answer 404 for a while: that is pending.
@@ -427,10 +462,11 @@ class Kaggle:
             state = self.submission(ref)
             if state is None:
                 if time.monotonic() - started > VISIBILITY_GRACE:
-                    raise KaggleError(f"Kaggle does not know submission {ref} {VISIBILITY_GRACE:.0f} s after creating it. "
-                                      f"Fix: run 'make status' later")
-                state = {"ref": ref, "status": "PENDING", "public_score": "", "private_score": "", "error": ""}
-            if state["status"] != "PENDING" or time.monotonic() + poll > deadline:
+                    raise KaggleError(
+                        f"Kaggle does not know submission {ref} {VISIBILITY_GRACE:.0f} s after creating it. Fix: run 'make status' later"
+                    )
+                state = SubmissionState(ref=ref, status="PENDING")
+            if state.status != "PENDING" or time.monotonic() + poll > deadline:
                 return state
             time.sleep(poll)
             poll = min(poll * 1.5, max_poll)
@@ -461,15 +497,15 @@ def utc_text(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _describe(submission) -> dict[str, Any]:
+def _describe(submission) -> SubmissionState:
     status = submission.status.name if hasattr(submission.status, "name") else str(submission.status)
-    return {
-        "ref": submission.ref,
-        "date": utc_text(submission.date),
-        "description": submission.description or "",
-        "status": status,
-        "public_score": submission.public_score or "",
-        "private_score": submission.private_score or "",
-        "error": submission.error_description or "",
-        "file_name": submission.file_name,
-    }
+    return SubmissionState(
+        ref=submission.ref,
+        status=status,
+        public_score=submission.public_score or "",
+        private_score=submission.private_score or "",
+        error=submission.error_description or "",
+        date=utc_text(submission.date),
+        description=submission.description or "",
+        file_name=submission.file_name or "",
+    )

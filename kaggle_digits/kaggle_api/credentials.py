@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .. import redact
 from ..errors import AuthError
+from .sdk import sdk
 
 log = logging.getLogger("kaggle_digits")
 
@@ -155,9 +156,7 @@ def legacy_key() -> Credentials | None:
 def oauth(client) -> Credentials | None:
     """`kaggle auth login`'s ~/.kaggle/credentials.json, through kagglesdk's own loader (it refreshes
     the short-lived access token through the API when needed)."""
-    from kagglesdk.kaggle_creds import KaggleCredentials
-
-    saved = KaggleCredentials.load(client=client)
+    saved = sdk().KaggleCredentials.load(client=client)
     if saved is None:
         return None
     token = saved.get_access_token()
@@ -168,10 +167,15 @@ def oauth(client) -> Credentials | None:
 
 
 def places_tried() -> str:
-    return ", ".join([
-        "KAGGLE_API_TOKEN", str(home() / ".kaggle" / "access_token"), str(config_dir() / "kaggle.json"),
-        "KAGGLE_USERNAME + KAGGLE_KEY", str(home() / ".kaggle" / "credentials.json"),
-    ])
+    return ", ".join(
+        [
+            "KAGGLE_API_TOKEN",
+            str(home() / ".kaggle" / "access_token"),
+            str(config_dir() / "kaggle.json"),
+            "KAGGLE_USERNAME + KAGGLE_KEY",
+            str(home() / ".kaggle" / "credentials.json"),
+        ]
+    )
 
 
 def _warn_if_readable(path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from ..errors import KaggleError, KaggleUnavailable
+from .sdk import sdk
 
 DONE = ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
 
@@ -76,10 +77,10 @@ class Kernels:
         self.api = kaggle.client.kernels.kernels_api_client
 
     def gpu_quota(self) -> GpuQuota:
-        from kagglesdk.kernels.types.kernels_api_service import ApiGetAcceleratorQuotaStatisticsRequest
 
-        answer = self.kaggle.call("reading the GPU quota",
-                                  lambda: self.api.get_accelerator_quota_statistics(ApiGetAcceleratorQuotaStatisticsRequest()))
+        answer = self.kaggle.call(
+            "reading the GPU quota", lambda: self.api.get_accelerator_quota_statistics(sdk().ApiGetAcceleratorQuotaStatisticsRequest())
+        )
         quota = answer.gpu_quota
         used = quota.time_used.total_seconds() if quota and quota.time_used else 0.0
         allowed = quota.total_time_allowed.total_seconds() if quota and quota.total_time_allowed else 0.0
@@ -87,21 +88,25 @@ class Kernels:
 
     def push(self, owner: str, slug: str, title: str, script: str, competition: str, gpu: bool, timeout_seconds: int) -> PushedKernel:
         """One SaveKernel: a new private version of a script kernel that runs at once, internet off."""
-        from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
 
-        request = ApiSaveKernelRequest()
+        request = sdk().ApiSaveKernelRequest()
         request.slug, request.new_title, request.text = f"{owner}/{slug}", title, script
         request.language, request.kernel_type = "python", "script"
         request.is_private, request.enable_gpu, request.enable_internet = True, gpu, False
         request.competition_data_sources = [competition]
         request.session_timeout_seconds = int(timeout_seconds)
-        answer = self.kaggle.call(f"pushing the kernel {owner}/{slug}", lambda: self.api.save_kernel(request),
-                                  not_found=f"Kaggle has no competition '{competition}' to attach to the kernel. Fix: check the name")
+        answer = self.kaggle.call(
+            f"pushing the kernel {owner}/{slug}",
+            lambda: self.api.save_kernel(request),
+            not_found=f"Kaggle has no competition '{competition}' to attach to the kernel. Fix: check the name",
+        )
         if answer.error:
             raise KaggleError(f"Kaggle refused the kernel {owner}/{slug}: {answer.error}")
         if competition in (answer.invalid_competition_sources or []):
-            raise KaggleError(f"Kaggle could not attach '{competition}' to the kernel {owner}/{slug} (not a competition this "
-                              f"account can use). Fix: accept its rules at https://www.kaggle.com/competitions/{competition}/rules")
+            raise KaggleError(
+                f"Kaggle could not attach '{competition}' to the kernel {owner}/{slug} (not a competition this "
+                f"account can use). Fix: accept its rules at https://www.kaggle.com/competitions/{competition}/rules"
+            )
         # Follow the kernel Kaggle says it saved ("/code/<owner>/<slug>"), not the one asked for.
         parts = (answer.ref or "").strip("/").split("/")
         if len(parts) == 3 and parts[0] == "code":
@@ -109,29 +114,33 @@ class Kernels:
         return PushedKernel(owner, slug, int(answer.version_number or 0), answer.url or f"https://www.kaggle.com/code/{owner}/{slug}")
 
     def status(self, pushed: PushedKernel) -> KernelState:
-        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
 
-        request = ApiGetKernelSessionStatusRequest()
+        request = sdk().ApiGetKernelSessionStatusRequest()
         request.user_name, request.kernel_slug, request.version_label = pushed.owner, pushed.slug, pushed.label
-        answer = self.kaggle.call(f"reading the status of {pushed.ref} {pushed.label}", lambda: self.api.get_kernel_session_status(request),
-                                  not_found=f"Kaggle has no version {pushed.label} of the kernel {pushed.ref}")
+        answer = self.kaggle.call(
+            f"reading the status of {pushed.ref} {pushed.label}",
+            lambda: self.api.get_kernel_session_status(request),
+            not_found=f"Kaggle has no version {pushed.label} of the kernel {pushed.ref}",
+        )
         status = answer.status.name if answer.status is not None else "QUEUED"
         return KernelState(status, answer.failure_message or "")
 
     def output(self, pushed: PushedKernel, target: Path, keep: tuple[str, ...] = (), files: bool = True) -> KernelOutput:
         """Every output file whose name starts with one of `keep` (all when empty) into `target`, and the log
         (only the log with `files=False`)."""
-        from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
 
-        wanted, log, token = files, [], ""
-        files = []
+        wanted, token = files, ""
+        log: list = []
+        saved: list[Path] = []
         target_root = target.resolve()
         while True:
-            request = ApiListKernelSessionOutputRequest()
+            request = sdk().ApiListKernelSessionOutputRequest()
             request.user_name, request.kernel_slug, request.version_label = pushed.owner, pushed.slug, pushed.label
             request.page_size, request.page_token = 50, token
-            answer = self.kaggle.call(f"listing the output of {pushed.ref} {pushed.label}",
-                                      lambda: self.api.list_kernel_session_output(request))
+            answer = self.kaggle.call(
+                f"listing the output of {pushed.ref} {pushed.label}",
+                lambda: self.api.list_kernel_session_output(request),  # noqa: B023 (called at once)
+            )
             if answer.log and not log:
                 try:
                     log = json.loads(answer.log)
@@ -148,16 +157,20 @@ class Kernels:
                 try:
                     response = self.kaggle.storage.get(item.url)
                 except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-                    raise KaggleUnavailable(f"cannot reach Kaggle's storage for the kernel output {name} ({type(error).__name__}, "
-                                            f"after retries). Fix: check the network, then run again") from None
+                    raise KaggleUnavailable(
+                        f"cannot reach Kaggle's storage for the kernel output {name} ({type(error).__name__}, "
+                        f"after retries). Fix: check the network, then run again"
+                    ) from None
                 if response.status_code != 200:
                     response.close()
-                    raise KaggleError(f"Kaggle's storage answered HTTP {response.status_code} for the kernel output {name}. "
-                                      f"Fix: run again (the signed URLs expire)")
+                    raise KaggleError(
+                        f"Kaggle's storage answered HTTP {response.status_code} for the kernel output {name}. "
+                        f"Fix: run again (the signed URLs expire)"
+                    )
                 with response, open(path, "wb") as out:
                     for chunk in response.iter_content(1 << 20):
                         out.write(chunk)
-                files.append(path)
+                saved.append(path)
             token = answer.next_page_token or ""
             if not token or not wanted:
-                return KernelOutput(files, log)
+                return KernelOutput(saved, log)

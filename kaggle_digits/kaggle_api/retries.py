@@ -4,12 +4,13 @@ once it may have reached Kaggle."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
+
+from .. import config
 
 log = logging.getLogger("kaggle_digits")
 
@@ -26,11 +27,10 @@ class RetryPolicy:
     timeout: float = 60.0  # per request (connect and each read)
 
     @classmethod
-    def from_environment(cls) -> "RetryPolicy":
+    def from_environment(cls) -> RetryPolicy:
         """KAGGLE_DIGITS_RETRIES / _BACKOFF / _TIMEOUT tune it (tests make it quick)."""
         policy = cls()
-        for name, attribute in (("RETRIES", "retries"), ("BACKOFF", "backoff"), ("TIMEOUT", "timeout")):
-            value = os.environ.get(f"KAGGLE_DIGITS_{name}")
+        for value, attribute in ((config.RETRIES, "retries"), (config.BACKOFF, "backoff"), (config.TIMEOUT, "timeout")):
             if value:
                 setattr(policy, attribute, type(getattr(policy, attribute))(value))
         return policy

@@ -13,11 +13,23 @@ It is as strict as kaggle.com where the official client meets it, and no stricte
 """
 
 from .competitions import Competition, Submission, builtin_competitions, competition_from_arrays, competition_from_labeled
-from .plumbing import DEMO_KEY, DEMO_TOKEN, DEMO_USER, Fault, State
 from .kernels import KernelSettings
+from .plumbing import DEMO_KEY, DEMO_TOKEN, DEMO_USER, Fault, State
 from .server import DEFAULT_PORT, LocalKaggleServer, serve_builtin
 
 __all__ = [
-    "Competition", "Submission", "builtin_competitions", "competition_from_arrays", "competition_from_labeled",
-    "DEMO_KEY", "DEMO_TOKEN", "DEMO_USER", "Fault", "KernelSettings", "State", "DEFAULT_PORT", "LocalKaggleServer", "serve_builtin",
+    "Competition",
+    "Submission",
+    "builtin_competitions",
+    "competition_from_arrays",
+    "competition_from_labeled",
+    "DEMO_KEY",
+    "DEMO_TOKEN",
+    "DEMO_USER",
+    "Fault",
+    "KernelSettings",
+    "State",
+    "DEFAULT_PORT",
+    "LocalKaggleServer",
+    "serve_builtin",
 ]

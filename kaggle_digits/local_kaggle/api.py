@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from . import storage
-from .kernels import OUTPUT_BUCKET, log_text
 from .competitions import Competition, Submission, score
+from .kernels import OUTPUT_BUCKET, log_text
 from .plumbing import BaseHandler, Fault, Upload
 
 
@@ -49,7 +49,7 @@ class ApiHandler(BaseHandler):
         if not path.startswith("/api/v1/"):
             self.error(404, f"no such endpoint {path}")
             return
-        service, _, method = path[len("/api/v1/"):].partition("/")
+        service, _, method = path[len("/api/v1/") :].partition("/")
         self.state.requests.append(f"POST {method}")
         if self.apply_fault(method):
             return
@@ -122,8 +122,10 @@ class ApiHandler(BaseHandler):
     def _api_ListDataFiles(self, request, user) -> None:  # noqa: N802
         competition = self._competition(request)
         if competition:
-            files = [{"ref": name, "name": name, "totalBytes": len(content), "creationDate": "2024-01-01T00:00:00.000Z"}
-                     for name, content in competition.files.items()]
+            files = [
+                {"ref": name, "name": name, "totalBytes": len(content), "creationDate": "2024-01-01T00:00:00.000Z"}
+                for name, content in competition.files.items()
+            ]
             self.json(200, {"files": files})
 
     # --- submissions ----------------------------------------------------------------------------
@@ -135,14 +137,19 @@ class ApiHandler(BaseHandler):
             self.json(200, {"numToday": 0, "numTotal": 0, "numAllowedNow": 0})
             return
         today = self._today_count(competition.name)
-        self.json(200, {"numToday": today, "numTotal": len(self._mine(competition.name)),
-                        "numAllowedNow": max(0, self.state.daily_limit - today)})
+        self.json(
+            200, {"numToday": today, "numTotal": len(self._mine(competition.name)), "numAllowedNow": max(0, self.state.daily_limit - today)}
+        )
 
     def _api_StartSubmissionUpload(self, request, user) -> None:  # noqa: N802
         competition = self._competition(request)
         if competition:
-            upload = Upload(token=secrets.token_hex(12), upload_id=secrets.token_urlsafe(24),
-                            size=int(request.get("contentLength") or 0), file_name=request.get("fileName") or "submission.csv")
+            upload = Upload(
+                token=secrets.token_hex(12),
+                upload_id=secrets.token_urlsafe(24),
+                size=int(request.get("contentLength") or 0),
+                file_name=request.get("fileName") or "submission.csv",
+            )
             with self.state.lock:
                 self.state.uploads[upload.token] = upload
             self.json(200, {"token": upload.token, "createUrl": storage.resumable_upload_url(self.state, upload)})
@@ -163,10 +170,14 @@ class ApiHandler(BaseHandler):
             number = len(self.state.submissions) + 1
             now = time.monotonic()
             submission = Submission(
-                ref=100000 + number, competition=competition.name, file_name=upload.file_name,
-                description=request.get("submissionDescription", ""), content=upload.content,
+                ref=100000 + number,
+                competition=competition.name,
+                file_name=upload.file_name,
+                description=request.get("submissionDescription", ""),
+                content=upload.content,
                 date=datetime.now(timezone.utc).replace(tzinfo=None),
-                visible_at=now + self.state.visibility_delay, ready_at=now + self.state.scoring_delay,
+                visible_at=now + self.state.visibility_delay,
+                ready_at=now + self.state.scoring_delay,
             )
             self.state.submissions.append(submission)
         answer: dict[str, Any] = {"message": f"Successfully submitted to {competition.name}"}
@@ -193,7 +204,7 @@ class ApiHandler(BaseHandler):
         except (ValueError, binascii.Error):
             self.error(400, "Invalid page token")
             return
-        page = mine[start:start + size]
+        page = mine[start : start + size]
         following = start + size
         token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(mine) else ""
         self.json(200, {"submissions": [self._describe(s, user) for s in page], "nextPageToken": token})
@@ -247,8 +258,10 @@ class ApiHandler(BaseHandler):
             return
         following = start + size
         token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(files) else ""
-        page = [{"fileName": name, "url": storage.signed_download_url(self.state, str(session.id), name, bucket=OUTPUT_BUCKET)}
-                for name, _ in files[start:following]]
+        page = [
+            {"fileName": name, "url": storage.signed_download_url(self.state, str(session.id), name, bucket=OUTPUT_BUCKET)}
+            for name, _ in files[start:following]
+        ]
         self.json(200, {"files": page, "log": log_text(session) if session.done else "", "nextPageToken": token})
 
     def _api_CancelKernelSession(self, request, user) -> None:  # noqa: N802

@@ -63,8 +63,9 @@ class Competition:
         return self.files.get(name)
 
 
-def competition_from_labeled(source: Path, task: Task | None = None, name: str | None = None,
-                             test_fraction: float = 0.2, seed: int = 0, max_rows: int | None = None) -> Competition:
+def competition_from_labeled(
+    source: Path, task: Task | None = None, name: str | None = None, test_fraction: float = 0.2, seed: int = 0, max_rows: int | None = None
+) -> Competition:
     """Make a competition from a labeled Kaggle-layout zip or folder: hold part of train.csv back as the test set."""
     task = task or config.BUILTIN_TASKS[config.DEFAULT_TASK]
     labeled = data.load(source, task, use_cache=False)
@@ -74,8 +75,9 @@ def competition_from_labeled(source: Path, task: Task | None = None, name: str |
     return competition_from_arrays(task, images, labels, name=name, test_fraction=test_fraction, seed=seed)
 
 
-def competition_from_arrays(task: Task, images: np.ndarray, labels: np.ndarray, name: str | None = None,
-                            test_fraction: float = 0.2, seed: int = 0) -> Competition:
+def competition_from_arrays(
+    task: Task, images: np.ndarray, labels: np.ndarray, name: str | None = None, test_fraction: float = 0.2, seed: int = 0
+) -> Competition:
     train, test = layout.split_holdout(labels, int(round(len(labels) * test_fraction)), seed)
     files = layout.task_files(task, images[train], labels[train], images[test], labels[test])
     rng = np.random.default_rng(seed + 1)
@@ -101,18 +103,17 @@ def builtin_competitions(source: Path | None = None) -> list[Competition]:
     sample's digits written in each task's exact file layout, so the whole flow runs offline.
     """
     digits = config.BUILTIN_TASKS["digit-recognizer"]
-    sample = data.load(Path(source or config.SAMPLE_DIR / "digit-recognizer.zip"), digits, use_cache=False)
-    return [
-        competition_from_arrays(task, sample.train_images, sample.train_labels)
-        for task in config.BUILTIN_TASKS.values()
-    ]
+    sample = data.load(Path(source or config.SAMPLE_ZIP), digits, use_cache=False)
+    return [competition_from_arrays(task, sample.train_images, sample.train_labels) for task in config.BUILTIN_TASKS.values()]
 
 
 def score(submission: Submission, competition: Competition) -> None:
     """Categorization accuracy, as Kaggle scores this competition; a malformed file becomes ERROR."""
-    id_column, label_column = competition.task.submission_columns
+    id_column, label_column = competition.task.submission_header
+    hidden_labels, hidden_ids, public_mask = competition.hidden_labels, competition.hidden_ids, competition.public_mask
+    assert hidden_labels is not None and hidden_ids is not None and public_mask is not None, "a submitting competition keeps its answers"
     lines = submission.content.decode("utf-8", errors="replace").strip().splitlines()
-    expected = len(competition.hidden_labels)
+    expected = len(hidden_labels)
 
     def fail(reason: str) -> None:
         submission.status, submission.error_description = "ERROR", reason
@@ -125,12 +126,12 @@ def score(submission: Submission, competition: Competition) -> None:
         return fail("Submission contains values that are not integers")
     if rows.ndim != 2 or rows.shape != (expected, 2):
         return fail(f"Submission must have {expected} rows (found {len(lines) - 1})")
-    order = {image_id: index for index, image_id in enumerate(competition.hidden_ids.tolist())}
+    order = {image_id: index for index, image_id in enumerate(hidden_ids.tolist())}
     if set(rows[:, 0].tolist()) != set(order):
         return fail(f"Submission has {id_column} values that are not in the test set, or duplicates")
     positions = np.array([order[image_id] for image_id in rows[:, 0]])
-    correct = competition.hidden_labels[positions] == rows[:, 1]
-    public = competition.public_mask[positions]
+    correct = hidden_labels[positions] == rows[:, 1]
+    public = public_mask[positions]
     submission.public_score = f"{correct[public].mean():.5f}"
     submission.private_score = f"{correct[~public].mean():.5f}"
     submission.status = "COMPLETE"

@@ -124,17 +124,24 @@ class KernelRunner:
     # --- quota ---------------------------------------------------------------------------------
     def gpu_seconds_used(self) -> float:
         now = time.monotonic()
-        running = sum((session.finished or now) - session.started for session in self.sessions.values()
-                      if session.gpu and session.started is not None)
+        running = sum(
+            (session.finished or now) - session.started for session in self.sessions.values() if session.gpu and session.started is not None
+        )
         return self.settings.gpu_used_seconds + running
 
     def quota(self) -> dict[str, Any]:
         used = self.gpu_seconds_used()
-        return {"quotaRefreshTime": _utc(3 * 24 * 3600),
-                "gpuQuota": {"timeUsed": _duration(used), "timeReserved": _duration(0),
-                             "totalTimeAllowed": _duration(self.settings.gpu_quota_seconds),
-                             "minimumTimeAllowed": _duration(self.settings.gpu_quota_seconds), "hasEverRun": used > 0},
-                "tpuQuota": {"timeUsed": _duration(0), "totalTimeAllowed": _duration(20 * 3600)}}
+        return {
+            "quotaRefreshTime": _utc(3 * 24 * 3600),
+            "gpuQuota": {
+                "timeUsed": _duration(used),
+                "timeReserved": _duration(0),
+                "totalTimeAllowed": _duration(self.settings.gpu_quota_seconds),
+                "minimumTimeAllowed": _duration(self.settings.gpu_quota_seconds),
+                "hasEverRun": used > 0,
+            },
+            "tpuQuota": {"timeUsed": _duration(0), "totalTimeAllowed": _duration(20 * 3600)},
+        }
 
     # --- push ----------------------------------------------------------------------------------
     def save(self, request: dict[str, Any], user: str) -> tuple[int, dict[str, Any]]:
@@ -147,14 +154,18 @@ class KernelRunner:
         if (request.get("language") or "") != "python" or (request.get("kernelType") or "") != "script":
             # kaggle.com runs notebooks and R too; this server runs what the toolkit pushes, and says so.
             return 400, {"code": 400, "message": "The local Kaggle server runs Python scripts only (language python, kernel_type script)"}
-        competitions, invalid = [], []
+        competitions: list[str] = []
+        invalid: list[str] = []
         for source in request.get("competitionDataSources") or []:
             competition = self.state.competitions.get(source)
             (competitions if competition is not None and not competition.is_dataset else invalid).append(source)
         gpu = bool(request.get("enableGpu"))
         if gpu and self.gpu_seconds_used() >= self.settings.gpu_quota_seconds:
-            return 200, {"ref": "", "url": "", "error": "You have exceeded your weekly GPU quota. It resets at "
-                                                        f"{self.quota()['quotaRefreshTime']}."}
+            return 200, {
+                "ref": "",
+                "url": "",
+                "error": f"You have exceeded your weekly GPU quota. It resets at {self.quota()['quotaRefreshTime']}.",
+            }
         with self.lock:
             kernel = self.kernels.setdefault((owner, name), Kernel(owner, name, request.get("newTitle") or name))
             session = KernelSession(id=700000 + len(self.sessions) + 1, version=len(kernel.sessions) + 1, gpu=gpu)
@@ -175,11 +186,20 @@ class KernelRunner:
             (root / "script.py").write_text(request.get("text") or "")
             session.root = root
             internet = request.get("enableInternet")
-            threading.Thread(target=self._run, args=(session, timeout, internet is None or bool(internet)),
-                             name=f"kernel-{session.id}", daemon=True).start()
+            threading.Thread(
+                target=self._run, args=(session, timeout, internet is None or bool(internet)), name=f"kernel-{session.id}", daemon=True
+            ).start()
         url = f"https://www.kaggle.com/code/{owner}/{name}"
-        return 200, {"ref": f"/code/{owner}/{name}", "url": url, "versionNumber": session.version, "kernelId": 400000 + len(self.kernels),
-                     "invalidCompetitionSources": invalid, "invalidDatasetSources": [], "invalidKernelSources": [], "invalidTags": []}
+        return 200, {
+            "ref": f"/code/{owner}/{name}",
+            "url": url,
+            "versionNumber": session.version,
+            "kernelId": 400000 + len(self.kernels),
+            "invalidCompetitionSources": invalid,
+            "invalidDatasetSources": [],
+            "invalidKernelSources": [],
+            "invalidTags": [],
+        }
 
     # --- a session -----------------------------------------------------------------------------
     def _run(self, session: KernelSession, timeout: int, internet: bool) -> None:
@@ -188,6 +208,7 @@ class KernelRunner:
             time.sleep(0.1)  # Kaggle queues GPU sessions past the concurrency limit
         if session.done:  # cancelled while queued
             return
+        assert session.root is not None, "SaveKernel made its folders"
         env = {key: value for key, value in os.environ.items() if not key.startswith(("KAGGLE_", "HTTP", "PYTHONPATH"))}
         env.update({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_URL_BASE": "https://www.kaggle.com", "PYTHONUNBUFFERED": "1"})
         if not internet:
@@ -198,10 +219,18 @@ class KernelRunner:
         with self.lock:
             session.status, session.started = "RUNNING", time.monotonic()
             session.process = subprocess.Popen(
-                [self.settings.python, "-c", _BOOTSTRAP, str(session.root / "script.py")], cwd=session.root / "working",
-                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        readers = [threading.Thread(target=self._read, args=(session, stream, name), daemon=True)
-                   for stream, name in ((session.process.stdout, "stdout"), (session.process.stderr, "stderr"))]
+                [self.settings.python, "-c", _BOOTSTRAP, str(session.root / "script.py")],
+                cwd=session.root / "working",
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        readers = [
+            threading.Thread(target=self._read, args=(session, stream, name), daemon=True)
+            for stream, name in ((session.process.stdout, "stdout"), (session.process.stderr, "stderr"))
+        ]
         for reader in readers:
             reader.start()
         try:
@@ -219,7 +248,10 @@ class KernelRunner:
             elif timed_out:
                 session.status, session.failure_message = "ERROR", f"Your notebook exceeded its {timeout}-second run-time limit"
             elif code != 0:
-                session.status, session.failure_message = "ERROR", f"Your notebook hit an unhandled error while executing (exit code {code})"
+                session.status, session.failure_message = (
+                    "ERROR",
+                    f"Your notebook hit an unhandled error while executing (exit code {code})",
+                )
             else:
                 session.status = "COMPLETE"
 

@@ -24,8 +24,15 @@ class LocalKaggleServer:
     requests drops credentials on the redirect and a client that adds them back is caught.
     """
 
-    def __init__(self, competitions: list[Competition], host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 storage_port: int = 0, kernels: KernelSettings | None = None, **state: Any):
+    def __init__(
+        self,
+        competitions: list[Competition],
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        storage_port: int = 0,
+        kernels: KernelSettings | None = None,
+        **state: Any,
+    ):
         self.state = State(competitions={competition.name: competition for competition in competitions}, **state)
         self.state.kernels = KernelRunner(self.state, kernels or KernelSettings())
         self.httpd = QuietServer((host, port), type("Api", (ApiHandler,), {"state": self.state}))
@@ -49,7 +56,7 @@ class LocalKaggleServer:
         with self.state.lock:
             self.state.faults.append(Fault(**fault))
 
-    def start(self) -> "LocalKaggleServer":
+    def start(self) -> LocalKaggleServer:
         for name, server in (("local-kaggle-api", self.httpd), ("local-kaggle-storage", self.storage)):
             thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
             thread.start()
@@ -62,7 +69,7 @@ class LocalKaggleServer:
             server.server_close()
         self.state.kernels.close()
 
-    def __enter__(self) -> "LocalKaggleServer":
+    def __enter__(self) -> LocalKaggleServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -75,6 +82,8 @@ def serve_builtin(port: int = DEFAULT_PORT, source: Path | None = None, **state:
     try:
         server = LocalKaggleServer(competitions, port=port, **state)
     except OSError as error:
-        raise UsageError(f"cannot listen on 127.0.0.1:{port} ({error.strerror}). Fix: stop whatever uses it "
-                         f"(another 'kaggle-digits serve-local'?) or pass --port") from None
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{port} ({error.strerror}). Fix: stop whatever uses it "
+            f"(another 'kaggle-digits serve-local'?) or pass --port"
+        ) from None
     return server.start()

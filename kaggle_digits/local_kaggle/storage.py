@@ -34,14 +34,16 @@ def signed_download_url(state: State, competition: str, file_name: str, bucket: 
     path = f"/{bucket}/{quote(competition)}/{quote(file_name)}"
     stamp = datetime.now(timezone.utc).strftime(_STAMP)
     expires = str(state.url_ttl)
-    query = urlencode({
-        "X-Goog-Algorithm": "GOOG4-RSA-SHA256",
-        "X-Goog-Credential": "kaggle-data-sets@local.iam.gserviceaccount.com/auto/storage/goog4_request",
-        "X-Goog-Date": stamp,
-        "X-Goog-Expires": expires,
-        "X-Goog-SignedHeaders": "host",
-        "X-Goog-Signature": _signature(state, path, stamp, expires),
-    })
+    query = urlencode(
+        {
+            "X-Goog-Algorithm": "GOOG4-RSA-SHA256",
+            "X-Goog-Credential": "kaggle-data-sets@local.iam.gserviceaccount.com/auto/storage/goog4_request",
+            "X-Goog-Date": stamp,
+            "X-Goog-Expires": expires,
+            "X-Goog-SignedHeaders": "host",
+            "X-Goog-Signature": _signature(state, path, stamp, expires),
+        }
+    )
     return f"{state.storage_base}{path}?{query}"
 
 
@@ -62,8 +64,7 @@ class StorageHandler(BaseHandler):
             return False
         with self.state.lock:
             self.state.storage_auth_seen.append(f"{self.command} {urlparse(self.path).path}")
-        self.send_body(401, _xml_error("AuthenticationRequired", "Signed URLs must not carry an Authorization header"),
-                       "application/xml")
+        self.send_body(401, _xml_error("AuthenticationRequired", "Signed URLs must not carry an Authorization header"), "application/xml")
         return True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -139,8 +140,9 @@ class StorageHandler(BaseHandler):
                 self.send_body(308, b"", "text/plain")
             return
         if len(body) != upload.size:
-            self.send_body(400, _xml_error("InvalidArgument", f"Got {len(body)} bytes, the session was started for {upload.size}"),
-                           "application/xml")
+            self.send_body(
+                400, _xml_error("InvalidArgument", f"Got {len(body)} bytes, the session was started for {upload.size}"), "application/xml"
+            )
             return
         upload.content = body
         self.json(200, {"name": upload.token, "size": str(len(body))})

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from ..errors import UsageError
-from .base import History, Model, parse_overrides
+from .base import History, Model, NotFittedError, parse_overrides
 from .keras_models import CNNModel, DeotteModel, EnsembleModel, FastCNNModel, MLPModel, SoftmaxModel
 from .sklearn_models import KNeighborsModel, LogisticRegressionModel, RandomForestModel
 
@@ -25,10 +25,7 @@ REGISTRY: dict[str, type[Model]] = {
     )
 }
 
-# What `make bench` compares: the tutorial's baseline, then the speed/accuracy presets.
-PRESETS = ("fast", "cnn", "ensemble")
-
-__all__ = ["REGISTRY", "PRESETS", "History", "Model", "create", "params_for", "params_dict"]
+__all__ = ["REGISTRY", "History", "Model", "NotFittedError", "create", "params_for", "params_dict"]
 
 
 def model_class(name: str) -> type[Model]:

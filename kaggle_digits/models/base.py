@@ -6,11 +6,15 @@ import dataclasses
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from ..errors import UsageError
+
+
+class NotFittedError(UsageError):
+    """predict before fit (or load): scikit-learn's check_is_fitted, as one line instead of an AttributeError."""
 
 
 @dataclasses.dataclass
@@ -22,6 +26,9 @@ class History:
     # Models that estimate themselves while training (the ensemble: members on different folds).
     out_of_fold_accuracy: float | None = None
     out_of_fold_rows: int = 0
+
+
+ModelType = TypeVar("ModelType", bound="Model")
 
 
 class Model(ABC):
@@ -41,9 +48,22 @@ class Model(ABC):
     def fit(self, images: np.ndarray, labels: np.ndarray, validation=None, verbose: bool = True) -> History:
         """Train; `validation` is (images, labels) for curves and early stopping, or None for a final fit."""
 
+    @property
     @abstractmethod
+    def fitted(self) -> bool:
+        """True once fit() or load() has given the model its weights."""
+
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n, 10)."""
+        if not self.fitted:
+            raise NotFittedError(
+                f"model '{self.name}' is not trained yet: call fit() or Model.load() before predicting. "
+                f"Fix: 'make train MODEL={self.name}' (or 'kaggle-digits train --model {self.name}') first"
+            )
+        return self._predict_proba(images)
+
+    @abstractmethod
+    def _predict_proba(self, images: np.ndarray) -> np.ndarray: ...
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return np.argmax(self.predict_proba(images), axis=1).astype(np.uint8)
@@ -55,7 +75,7 @@ class Model(ABC):
     def _load_weights(self, folder: Path) -> None: ...
 
     @classmethod
-    def load(cls, folder: Path, params: Any, seed: int) -> "Model":
+    def load(cls: type[ModelType], folder: Path, params: Any, seed: int) -> ModelType:
         model = cls(params, seed)
         model._load_weights(folder)
         return model
@@ -69,11 +89,10 @@ def parse_overrides(params_type: type, overrides: dict[str, str], model_name: st
     for key, raw in overrides.items():
         name = key.replace("-", "_")
         if name not in fields:
-            raise UsageError(
-                f"model '{model_name}' has no parameter '{key}'. Fix: use one of {', '.join(sorted(fields))}"
-            )
+            raise UsageError(f"model '{model_name}' has no parameter '{key}'. Fix: use one of {', '.join(sorted(fields))}")
         current = getattr(params, name)
         try:
+            value: Any
             if isinstance(current, bool):
                 if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
                     raise ValueError(raw)

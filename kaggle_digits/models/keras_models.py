@@ -1,14 +1,12 @@
 """Keras models: the tutorial's softmax regression, an MLP, the CNN presets and a CNN ensemble.
 
-TensorFlow is imported inside the methods: it takes seconds to load, and `--help`, the data checks
-and the scikit-learn models should not pay for it.
+TensorFlow comes through its one door (lazy.tensorflow, lazy.keras), on the first fit or load.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -17,46 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
+from .. import config, lazy
 from ..errors import UsageError
 from ..splits import kfold_splits
 from .base import History, Model
-
-# TensorFlow's C++ start-up chatter is noise on a terminal and in cron mail.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def _tensorflow():
-    """Import TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) kept off stderr.
-
-    They are printed before absl's logging starts, so TF_CPP_MIN_LOG_LEVEL cannot silence them;
-    pointing file descriptor 2 at /dev/null for the import is the only way. KAGGLE_DIGITS_DEBUG shows them.
-    """
-    if "tensorflow" in sys.modules or os.environ.get("KAGGLE_DIGITS_DEBUG"):
-        import tensorflow as tf
-
-        return tf
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")  # probes CUDA now, while its complaints go nowhere
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    # Its Python-side advice (e.g. on retracing when an ensemble's members predict in turn) is not for users.
-    tf.get_logger().setLevel("ERROR")
-    return tf
-
-
-def _keras():
-    _tensorflow()
-    import keras
-
-    return keras
 
 
 @cache
@@ -69,8 +31,8 @@ def batch_norm_layer():
     about 10-15% faster per step. The maths and the saved weights are Keras' own; anything other than
     a 4-D NHWC tensor goes through Keras' code (keras-team/keras-core#225 tracks the slowness).
     """
-    tf = _tensorflow()
-    keras = _keras()
+    tf = lazy.tensorflow()
+    keras = lazy.keras()
 
     @keras.saving.register_keras_serializable(package="kaggle_digits")
     class FusedBatchNormalization(keras.layers.BatchNormalization):
@@ -83,14 +45,21 @@ def batch_norm_layer():
             if training and self.trainable:
                 # The kernel folds the batch statistics into the moving averages itself.
                 outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                    inputs, scale, offset, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
-                    is_training=True, exponential_avg_factor=1.0 - self.momentum)
+                    inputs,
+                    scale,
+                    offset,
+                    mean=self.moving_mean,
+                    variance=self.moving_variance,
+                    epsilon=self.epsilon,
+                    is_training=True,
+                    exponential_avg_factor=1.0 - self.momentum,
+                )
                 self.moving_mean.assign(mean)
                 self.moving_variance.assign(variance)
             else:
                 outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                    inputs, scale, offset, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
-                    is_training=False)
+                    inputs, scale, offset, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon, is_training=False
+                )
             return tf.cast(outputs, self.compute_dtype)
 
     return FusedBatchNormalization
@@ -102,8 +71,8 @@ def setup_devices(seed: int) -> str:
     On a GPU, mixed precision roughly doubles throughput; on the CPU, float32 with op determinism
     keeps a run repeatable for a given seed.
     """
-    tf = _tensorflow()
-    keras = _keras()
+    tf = lazy.tensorflow()
+    keras = lazy.keras()
     keras.utils.set_random_seed(seed)
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -115,7 +84,7 @@ def setup_devices(seed: int) -> str:
 
 def distribution_strategy():
     """Several GPUs: replicate the model on each (MirroredStrategy); otherwise the default strategy."""
-    tf = _tensorflow()
+    tf = lazy.tensorflow()
 
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
@@ -134,13 +103,13 @@ class KerasModel(Model):
         raise NotImplementedError
 
     def optimizer(self, steps_per_epoch: int):
-        keras = _keras()
+        keras = lazy.keras()
         return keras.optimizers.Adam(self.params.learning_rate)
 
     def _dataset(self, images, labels, training: bool):
-        tf = _tensorflow()
+        tf = lazy.tensorflow()
 
-        keras = _keras()
+        keras = lazy.keras()
         x = images.reshape(-1, config.IMAGE_SIDE, config.IMAGE_SIDE, 1)
         y = keras.utils.to_categorical(labels, config.NUM_CLASSES).astype(np.float32)
         dataset = tf.data.Dataset.from_tensor_slices((x, y))
@@ -157,7 +126,7 @@ class KerasModel(Model):
         return random_affine(self.params.rotation, self.params.zoom, self.params.shift, self.seed)
 
     def fit(self, images, labels, validation=None, verbose=True) -> History:
-        keras = _keras()
+        keras = lazy.keras()
         setup_devices(self.seed)
         train = self._dataset(images, labels, training=True)
         steps_per_epoch = int(np.ceil(len(images) / self.params.batch_size))
@@ -173,12 +142,11 @@ class KerasModel(Model):
         callbacks = []
         val = None
         if validation is not None:
-            val = self._dataset(*validation, training=False)
+            val_images, val_labels = validation
+            val = self._dataset(val_images, val_labels, training=False)
             if self.params.patience > 0:
                 callbacks.append(
-                    keras.callbacks.EarlyStopping(
-                        monitor="val_loss", patience=self.params.patience, restore_best_weights=True
-                    )
+                    keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.params.patience, restore_best_weights=True)
                 )
         # One line per epoch off a terminal (cron, CI logs); a live bar on one.
         progress = 0 if not verbose else (1 if os.isatty(1) else 2)
@@ -190,7 +158,11 @@ class KerasModel(Model):
             best_epoch = int(np.argmin(curves["val_loss"])) + 1
         return History(curves=curves, best_epoch=best_epoch)
 
-    def predict_proba(self, images):
+    @property
+    def fitted(self) -> bool:
+        return getattr(self, "model", None) is not None
+
+    def _predict_proba(self, images):
         x = images.reshape(-1, config.IMAGE_SIDE, config.IMAGE_SIDE, 1).astype(np.float32) / 255.0
         return np.asarray(self.model.predict(x, batch_size=1024, verbose=0), dtype=np.float32)
 
@@ -198,7 +170,7 @@ class KerasModel(Model):
         self.model.save(folder / "model.keras")
 
     def _load_weights(self, folder: Path) -> None:
-        keras = _keras()
+        keras = lazy.keras()
         batch_norm_layer()  # registers the layer class the saved model names
         self.model = keras.models.load_model(folder / "model.keras")
 
@@ -216,7 +188,7 @@ class SoftmaxModel(KerasModel):
         patience: int = 0  # the tutorial trains all 50 epochs; set >0 to stop early
 
     def network(self):
-        keras = _keras()
+        keras = lazy.keras()
         return keras.Sequential(
             [
                 keras.Input((config.IMAGE_SIDE, config.IMAGE_SIDE, 1)),
@@ -239,7 +211,7 @@ class MLPModel(KerasModel):
         patience: int = 5  # epochs without a better validation loss before stopping
 
     def network(self):
-        keras = _keras()
+        keras = lazy.keras()
         layers = keras.layers
         units = self.params.hidden_units
         return keras.Sequential(
@@ -261,8 +233,8 @@ def random_affine(rotation: float, zoom: float, shift: float, seed: int):
     Keras' RandomRotation, RandomZoom and RandomTranslation in a row resample each image three times
     (three bilinear blurs, three passes); composing the matrices first costs one pass and one blur.
     """
-    tf = _tensorflow()
-    keras = _keras()
+    tf = lazy.tensorflow()
+    keras = lazy.keras()
     generator = tf.random.Generator.from_seed(seed)
     centre = (config.IMAGE_SIDE - 1) / 2
     max_angle, max_shift = np.deg2rad(rotation), shift * config.IMAGE_SIDE
@@ -314,8 +286,7 @@ def conv_stages(layers, width: int, dropout: float, momentum: float) -> list:
     batch_norm = batch_norm_layer()
 
     def conv(filters, size, stride=1, padding="valid"):
-        return [layers.Conv2D(filters, size, strides=stride, padding=padding, activation="relu"),
-                batch_norm(momentum=momentum)]
+        return [layers.Conv2D(filters, size, strides=stride, padding=padding, activation="relu"), batch_norm(momentum=momentum)]
 
     stack = []
     for stage in range(2):
@@ -326,7 +297,7 @@ def conv_stages(layers, width: int, dropout: float, momentum: float) -> list:
 
 def warmup_cosine(params, steps_per_epoch: int, floor: float):
     """Learning rate from a tenth of the peak up to it over the warm-up epochs, then cosine down to floor x peak."""
-    keras = _keras()
+    keras = lazy.keras()
     warmup_steps = params.warmup_epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=params.learning_rate / 10,
@@ -339,7 +310,7 @@ def warmup_cosine(params, steps_per_epoch: int, floor: float):
 
 def deotte_network(filters: int, dropout: float, bn_momentum: float):
     """Deotte's single CNN (the `cnn` preset and the `deotte` peer share it)."""
-    keras = _keras()
+    keras = lazy.keras()
     return keras.Sequential(
         [
             keras.Input((config.IMAGE_SIDE, config.IMAGE_SIDE, 1)),
@@ -356,7 +327,7 @@ class CNNModel(KerasModel):
     Params = CNNParams
 
     def optimizer(self, steps_per_epoch: int):
-        keras = _keras()
+        keras = lazy.keras()
         params = self.params
         schedule = warmup_cosine(params, steps_per_epoch, floor=0.0)
         # The average spans at most the last tenth of training: on a short run (a smoke test, a few
@@ -395,10 +366,11 @@ class DeotteModel(KerasModel):
     Params = DeotteParams
 
     def optimizer(self, steps_per_epoch: int):
-        keras = _keras()
+        keras = lazy.keras()
         # The kernel's LearningRateScheduler(lambda epoch: 1e-3 * 0.95 ** epoch), as a per-step schedule.
         schedule = keras.optimizers.schedules.ExponentialDecay(
-            self.params.learning_rate, decay_steps=steps_per_epoch, decay_rate=self.params.decay, staircase=True)
+            self.params.learning_rate, decay_steps=steps_per_epoch, decay_rate=self.params.decay, staircase=True
+        )
         return keras.optimizers.Adam(schedule)
 
     def network(self):
@@ -430,10 +402,10 @@ class FastCNNModel(KerasModel):
     Params = FastParams
 
     def optimizer(self, steps_per_epoch: int):
-        return _keras().optimizers.Adam(warmup_cosine(self.params, steps_per_epoch, floor=0.01))
+        return lazy.keras().optimizers.Adam(warmup_cosine(self.params, steps_per_epoch, floor=0.01))
 
     def network(self):
-        keras = _keras()
+        keras = lazy.keras()
         layers = keras.layers
         width = self.params.filters
         batch_norm = batch_norm_layer()
@@ -468,7 +440,7 @@ class EnsembleParams(CNNParams):
 
 def _train_member(params: CNNParams, seed: int, images, labels, held_out_images, folder: str, threads: int):
     """In a worker process: train one member with `threads` cores, save it, return its held-out predictions."""
-    tf = _tensorflow()
+    tf = lazy.tensorflow()
     # Before TensorFlow's runtime starts: each worker keeps to its share instead of claiming every core.
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -505,7 +477,7 @@ class EnsembleModel(Model):
     def _workers(self) -> int:
         if self.params.workers:
             return min(self.params.workers, self.params.members)
-        tf = _tensorflow()
+        tf = lazy.tensorflow()
         if tf.config.list_physical_devices("GPU"):
             return 1  # one process owns the GPU
         return max(1, min(self.params.members, (os.cpu_count() or 1) // 4))
@@ -521,8 +493,12 @@ class EnsembleModel(Model):
         else:
             curves = self._fit_in_turn(images, labels, splits, out_of_fold, validation, verbose)
         best_epoch = int(np.argmin(curves["val_loss"])) + 1 if curves.get("val_loss") else None  # the first member's
-        return History(curves=curves, best_epoch=best_epoch, out_of_fold_accuracy=float(np.mean(out_of_fold == labels)),
-                       out_of_fold_rows=int(len(labels)))
+        return History(
+            curves=curves,
+            best_epoch=best_epoch,
+            out_of_fold_accuracy=float(np.mean(out_of_fold == labels)),
+            out_of_fold_rows=int(len(labels)),
+        )
 
     def _fit_in_turn(self, images, labels, splits, out_of_fold, validation, verbose) -> dict:
         self.members = []
@@ -538,30 +514,52 @@ class EnsembleModel(Model):
             first = first or history
             out_of_fold[held_out] = member.predict(images[held_out])
             self.members.append(member)
+        assert first is not None, "at least two members"
         return first.curves
 
     def _fit_in_processes(self, images, labels, splits, out_of_fold, workers: int, verbose: bool) -> dict:
         threads = max(1, (os.cpu_count() or 1) // workers)
         if verbose:
             print(f"ensemble: {len(splits)} members, {workers} at a time ({threads} cores each)", flush=True)
-        with tempfile.TemporaryDirectory(prefix="ensemble-") as scratch, \
-                ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = [pool.submit(_train_member, self._member_params(), self.member_seed(index), images[train], labels[train],
-                                images[held_out], str(Path(scratch) / f"member-{index}"), threads)
-                    for index, (train, held_out) in enumerate(splits)]
-            curves = {}
-            for index, (job, (_, held_out)) in enumerate(zip(jobs, splits)):
+        with (
+            tempfile.TemporaryDirectory(prefix="ensemble-") as scratch,
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+        ):
+            jobs = [
+                pool.submit(
+                    _train_member,
+                    self._member_params(),
+                    self.member_seed(index),
+                    images[train],
+                    labels[train],
+                    images[held_out],
+                    str(Path(scratch) / f"member-{index}"),
+                    threads,
+                )
+                for index, (train, held_out) in enumerate(splits)
+            ]
+            curves: dict = {}
+            for index, (job, (_, held_out)) in enumerate(zip(jobs, splits, strict=True)):
                 predicted, member_curves = job.result()
                 out_of_fold[held_out] = predicted
                 curves = curves or member_curves
                 if verbose:
-                    print(f"ensemble member {index + 1}/{len(splits)} done: {np.mean(predicted == labels[held_out]):.4f} "
-                          f"on its held-out fold", flush=True)
-            self.members = [CNNModel.load(Path(scratch) / f"member-{index}", self._member_params(), self.member_seed(index))
-                            for index in range(len(splits))]
+                    print(
+                        f"ensemble member {index + 1}/{len(splits)} done: {np.mean(predicted == labels[held_out]):.4f} "
+                        f"on its held-out fold",
+                        flush=True,
+                    )
+            self.members = [
+                CNNModel.load(Path(scratch) / f"member-{index}", self._member_params(), self.member_seed(index))
+                for index in range(len(splits))
+            ]
         return curves
 
-    def predict_proba(self, images):
+    @property
+    def fitted(self) -> bool:
+        return bool(getattr(self, "members", None))
+
+    def _predict_proba(self, images):
         return np.mean([member.predict_proba(images) for member in self.members], axis=0)
 
     def save(self, folder: Path) -> None:
@@ -571,7 +569,4 @@ class EnsembleModel(Model):
             member.save(member_folder)
 
     def _load_weights(self, folder: Path) -> None:
-        self.members = [
-            CNNModel.load(member_folder, self._member_params(), self.seed)
-            for member_folder in sorted(folder.glob("member-*"))
-        ]
+        self.members = [CNNModel.load(member_folder, self._member_params(), self.seed) for member_folder in sorted(folder.glob("member-*"))]

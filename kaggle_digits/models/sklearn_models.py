@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import joblib
 import numpy as np
 
+from .. import lazy
 from .base import History, Model
 
 
@@ -18,34 +21,30 @@ class SklearnModel(Model):
         raise NotImplementedError
 
     def fit(self, images, labels, validation=None, verbose=True) -> History:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-
+        ConvergenceWarning = lazy.sklearn().exceptions.ConvergenceWarning  # noqa: N806 (a class)
         self.estimator = self.build()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             self.estimator.fit(images.astype(np.float32) / 255.0, labels)
         if any(issubclass(warning.category, ConvergenceWarning) for warning in caught):
             # scikit-learn's own warning is a dozen lines; one says the same.
-            logging.getLogger("kaggle_digits").warning(
-                "%s: the solver stopped before converging (raise -p max_iter=...)", self.name)
+            logging.getLogger("kaggle_digits").warning("%s: the solver stopped before converging (raise -p max_iter=...)", self.name)
         return History()
 
-    def predict_proba(self, images):
+    @property
+    def fitted(self) -> bool:
+        return getattr(self, "estimator", None) is not None
+
+    def _predict_proba(self, images):
         probabilities = np.zeros((len(images), 10), dtype=np.float32)
         # Columns follow the classes seen in training, which a tiny slice may not cover fully.
         probabilities[:, self.estimator.classes_] = self.estimator.predict_proba(images.astype(np.float32) / 255.0)
         return probabilities
 
     def save(self, folder: Path) -> None:
-        import joblib
-
         joblib.dump(self.estimator, folder / "model.joblib")
 
     def _load_weights(self, folder: Path) -> None:
-        import joblib
-
         self.estimator = joblib.load(folder / "model.joblib")
 
 
@@ -58,9 +57,7 @@ class LogisticRegressionModel(SklearnModel):
         max_iter: int = 200  # lbfgs iterations; enough to converge on scaled pixels
 
     def build(self):
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(C=self.params.C, max_iter=self.params.max_iter, random_state=self.seed)
+        return lazy.sklearn().linear_model.LogisticRegression(C=self.params.C, max_iter=self.params.max_iter, random_state=self.seed)
 
 
 class RandomForestModel(SklearnModel):
@@ -73,9 +70,7 @@ class RandomForestModel(SklearnModel):
         n_jobs: int = -1  # all cores
 
     def build(self):
-        from sklearn.ensemble import RandomForestClassifier
-
-        return RandomForestClassifier(
+        return lazy.sklearn().ensemble.RandomForestClassifier(
             n_estimators=self.params.n_estimators,
             max_features=self.params.max_features,
             n_jobs=self.params.n_jobs,
@@ -93,6 +88,6 @@ class KNeighborsModel(SklearnModel):
         n_jobs: int = -1
 
     def build(self):
-        from sklearn.neighbors import KNeighborsClassifier
-
-        return KNeighborsClassifier(n_neighbors=self.params.n_neighbors, weights=self.params.weights, n_jobs=self.params.n_jobs)
+        return lazy.sklearn().neighbors.KNeighborsClassifier(
+            n_neighbors=self.params.n_neighbors, weights=self.params.weights, n_jobs=self.params.n_jobs
+        )

@@ -1,0 +1,93 @@
+"""The heavy libraries, each imported at one door here, on first use.
+
+TensorFlow/Keras take seconds to load, scikit-learn about one, pandas and matplotlib about half a
+second each: `--help`, the data checks and the Kaggle commands must not pay for what they do not
+use. Every other module imports these through the functions below, never at its top. (kagglesdk,
+the Kaggle edge's own library, has its door in kaggle_api/sdk.py: nothing else may talk to Kaggle.)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from types import ModuleType
+
+from . import config
+
+# TensorFlow's C++ start-up chatter is noise on a terminal and in cron mail.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@functools.cache
+def tensorflow() -> ModuleType:
+    """TensorFlow, with its C++ start-up lines (oneDNN, CUDA probing) kept off stderr.
+
+    They are printed before absl's logging starts, so TF_CPP_MIN_LOG_LEVEL cannot silence them;
+    pointing file descriptor 2 at /dev/null for the import is the only way. KAGGLE_DIGITS_DEBUG shows them.
+    """
+    if "tensorflow" in sys.modules or config.DEBUG:
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # probes CUDA now, while its complaints go nowhere
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    # Its Python-side advice (e.g. on retracing when an ensemble's members predict in turn) is not for users.
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+@functools.cache
+def keras() -> ModuleType:
+    tensorflow()  # first: its import is the one that is silenced
+    import keras
+
+    return keras
+
+
+@functools.cache
+def sklearn() -> ModuleType:
+    """scikit-learn with the submodules the toolkit uses (splits, metrics, the classic models)."""
+    import sklearn.ensemble
+    import sklearn.exceptions
+    import sklearn.linear_model
+    import sklearn.metrics
+    import sklearn.model_selection
+    import sklearn.neighbors
+
+    return sklearn
+
+
+@functools.cache
+def pandas() -> ModuleType:
+    """Only parsing a CSV needs it."""
+    import pandas
+
+    return pandas
+
+
+@functools.cache
+def pyplot() -> ModuleType:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works headless, under cron and in CI
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+@functools.cache
+def scipy_stats() -> ModuleType:
+    """For the benchmark's intervals."""
+    import scipy.stats
+
+    return scipy.stats
