@@ -40,6 +40,20 @@ def _common(parser: argparse.ArgumentParser, model: bool = True, data: bool = Tr
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output (for cron); results and errors only")
 
 
+def _uploading(parser: argparse.ArgumentParser) -> None:
+    """The options submit and the scheduled run share: where, what message, how long to wait, retrain or not."""
+    parser.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    parser.add_argument("--message", help="text added to the submission message")
+    parser.add_argument(
+        "--wait-timeout", type=float, default=config.SCORING_WAIT_SECONDS, help="seconds to wait for the score; default %(default)s"
+    )
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="after the validation training, train again on every row (two trainings; default: one, see README)",
+    )
+
+
 def _settings(args) -> workflow.Settings:
     settings = workflow.Settings(
         task=get_task(args.task),
@@ -279,19 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit = add("submit", cmd_submit)
     _common(submit)
     submit.add_argument("--holdout", type=float, default=config.DEFAULT_HOLDOUT, help="holdout fraction for the accuracy in the message")
-    submit.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    _uploading(submit)
     submit.add_argument("--file", type=Path, help="upload this submission file instead of training")
-    submit.add_argument("--message", help="text added to the submission message")
     submit.add_argument("--no-upload", action="store_true", help="stop after writing the file (Make: UPLOAD=0)")
     submit.add_argument("--force", action="store_true", help="upload even a file identical to an earlier submission")
-    submit.add_argument(
-        "--wait-timeout", type=float, default=config.SCORING_WAIT_SECONDS, help="seconds to wait for the score; default %(default)s"
-    )
-    submit.add_argument(
-        "--refit",
-        action="store_true",
-        help="after the validation training, train again on every row (two trainings; default: one, see README)",
-    )
     submit.add_argument(
         "--remote",
         choices=["kaggle"],
@@ -328,8 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_command.set_defaults(submit_args=[])
     run = add("run", cmd_run)
     _common(run, data=False)
-    run.add_argument("--competition", help="Kaggle competition name; default: the task's")
-    run.add_argument("--message", help="text added to the submission message")
+    _uploading(run)
     run.add_argument(
         "--keep-alive-days",
         type=float,
@@ -338,14 +342,6 @@ def build_parser() -> argparse.ArgumentParser:
         "to stay on the rolling leaderboard (submissions drop off after two months); default %(default)g",
     )
     run.add_argument("--dry-run", action="store_true", help="say what the run would do; download, train and upload nothing")
-    run.add_argument(
-        "--wait-timeout", type=float, default=config.SCORING_WAIT_SECONDS, help="seconds to wait for the score; default %(default)s"
-    )
-    run.add_argument(
-        "--refit",
-        action="store_true",
-        help="after the validation training, train again on every row (two trainings; default: one, see README)",
-    )
     serve = add("serve-local", cmd_serve_local)
     serve.add_argument("--port", type=int, default=7777, help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)")
     serve.add_argument("--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)")

@@ -13,6 +13,10 @@ from conftest import REPO, read_submission
 pytestmark = pytest.mark.slow
 
 
+def demo(command: list[str], env: dict, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
 def test_demo_runs_the_submit_flow_offline_and_ignores_real_credentials(tmp_path):
     demo_dir = tmp_path / "demo"
     env = {
@@ -21,14 +25,7 @@ def test_demo_runs_the_submit_flow_offline_and_ignores_real_credentials(tmp_path
         "KAGGLE_API_ENVIRONMENT": "",
         "PATH": "/usr/bin:/bin",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "kaggle_digits", "demo", "-p", "epochs=3", "-p", "batch_size=64"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    result = demo([sys.executable, "-m", "kaggle_digits", "demo", "-p", "epochs=3", "-p", "batch_size=64"], env)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "demo: local Kaggle server on http://127.0.0.1:7777" in out
@@ -45,14 +42,7 @@ def test_demo_runs_the_submit_flow_offline_and_ignores_real_credentials(tmp_path
 def test_demo_with_remote_kaggle_trains_in_a_local_kernel(tmp_path):
     demo_dir = tmp_path / "demo"
     env = {"KAGGLE_DIGITS_DEMO_DIR": str(demo_dir), "PATH": "/usr/bin:/bin", "KAGGLE_DIGITS_KERNEL_POLL": "0.3"}
-    result = subprocess.run(
-        [sys.executable, "-m", "kaggle_digits", "demo", "--remote", "kaggle", "--model", "logreg", "-p", "max_iter=60"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    result = demo([sys.executable, "-m", "kaggle_digits", "demo", "--remote", "kaggle", "--model", "logreg", "-p", "max_iter=60"], env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "remote: COMPLETE after" in result.stderr and "public score: 0." in result.stdout
     ledger = (demo_dir / "submissions" / "ledger.csv").read_text()
@@ -80,15 +70,7 @@ def test_a_plain_install_runs_the_demo_in_any_folder(tmp_path):
         [sys.executable, "-c", "import kaggle_digits; print(kaggle_digits.__file__)"], cwd=anywhere, env=env, capture_output=True, text=True
     )
     assert where.stdout.startswith(str(site)), "the installed copy, not the checkout, is what runs"
-    result = subprocess.run(
-        [str(site / "bin" / "kaggle-digits"), "demo", "--model", "logreg", "-p", "max_iter=60"],
-        cwd=anywhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    result = demo([str(site / "bin" / "kaggle-digits"), "demo", "--model", "logreg", "-p", "max_iter=60"], env, cwd=anywhere)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo: done in " in result.stdout and "public score: 0." in result.stdout
     assert len(list((anywhere / "data" / "demo" / "submissions").glob("*-logreg.csv"))) == 1
