@@ -137,3 +137,20 @@ def test_fused_batch_norm_trains_under_mixed_precision_as_on_a_gpu():
         assert np.abs(norm.moving_mean.numpy()).sum() > 0  # the statistics moved
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_elastic_distortion_shares_the_affine_resampling(sample):
+    """The elastic option reads pixels with its own bilinear sampler: with no displacement it must give what Keras'
+    affine_transform gives for the same random affine, and with one it moves pixels but keeps the ink."""
+    from kaggle_digits.lazy import tensorflow
+    from kaggle_digits.models.keras_models import random_affine
+
+    tf = tensorflow()
+    images = tf.constant(sample.train_images[:32].reshape(-1, 28, 28, 1).astype(np.float32) / 255.0)
+    keras_path = random_affine(10.0, 0.1, 0.1, seed=5)(images)
+    own_sampler = random_affine(10.0, 0.1, 0.1, seed=5, elastic=1e-6)(images)
+    np.testing.assert_allclose(own_sampler.numpy(), keras_path.numpy(), atol=1e-5)
+    distorted = random_affine(0.0, 0.0, 0.0, seed=3, elastic=34.0)(images).numpy()
+    moved = np.abs(distorted - images.numpy()).mean()
+    assert moved > 0.02, f"elastic=34 should move strokes (mean change {moved:.3f})"
+    assert distorted.sum() == pytest.approx(float(tf.reduce_sum(images)), rel=0.05), "a smooth field keeps the ink"
