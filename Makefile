@@ -134,7 +134,7 @@ bench: $(VENV)/.installed ## out-of-fold benchmark: presets and the published pe
 
 .PHONY: sample
 sample: $(VENV)/.installed ## redraw the embedded sample (kaggle_digits/sample/) from a full download (DATA=../shared/data/digit-recognizer.zip)
-	$(BIN)/python -m kaggle_digits.make_sample $(or $(DATA),../shared/data/digit-recognizer.zip)
+	$(CLI) sample $(or $(DATA),../shared/data/digit-recognizer.zip)
 
 .PHONY: clean
 clean: ## remove the cache, models and reports (keeps .venv, data/raw and submissions/: the guards read them)

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench, config, demo, local_kaggle, models, plots, redact, remote, runs, workflow
+from . import bench, config, demo, local_kaggle, make_sample, models, plots, redact, remote, runs, workflow
 from .errors import EXIT_CODES, Skipped, ToolkitError, UsageError
 from .tasks import all_tasks, get_task
 
@@ -250,6 +250,12 @@ def cmd_demo(args) -> int:
     return demo.run(args.submit_args)
 
 
+def cmd_sample(args) -> int:
+    """Redraw the embedded sample from a full download's labeled rows (maintainers: make sample)."""
+    make_sample.run(args)
+    return 0
+
+
 def cmd_bench(args) -> int:
     """The out-of-fold benchmark: presets and the published peer beside softmax, on the same folds."""
     bench.run(args)
@@ -329,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--competition", help="Kaggle competition name; default: the task's")
     bench.add_arguments(add("bench", cmd_bench))
+    make_sample.add_arguments(add("sample", cmd_sample))
     demo_command = add("demo", cmd_demo, epilog="Any other options go to 'kaggle-digits submit', e.g. --remote kaggle or -p epochs=2.")
     demo_command.set_defaults(submit_args=[])
     run = add("run", cmd_run)

@@ -1,8 +1,8 @@
-"""Draw the embedded sample (data/sample/) from labeled rows of a full Kaggle-layout download.
+"""Draw the embedded sample (kaggle_digits/sample/) from labeled rows of a full Kaggle-layout download.
 
 Only labeled train.csv rows are used: the sample's test.csv is made of train rows with the label
 removed, so no copy of the competition's test images (or their labels) ever enters the repository.
-Run: python -m kaggle_digits.make_sample ../shared/data/digit-recognizer.zip
+Run: kaggle-digits sample ../shared/data/digit-recognizer.zip (make sample)
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ SAMPLE_TRAIN_ROWS = 5000
 SAMPLE_TEST_ROWS = 1000
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", type=Path, help="a Kaggle-layout digit-recognizer zip or folder")
-    parser.add_argument("--out", type=Path, default=config.SAMPLE_ZIP)
+    parser.add_argument("--out", type=Path, default=config.SAMPLE_ZIP, help="default: the package's own sample")
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
     task = config.BUILTIN_TASKS["digit-recognizer"]
     full = data.load(args.source, task, use_cache=False)
     chosen = np.random.default_rng(args.seed).choice(len(full.train_labels), SAMPLE_TRAIN_ROWS + SAMPLE_TEST_ROWS, replace=False)
@@ -31,7 +32,3 @@ def main(argv: list[str] | None = None) -> None:
     files = layout.task_files(task, full.train_images[train], full.train_labels[train], full.train_images[test])
     layout.write_zip(args.out, files)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {len(train)} train rows, {len(test)} test rows")
-
-
-if __name__ == "__main__":
-    main()
