@@ -37,7 +37,14 @@ def batch_norm_layer():
     @keras.saving.register_keras_serializable(package="kaggle_digits")
     class FusedBatchNormalization(keras.layers.BatchNormalization):
         def call(self, inputs, training=None, mask=None):
-            if len(inputs.shape) != 4 or self.axis not in (-1, 3) or self.renorm or self.synchronized or mask is not None:
+            # Keras 3.13 (Kaggle's image) has no `renorm`; any option the fused kernel cannot do goes to Keras' own code.
+            if (
+                len(inputs.shape) != 4
+                or self.axis not in (-1, 3)
+                or getattr(self, "renorm", False)
+                or getattr(self, "synchronized", False)
+                or mask is not None
+            ):
                 return super().call(inputs, training=training, mask=mask)
             ones = tf.ones_like(self.moving_mean)
             scale = self.gamma if self.scale else ones
