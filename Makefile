@@ -19,25 +19,27 @@ UPLOAD ?= 1
 FORCE ?= 0
 ARGS ?=
 REMOTE ?=
+ACCELERATOR ?=
 
 # Which of these options each target takes; one given on the command line to a target that does not
 # take it is refused, in one line, before anything runs (the check is at the end of this file).
-OPTIONS := MODEL TASK SEED DATA_DIR DATA COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE
+OPTIONS := MODEL TASK SEED DATA_DIR DATA COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE ACCELERATOR
 takes_data := TASK COMPETITION FORCE ARGS
 takes_validate := MODEL TASK SEED DATA_DIR ARGS
 takes_train := MODEL TASK SEED DATA_DIR ARGS
 takes_predict := MODEL TASK SEED DATA_DIR ARGS
 takes_evaluate := MODEL TASK SEED DATA_DIR ARGS
-takes_submit := MODEL TASK SEED DATA_DIR COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE
+takes_submit := MODEL TASK SEED DATA_DIR COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE ACCELERATOR
 takes_status := TASK COMPETITION ARGS
 takes_resubmit := MODEL TASK SEED COMPETITION MESSAGE ARGS
 takes_serve-local := ARGS
 takes_tasks :=
 takes_bench := TASK DATA ARGS
 takes_sample := DATA
-takes_demo := ARGS REMOTE
+takes_demo := ARGS REMOTE ACCELERATOR
 takes_test := ARGS
 takes_test-fast := ARGS
+takes_test-kaggle-image := ARGS
 takes_check := ARGS
 takes_lint :=
 takes_typecheck :=
@@ -48,12 +50,12 @@ takes_help :=
 data_opt = $(if $(DATA_DIR),--data-dir "$(DATA_DIR)")
 model_opts = --task $(TASK) --model $(MODEL) --seed $(SEED) $(data_opt)
 force_opt = $(if $(filter 1 yes true,$(FORCE)),--force)
-remote_opt = $(if $(REMOTE),--remote $(REMOTE))
+remote_opt = $(if $(REMOTE),--remote $(REMOTE)) $(if $(ACCELERATOR),--remote-accelerator $(ACCELERATOR))
 
 .PHONY: help
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  options: MODEL=$(MODEL) TASK=$(TASK) SEED=$(SEED) DATA_DIR= DATA= COMPETITION= MESSAGE= UPLOAD=1 FORCE=0 REMOTE= ARGS="
+	@echo "  options: MODEL=$(MODEL) TASK=$(TASK) SEED=$(SEED) DATA_DIR= DATA= COMPETITION= MESSAGE= UPLOAD=1 FORCE=0 REMOTE= ACCELERATOR= ARGS="
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,6 +77,26 @@ test: $(VENV)/.installed ## run the whole test suite
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## the tests that train no Keras model and run no whole flow in subprocesses (under a minute)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+# The Kaggle image's package versions (tests/kaggle-image-requirements.txt, with their sources), in a venv of
+# their own, on the image's Python (3.12) where this machine has it: the kernels `--remote kaggle` pushes run there.
+KAGGLE_IMAGE_VENV := .venv-kaggle-image
+KAGGLE_IMAGE_REQUIREMENTS := tests/kaggle-image-requirements.txt
+KAGGLE_IMAGE_PYTHON ?= $(or $(shell for candidate in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12); do \
+  $$candidate -c 'import venv' >/dev/null 2>&1 && { echo $$candidate; break; }; done),$(PYTHON))
+
+$(KAGGLE_IMAGE_VENV)/.installed: $(KAGGLE_IMAGE_REQUIREMENTS)
+	@test -x $(KAGGLE_IMAGE_VENV)/bin/python || $(KAGGLE_IMAGE_PYTHON) -m venv $(KAGGLE_IMAGE_VENV)
+	$(KAGGLE_IMAGE_VENV)/bin/python -m pip install --quiet -r $(KAGGLE_IMAGE_REQUIREMENTS)
+	@touch $@
+
+.PHONY: test-kaggle-image
+test-kaggle-image: $(VENV)/.installed $(KAGGLE_IMAGE_VENV)/.installed ## the pushed kernels (cnn, ensemble members, softmax, every remote test) run on the Kaggle image's versions
+	@# pyproject's lower bounds admit the image's versions: resolving the package beside them installs nothing else.
+	$(KAGGLE_IMAGE_VENV)/bin/python -m pip install --dry-run --quiet . -r $(KAGGLE_IMAGE_REQUIREMENTS) --report - 2>/dev/null \
+	  | $(BIN)/python -c "import json, sys; extra = sorted(i['metadata']['name'] for i in json.load(sys.stdin)['install']); \
+	    sys.exit(0 if extra == ['kaggle-digits'] else 'pyproject does not admit the image versions: would install ' + ', '.join(extra))"
+	KAGGLE_DIGITS_KERNEL_PYTHON="$(CURDIR)/$(KAGGLE_IMAGE_VENV)/bin/python" $(BIN)/python -m pytest tests/test_kaggle_image.py tests/test_remote.py $(ARGS)
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff: lint and format check (ruff format fixes the format)

@@ -160,7 +160,13 @@ def cmd_submit(args) -> int:
             raise UsageError(f"--remote-timeout {args.remote_timeout:g}: must be positive (seconds, e.g. 14400)")
         if args.remote_sessions < 1:
             raise UsageError(f"--remote-sessions {args.remote_sessions}: must be at least 1")
-        remote_options = remote.RemoteOptions(timeout=args.remote_timeout, gpu=not args.remote_cpu, sessions=args.remote_sessions)
+        if args.remote_cpu and args.remote_accelerator:
+            raise UsageError(f"--remote-cpu and --remote-accelerator {args.remote_accelerator} contradict each other. Fix: drop one")
+        remote_options = remote.RemoteOptions(
+            timeout=args.remote_timeout,
+            accelerator=None if args.remote_cpu else (args.remote_accelerator or config.DEFAULT_ACCELERATOR),
+            sessions=args.remote_sessions,
+        )
     options = workflow.SubmitOptions(
         file=args.file,
         upload=not args.no_upload,
@@ -211,9 +217,21 @@ def cmd_ledger(args) -> int:
     return 0
 
 
+def cmd_remote(args) -> int:
+    """The toolkit's kernels on Kaggle: 'remote stop' deletes its running kernels (kaggle-digits-*), which stops their sessions."""
+    settings = _settings(args)
+    stopped = remote.stop_own_kernels(workflow.kaggle_client(settings))
+    print(f"remote: stopped {len(stopped)} running kernel{'' if len(stopped) == 1 else 's'}{': ' if stopped else ''}{', '.join(stopped)}")
+    return 0
+
+
 def cmd_serve_local(args) -> int:
     """Run the Kaggle-compatible server on 127.0.0.1 (for offline runs of fetch/submit/status)."""
-    server = local_kaggle.serve_builtin(port=args.port, source=args.source, daily_limit=args.daily_limit, scoring_delay=args.scoring_delay)
+    kernels = local_kaggle.KernelSettings()
+    kernels.python = args.kernel_python or kernels.python  # (KernelSettings reads KAGGLE_DIGITS_KERNEL_PYTHON)
+    server = local_kaggle.serve_builtin(
+        port=args.port, source=args.source, daily_limit=args.daily_limit, scoring_delay=args.scoring_delay, kernels=kernels
+    )
     names = ", ".join(server.state.competitions)
     print(f"local Kaggle server on http://127.0.0.1:{server.port} serving: {names}", flush=True)
     print(
@@ -315,7 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long the kernel may run (Kaggle stops it then too); default %(default)s",
     )
-    submit.add_argument("--remote-cpu", action="store_true", help="the kernel without a GPU (no GPU quota used)")
+    submit.add_argument(
+        "--remote-accelerator",
+        choices=sorted(config.ACCELERATORS),
+        help=f"the kernel's accelerator, by Kaggle's name ({', '.join(f'{k}: {v}' for k, v in config.ACCELERATORS.items())}); "
+        f"default {config.DEFAULT_ACCELERATOR} (Make: ACCELERATOR=)",
+    )
+    submit.add_argument("--remote-cpu", action="store_true", help="the kernel without an accelerator (no GPU quota used)")
     submit.add_argument(
         "--remote-sessions",
         type=int,
@@ -354,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)")
     serve.add_argument("--daily-limit", type=int, default=5, help="submissions per day; default %(default)s")
     serve.add_argument("--scoring-delay", type=float, default=0.5, help="seconds a submission stays PENDING; default %(default)s")
+    serve.add_argument(
+        "--kernel-python",
+        help="the interpreter pushed kernels run with, standing in for Kaggle's image (KAGGLE_DIGITS_KERNEL_PYTHON; default: this one)",
+    )
+    remote_command = add("remote", cmd_remote)
+    _common(remote_command, model=False, data=False)
+    remote_command.add_argument("action", choices=["stop"], help="stop: delete the toolkit's running kernels (named kaggle-digits-*)")
     return parser
 
 

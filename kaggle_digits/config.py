@@ -25,12 +25,25 @@ SAMPLE_ZIP = Path(str(resources.files("kaggle_digits") / "sample" / "digit-recog
 # Every KAGGLE_DIGITS_* environment variable is read here (and listed in the README's table).
 # --remote kaggle: seconds between two status polls of a kernel session (Kaggle rate-limits hard polling).
 KERNEL_POLL_SECONDS = float(os.environ.get("KAGGLE_DIGITS_KERNEL_POLL", "15"))
+# --remote kaggle: the interpreter the local server runs kernels with (`make test-kaggle-image` points it
+# at a virtual environment with the Kaggle image's versions). Unset: the one running the server.
+KERNEL_PYTHON = os.environ.get("KAGGLE_DIGITS_KERNEL_PYTHON")
 DEBUG = bool(os.environ.get("KAGGLE_DIGITS_DEBUG"))  # tracebacks for internal errors; TensorFlow's own log lines
 DEMO_DIR = Path(os.environ.get("KAGGLE_DIGITS_DEMO_DIR") or HOME / "data" / "demo")  # where `demo` runs its fresh competitor
 # The Kaggle client's retry policy (kaggle_api/retries.py); tests make it quick. Unset: the policy's defaults.
 RETRIES = os.environ.get("KAGGLE_DIGITS_RETRIES")
 BACKOFF = os.environ.get("KAGGLE_DIGITS_BACKOFF")
 TIMEOUT = os.environ.get("KAGGLE_DIGITS_TIMEOUT")
+
+# --remote kaggle: the accelerators a kernel can ask for by name (`machineShape`; Kaggle's own list, in the
+# official client's `kernels push --accelerator` help and Kaggle/kaggle-cli#1198, #1156). `enableGpu` alone
+# gets a P100 on kaggle.com, which the current image's CUDA builds no longer run on; TPUs are left out:
+# the toolkit's Keras training does not use one.
+ACCELERATORS = {"NvidiaTeslaT4": "GPU T4 x2", "NvidiaL4": "GPU L4"}
+DEFAULT_ACCELERATOR = "NvidiaTeslaT4"
+# kaggle.com refuses a GPU push past its concurrent-session cap: the first wait is 4 polls (a minute), doubling up to this.
+KERNEL_CAP_BACKOFF_MAX = 600.0
+KERNEL_TITLE_MAX = 50  # kaggle.com has answered 500 for longer titles (the kernel's title is its slug)
 
 # Seconds submit and the scheduled run wait for Kaggle's score before saying "still being scored".
 SCORING_WAIT_SECONDS = 900.0

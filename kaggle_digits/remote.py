@@ -9,15 +9,23 @@ second upload and a version to keep in step; a script is one request and always 
 here). When the session is done, its output (submission, sidecar, metrics, plots, model) comes back
 and is checked exactly like a local file; then `submit` uploads it through the same guards.
 
-What the Kernels API cannot do: stop a session from outside. CancelKernelSession takes a session id
-that no public response carries, and a new push does not stop the old one (Kaggle/kaggle-cli#388).
-So Ctrl-C here stops following it and says where to stop it; `sessionTimeoutSeconds` bounds it.
+What kaggle.com does that this lives with (sources in local_kaggle/kernels.py):
+- The accelerator is asked for by name (`machineShape`, default T4 x2): `enableGpu` alone gets a P100.
+- At most 2 GPU batch sessions per account run at once; a push past that is refused, not queued: the
+  push waits (with a line saying so) and is tried again, backing off, within `--remote-timeout`.
+- SaveKernel is not idempotent and its answer can be lost: the kernel's version is read before the
+  push and again after an unanswered one, so a version Kaggle made is followed, never pushed twice.
+- No public answer carries the session id that CancelKernelSession needs, and a new push does not
+  stop an old one (Kaggle/kaggle-cli#388). DeleteKernel does stop it: `kaggle-digits remote stop`
+  deletes the toolkit's own running kernels (named kaggle-digits-*), and nothing else. Ctrl-C here
+  stops following and prints that command.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -26,20 +34,23 @@ import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, config, data, models, splits, submission, training, workflow
 from .errors import DataError, KaggleError, KaggleUnavailable, UsageError
-from .helpers import artifact_dir, write_atomically, write_folder_atomically
+from .helpers import artifact_dir, versions, write_atomically, write_folder_atomically
 from .kaggle_api import Kaggle, Kernels
+from .kaggle_api.kernels import PushedKernel, PushUnanswered, SessionCapReached, kernel_url
 from .models.keras_models import EnsembleModel
 from .tasks import get_task
 
 log = logging.getLogger("kaggle_digits")
 
+KERNEL_PREFIX = "kaggle-digits-"  # every kernel the toolkit pushes is named so; `remote stop` deletes only these
+PUSH_ATTEMPTS = 3  # unanswered pushes of one training (each checked first: never two versions)
 HOME_IN_KERNEL = "kaggle-digits"  # KAGGLE_DIGITS_HOME inside /kaggle/working: everything kept is under it
 # What comes back; the parsed-data cache stays on Kaggle (it is rebuilt here from the local copy).
 KEEP = tuple(f"{HOME_IN_KERNEL}/{part}/" for part in ("submissions", "data/models", "data/reports"))
@@ -64,8 +75,17 @@ os.environ["KAGGLE_DIGITS_HOME"] = os.path.abspath("{home}")
 class RemoteOptions:
     timeout: float = 4 * 3600.0  # seconds to follow the session; Kaggle stops it then too
     poll: float = config.KERNEL_POLL_SECONDS
-    gpu: bool = True
-    sessions: int = 2  # kernels at once (the ensemble's members): Kaggle queues GPU sessions past its limit
+    accelerator: str | None = config.DEFAULT_ACCELERATOR  # Kaggle's machineShape; None: the CPU
+    sessions: int = 2  # kernels in flight at once (the ensemble's members); Kaggle caps GPU sessions at 2
+
+    @property
+    def gpu(self) -> bool:
+        return self.accelerator is not None
+
+    @property
+    def machine(self) -> str:
+        """What the sidecar and the ledger say it trained on: Kaggle's name for the accelerator, or CPU."""
+        return self.accelerator or "CPU"
 
     def train(self, settings: workflow.Settings, kaggle: Kaggle, dataset: data.Dataset) -> Path:
         """workflow.RemoteTraining: `submit --remote kaggle` trains through here."""
@@ -168,18 +188,29 @@ def member_main(spec: dict) -> int:
         )
     )
     log.info(
-        "member %d: %.4f on its %d held-out rows, %.0f s",
+        "member %d: %.4f on its %d held-out rows, %.0f s (%s)",
         index + 1,
         float((predicted == dataset.train_labels[held_out]).mean()),
         len(held_out),
         seconds,
+        ", ".join(f"{name} {version}" for name, version in versions().items()),  # the image's, as a local run's sidecar has them
     )
     return 0
 
 
 def kernel_slug(settings) -> str:
     """One kernel per task and model (each run is a new version of it): kaggle-digits-digit-recognizer-cnn."""
-    return re.sub(r"[^a-z0-9]+", "-", f"kaggle-digits-{settings.task.name}-{settings.model}".lower()).strip("-")
+    return short_slug(f"{KERNEL_PREFIX}{settings.task.name}-{settings.model}")
+
+
+def short_slug(name: str, limit: int = config.KERNEL_TITLE_MAX) -> str:
+    """Kaggle's slug shape (lowercase, dashes), at most `limit` characters: a longer one keeps its start and
+    ends in a hash of the whole, so the same name always gives the same kernel (the title is the slug)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if len(slug) <= limit:
+        return slug
+    digest = hashlib.sha256(slug.encode()).hexdigest()[:8]
+    return f"{slug[: limit - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def train_on_kaggle(settings, kaggle, competition: str, dataset, options: RemoteOptions | None = None) -> Path:
@@ -192,26 +223,15 @@ def train_on_kaggle(settings, kaggle, competition: str, dataset, options: Remote
     params = settings.params()  # a bad -p fails here, not in a kernel an hour later
     if settings.model == "ensemble" and params.members < 2:
         raise UsageError(f"ensemble: members={params.members}: needs at least 2 (one kernel per fold). Fix: -p members=5")
-    owner = kaggle.check_credentials()
-    if not owner:
-        raise UsageError(
-            "--remote kaggle needs the account's user name (an access token, or a legacy key with its user name). "
-            "Fix: sign in with 'kaggle auth login' or set KAGGLE_API_TOKEN"
-        )
+    owner = _owner(kaggle)
     kernels = Kernels(kaggle)
     if options.gpu:
-        quota = kernels.gpu_quota()
-        if quota.left_seconds <= 0:
-            refresh = f"; it refreshes {quota.refresh:%Y-%m-%d %H:%M} UTC" if quota.refresh else ""
-            raise KaggleError(
-                f"the weekly GPU quota is used up ({quota.used_seconds / 3600:.1f} h of "
-                f"{quota.allowed_seconds / 3600:.0f} h){refresh}. Fix: wait for it, or train here (without --remote)"
-            )
-        log.info("remote: GPU quota %.1f h left of %.0f h this week", quota.left_seconds / 3600, quota.allowed_seconds / 3600)
+        _check_quota(kernels.gpu_quota())
+    log.info("remote: training on %s (%s)", options.machine, config.ACCELERATORS.get(options.machine, "no accelerator"))
     slug = kernel_slug(settings)
     ensemble = settings.model == "ensemble"
     if ensemble:
-        jobs = [(f"{slug}-member-{index + 1}", member_script(settings, competition, index)) for index in range(params.members)]
+        jobs = [(short_slug(f"{slug}-member-{index + 1}"), member_script(settings, competition, index)) for index in range(params.members)]
     else:
         jobs = [(slug, submit_script(settings, competition))]
     with tempfile.TemporaryDirectory(prefix=".kernel-output-", dir=_scratch_parent()) as scratch:
@@ -221,8 +241,29 @@ def train_on_kaggle(settings, kaggle, competition: str, dataset, options: Remote
             output = kernels.output(pushed, Path(scratch) / str(number), (f"{HOME_IN_KERNEL}/member/",) if ensemble else KEEP)
             homes.append((pushed, Path(scratch) / str(number) / HOME_IN_KERNEL, output))
         if ensemble:
-            return _install_ensemble(homes, settings, params, dataset)
-        return _install(homes[0][1], settings, homes[0][0], dataset.test_ids)
+            return _install_ensemble(homes, settings, params, dataset, options.machine)
+        return _install(homes[0][1], settings, homes[0][0], dataset.test_ids, options.machine)
+
+
+def _check_quota(quota) -> None:
+    """Used plus reserved (the time held by sessions running now) against the week's allowance; an
+    unknown allowance is said and the run goes on (Kaggle refuses a push past it anyway)."""
+    if not quota.known:
+        log.warning("remote: Kaggle did not report this account's GPU quota; going on (Kaggle refuses a push past it)")
+        return
+    held = f" + {quota.reserved_seconds / 3600:.1f} h held by sessions running now" if quota.reserved_seconds else ""
+    if quota.left_seconds <= 0:
+        refresh = f"; it refreshes {quota.refresh:%Y-%m-%d %H:%M} UTC" if quota.refresh else ""
+        raise KaggleError(
+            f"the weekly GPU quota is used up ({quota.used_seconds / 3600:.1f} h used{held} of "
+            f"{quota.allowed_seconds / 3600:.0f} h){refresh}. Fix: wait for it, or train here (without --remote)"
+        )
+    log.info(
+        "remote: GPU quota %.1f h left of %.0f h this week%s",
+        quota.left_seconds / 3600,
+        quota.allowed_seconds / 3600,
+        f" ({held[3:]})" if held else "",
+    )
 
 
 def _scratch_parent() -> Path:
@@ -230,29 +271,55 @@ def _scratch_parent() -> Path:
     return config.DATA_DIR  # same file system as the folders swapped in below
 
 
+@dataclass
+class _Job:
+    """One training to push: a slug and its script, and when it may be tried again after a refusal."""
+
+    slug: str
+    script: str
+    refusals: int = 0
+    not_before: float = field(default=0.0)
+
+
 def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, options: RemoteOptions) -> list:
-    """Push each (slug, script), at most `options.sessions` running at once; follow every pushed version
-    (progress on every change and every minute) until all are COMPLETE. A failure stops it with the log."""
+    """Push each (slug, script), at most `options.sessions` in flight, filling a slot as one frees up; follow
+    every pushed version (progress on every change and every minute) until all are COMPLETE. A push refused
+    for the GPU-session cap waits and is tried again (backing off); a failure stops it with the log."""
     start = time.monotonic()
-    waiting = list(jobs)
+    waiting = [_Job(slug, script) for slug, script in jobs]
     running: dict = {}
     finished: dict = {}
     seen: dict[str, str] = {}
     last_line = start
+    many = len(jobs) > 1
     while waiting or running:
-        while waiting and len(running) < max(1, options.sessions):
-            slug, script = waiting.pop(0)
-            # The title is the slug itself: kaggle.com names a new kernel after its title, and the official
-            # client warns when the two differ ("may result in surprising behavior").
-            pushed = kernels.push(owner, slug, slug, script, competition, options.gpu, int(options.timeout))
+        while waiting and len(running) < max(1, options.sessions) and waiting[0].not_before <= time.monotonic():
+            job = waiting[0]
+            try:
+                pushed = _push(kernels, owner, job.slug, job.script, competition, options)
+            except SessionCapReached as refusal:
+                job.refusals += 1
+                wait = min(4 * options.poll * 2 ** (job.refusals - 1), config.KERNEL_CAP_BACKOFF_MAX)
+                job.not_before = time.monotonic() + wait
+                log.info(
+                    "remote: Kaggle refused %s/%s for now (%s): the account's other GPU sessions hold every slot; "
+                    "pushing again in %s (%s elapsed)",
+                    owner,
+                    job.slug,
+                    str(refusal).rstrip("."),
+                    _clock(wait),
+                    _clock(time.monotonic() - start),
+                )
+                break
+            waiting.pop(0)
             log.info(
                 "remote: pushed %s version %d (%s, internet off): %s",
                 pushed.ref,
                 pushed.version,
-                "GPU" if options.gpu else "CPU",
+                options.machine,
                 pushed.url,
             )
-            running[slug] = pushed
+            running[job.slug] = pushed
         elapsed = time.monotonic() - start
         for slug, pushed in list(running.items()):
             try:
@@ -261,34 +328,86 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
                 log.warning("remote: %s; still following", error)
                 continue
             if state.done:
-                log.info("remote: %s%s after %s", state.status, f" ({pushed.ref})" if len(jobs) > 1 else "", _clock(elapsed))
+                log.info("remote: %s%s after %s", state.status, f" ({pushed.ref})" if many else "", _clock(elapsed))
                 if state.status != "COMPLETE":
                     _fail(kernels, pushed, state, [other for other in running.values() if other is not pushed])
                 finished[slug] = running.pop(slug)
             elif state.status != seen.get(slug) or time.monotonic() - last_line >= 60:
-                log.info("remote: %s%s, %s elapsed", state.status, f" ({pushed.ref})" if len(jobs) > 1 else "", _clock(elapsed))
+                log.info("remote: %s%s, %s elapsed", state.status, f" ({pushed.ref})" if many else "", _clock(elapsed))
                 seen[slug], last_line = state.status, time.monotonic()
         if not running and not waiting:
             break
         if elapsed > options.timeout:
-            pending = ", ".join(f"{pushed.ref} {pushed.label}" for pushed in running.values())
+            pending = [f"{pushed.ref} {pushed.label}" for pushed in running.values()] + [
+                f"{owner}/{job.slug} (never pushed)" for job in waiting
+            ]
             raise KaggleError(
-                f"{pending} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); Kaggle stops it "
-                f"at the same limit. Fix: see its page on kaggle.com/code; run again with a longer --remote-timeout"
+                f"{', '.join(pending)} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); Kaggle stops a "
+                f"session at the same limit. Fix: see kaggle.com/code (or run 'kaggle-digits remote stop'); run again with "
+                f"a longer --remote-timeout"
             )
         try:
             time.sleep(options.poll)
         except KeyboardInterrupt:
             for pushed in running.values():
                 log.error(
-                    "remote: stopped following %s %s. It keeps running on Kaggle (the Kernels API cannot stop a session): "
-                    "stop it at %s (Active Events, Stop Session), or let it finish",
+                    "remote: stopped following %s %s. It keeps running on Kaggle: stop it with 'kaggle-digits remote stop' "
+                    "(deletes the toolkit's running kernels), or at %s, or let it finish",
                     pushed.ref,
                     pushed.label,
                     pushed.url,
                 )
             raise
     return [finished[slug] for slug, _ in jobs]
+
+
+def _push(kernels, owner: str, slug: str, script: str, competition: str, options: RemoteOptions) -> PushedKernel:
+    """One training's push, never two sessions of it: SaveKernel is not idempotent and its answer can be
+    lost after Kaggle made the version. So the kernel's version is read first; after an unanswered push
+    it is read again: a new version is followed, none means the push did not land and goes again."""
+    before = kernels.current_version(owner, slug)
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            # The title is the slug itself: kaggle.com names a new kernel after its title, and the official
+            # client warns when the two differ ("may result in surprising behavior").
+            return kernels.push(owner, slug, slug, script, competition, options.accelerator, int(options.timeout))
+        except PushUnanswered as lost:
+            now = kernels.current_version(owner, slug)
+            if now > before:
+                log.warning("remote: the push of %s/%s got no answer, but Kaggle made version %d: following it", owner, slug, now)
+                return PushedKernel(owner, slug, now, kernel_url(owner, slug))
+            if attempt == PUSH_ATTEMPTS:
+                raise KaggleUnavailable(f"{lost} (Kaggle made no new version of {owner}/{slug}: nothing runs)") from None
+            log.warning("remote: the push of %s/%s got no answer and Kaggle made no version; pushing again", owner, slug)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def stop_own_kernels(kaggle) -> list[str]:
+    """`kaggle-digits remote stop`: delete the account's running kernels named kaggle-digits-* (DeleteKernel
+    stops the session and its billing; nothing else stops it through the API). Returns their refs."""
+    owner = _owner(kaggle)
+    kernels = Kernels(kaggle)
+    stopped = []
+    for kernel in kernels.own_kernels(owner, KERNEL_PREFIX):
+        if not kernel.slug.startswith(KERNEL_PREFIX) or kernel.version < 1:
+            continue
+        state = kernels.status(PushedKernel(kernel.owner, kernel.slug, kernel.version, kernel_url(kernel.owner, kernel.slug)))
+        if state.done:
+            continue
+        kernels.delete(kernel.owner, kernel.slug)
+        log.info("remote: deleted %s/%s (version %d was %s): its session stops", kernel.owner, kernel.slug, kernel.version, state.status)
+        stopped.append(f"{kernel.owner}/{kernel.slug}")
+    return stopped
+
+
+def _owner(kaggle) -> str:
+    owner = kaggle.check_credentials()
+    if not owner:
+        raise UsageError(
+            "--remote kaggle needs the account's user name (an access token, or a legacy key with its user name). "
+            "Fix: sign in with 'kaggle auth login' or set KAGGLE_API_TOKEN"
+        )
+    return owner
 
 
 def _fail(kernels, pushed, state, others) -> None:
@@ -308,7 +427,7 @@ def _clock(seconds: float) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
-def _install(home: Path, settings, pushed, expected_ids) -> Path:
+def _install(home: Path, settings, pushed, expected_ids, machine: str) -> Path:
     """Check the kernel's submission like a local one; then model, report and file go in place, each whole."""
     files = sorted((home / "submissions").glob("*.csv"))
     if not files:
@@ -326,6 +445,7 @@ def _install(home: Path, settings, pushed, expected_ids) -> Path:
             write_folder_atomically(local / folder.name, functools.partial(shutil.copytree, folder, dirs_exist_ok=True))
     target = config.SUBMISSIONS_DIR / source.name
     sidecar["trained_on"] = f"kaggle kernel {pushed.ref} {pushed.label}"
+    sidecar["accelerator"] = machine
     content = source.read_bytes()
     write_atomically(target, lambda handle: handle.write(content))
     write_atomically(target.with_suffix(".json"), lambda handle: handle.write(json.dumps(sidecar, indent=2).encode()))
@@ -339,7 +459,7 @@ def _install(home: Path, settings, pushed, expected_ids) -> Path:
     return target
 
 
-def _install_ensemble(homes, settings, params, dataset) -> Path:
+def _install_ensemble(homes, settings, params, dataset, machine: str) -> Path:
     """The members that came back become the ensemble here: checked against this data, their held-out
     predictions give the out-of-fold estimate, and test.csv is predicted here (as `make predict` does)."""
     ensemble = models.create("ensemble", params, settings.seed)
@@ -372,5 +492,6 @@ def _install_ensemble(homes, settings, params, dataset) -> Path:
     )
     first, last = homes[0][0], homes[-1][0]
     meta["trained_on"] = f"kaggle kernels {first.ref} {first.label} .. {last.ref} {last.label}"
+    meta["accelerator"] = machine
     training.save_model(ensemble, artifact_dir(config.MODELS_DIR, settings.model, settings.task.name), meta)
     return workflow.predict(settings, dataset)

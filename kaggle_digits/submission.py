@@ -40,9 +40,10 @@ LEDGER_COLUMNS = [
     "message",
     "config",
     "trained_on",
+    "accelerator",  # --remote kaggle: the machineShape the kernel asked for (or CPU); empty for a local run
 ]
-# A ledger written before the config and trained_on columns is still read.
-REQUIRED_COLUMNS = [column for column in LEDGER_COLUMNS if column not in ("config", "trained_on")]
+# A ledger written before the config, trained_on and accelerator columns is still read.
+REQUIRED_COLUMNS = [column for column in LEDGER_COLUMNS if column not in ("config", "trained_on", "accelerator")]
 STATUSES = {"UPLOADING", "UNKNOWN", "PENDING", "COMPLETE", "ERROR", "FAILED"}
 SHORT_CHECKSUM = 16  # hex digits of the file's SHA-256 carried in the description on Kaggle
 

@@ -250,6 +250,7 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         ),
         "versions": versions(),
         **({"trained_on": meta["trained_on"]} if meta.get("trained_on") else {}),  # a Kaggle kernel (--remote kaggle)
+        **({"accelerator": meta["accelerator"]} if meta.get("accelerator") else {}),  # which one (Kaggle's machineShape)
         "durations": {"train_seconds": meta.get("train_seconds"), "predict_seconds": round(seconds, 3)},
         "written_at": utc_now(),
     }
@@ -261,7 +262,7 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
 # --- Kaggle-facing stages: the client is imported only when these run ----------------------------
 
 
-def _kaggle(settings: Settings, competition: str | None = None) -> Kaggle:
+def kaggle_client(settings: Settings, competition: str | None = None) -> Kaggle:
     return Kaggle(settings.task, competition=competition)
 
 
@@ -270,7 +271,7 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
 
     Returns (folder, changed). An unchanged remote zip (same ETag and size) is not downloaded again.
     """
-    kaggle = kaggle or _kaggle(settings, competition)
+    kaggle = kaggle or kaggle_client(settings, competition)
     user = kaggle.check_credentials()
     log.info(
         "fetch: %s '%s' from %s%s (credentials: %s)",
@@ -368,11 +369,11 @@ def produce_submission(
     here, so the file that comes back is checked against this test.csv.
     """
     if settings.data_dir is None:
-        kaggle = kaggle or (_kaggle(settings, competition) if remote else None)
+        kaggle = kaggle or (kaggle_client(settings, competition) if remote else None)
         settings = settings.with_data(fetch(settings, force=force_fetch, competition=competition, kaggle=kaggle)[0])
     dataset = load_data(settings)
     if remote is not None:
-        return remote.train(settings, kaggle or _kaggle(settings, competition), dataset)
+        return remote.train(settings, kaggle or kaggle_client(settings, competition), dataset)
     fit_for_submission(settings, dataset, refit)
     return predict(settings, dataset)
 
@@ -388,7 +389,7 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
             expected_ids = load_data(settings).test_ids
         submission.check_submission(path, settings.task, expected_ids)
     if options.upload:
-        kaggle = kaggle or _kaggle(settings, options.competition)
+        kaggle = kaggle or kaggle_client(settings, options.competition)
         # Before any guard (and before training): an earlier upload whose outcome is open is settled
         # from Kaggle's own list, and a lost ledger restored from it, so the guards know what Kaggle has.
         settle_open_rows(ledger, kaggle, settings.task.name)
@@ -468,6 +469,7 @@ def upload_and_wait(
         message=message,
         config=config_hash,
         trained_on=sidecar.get("trained_on", "here" if sidecar else ""),
+        accelerator=sidecar.get("accelerator", ""),
     )
     try:
         ref = kaggle.submit(path, message)
@@ -542,7 +544,7 @@ def restore_ledger(ledger: submission.Ledger, remote: list[SubmissionState], tas
 
 def rebuild_ledger(settings: Settings, competition: str | None = None, kaggle=None) -> tuple[int, Path | None]:
     """`kaggle-digits ledger --rebuild`: a damaged ledger is kept aside, then rows come back from Kaggle's list."""
-    kaggle = kaggle or _kaggle(settings, competition)
+    kaggle = kaggle or kaggle_client(settings, competition)
     remote = kaggle.submissions()  # first: if Kaggle cannot be reached, nothing is moved
     ledger = submission.Ledger()
     kept = None
@@ -557,7 +559,7 @@ def rebuild_ledger(settings: Settings, competition: str | None = None, kaggle=No
 def status(settings: Settings, competition: str | None = None, kaggle=None) -> list[dict[str, str]]:
     """The ledger joined with Kaggle's own submission list; pending rows are brought up to date."""
     require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
-    kaggle = kaggle or _kaggle(settings, competition)
+    kaggle = kaggle or kaggle_client(settings, competition)
     listed = kaggle.submissions()
     remote = {str(item.ref): item for item in listed}
     ledger = submission.Ledger()

@@ -63,13 +63,24 @@ def client(kernels_server, kaggle_env, monkeypatch):
         yield kaggle.kernels.kernels_api_client
 
 
-def push(client, text: str = SCRIPT, gpu: bool = True, timeout: int | None = None, sources=("digit-recognizer",)):
+def push(
+    client,
+    text: str = SCRIPT,
+    gpu: bool = True,
+    timeout: int | None = None,
+    sources=("digit-recognizer",),
+    shape: str | None = "NvidiaTeslaT4",
+    slug: str = "digits-train",
+    title: str = "digits train",
+):
     from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
 
     request = ApiSaveKernelRequest()
-    request.slug, request.new_title = f"{local_kaggle.DEMO_USER}/digits-train", "digits train"
+    request.slug, request.new_title = f"{local_kaggle.DEMO_USER}/{slug}", title
     request.text, request.language, request.kernel_type = text, "python", "script"
     request.is_private, request.enable_gpu, request.enable_internet = True, gpu, False
+    if gpu and shape:
+        request.machine_shape = shape
     request.competition_data_sources = list(sources)
     if timeout:
         request.session_timeout_seconds = timeout
@@ -153,6 +164,90 @@ def test_a_session_past_its_time_limit_is_stopped(client):
     assert answer.status.name == "ERROR" and "run-time limit" in answer.failure_message
 
 
+def test_a_gpu_push_past_two_running_sessions_is_refused_not_queued(client, kernels_server):
+    """kaggle.com: at most 2 batch GPU sessions of an account at once; the third push is refused with HTTP 200 and
+    `error` set, and nothing is made (Kaggle/kaggle-cli#185). The CPU is not capped; a freed slot takes a push again."""
+    first = push(client, "import time; time.sleep(30)", slug="one", title="one")
+    second = push(client, "import time; time.sleep(30)", slug="two", title="two")
+    assert first.version_number == 1 and second.version_number == 1
+    refused = push(client, "print('three')", slug="three", title="three")
+    assert refused.error == "Maximum batch GPU session count of 2 reached." and not refused.version_number
+    assert ("demo-user", "three") not in kernels_server.state.kernels.kernels
+    assert push(client, "print('cpu')", gpu=False, slug="cpu", title="cpu").version_number == 1
+    delete(client, "one")
+    assert push(client, "print('three')", slug="three", title="three").version_number == 1
+
+
+def test_the_accelerator_is_recorded_by_name_and_enable_gpu_alone_gets_a_p100(client, kernels_server):
+    push(client, "print(1)", slug="t4", title="t4")
+    push(client, "print(1)", shape=None, slug="legacy", title="legacy")
+    push(client, "print(1)", gpu=False, slug="cpu", title="cpu")
+    shapes = {kernel.slug: kernel.sessions[-1].machine_shape for kernel in kernels_server.state.kernels.kernels.values()}
+    assert shapes == {"t4": "NvidiaTeslaT4", "legacy": "NvidiaTeslaP100", "cpu": ""}
+    with pytest.raises(requests.exceptions.HTTPError) as unknown:
+        push(client, "print(1)", shape="NvidiaTeslaK80", slug="k80", title="k80")
+    assert unknown.value.response.status_code == 400
+
+
+def test_a_title_over_50_characters_is_answered_with_500(client):
+    with pytest.raises(requests.exceptions.HTTPError) as refused:
+        push(client, "print(1)", slug="x" * 51, title="x" * 51)
+    assert refused.value.response.status_code == 500
+    assert push(client, "print(1)", slug="x" * 50, title="x" * 50).version_number == 1
+
+
+def test_a_kernel_the_account_does_not_have_is_403_and_get_kernel_answers_its_version(client):
+    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+    request = ApiGetKernelRequest()
+    request.user_name, request.kernel_slug = local_kaggle.DEMO_USER, "digits-train"
+    with pytest.raises(requests.exceptions.HTTPError) as missing:
+        client.get_kernel(request)
+    assert missing.value.response.status_code == 403
+    with pytest.raises(requests.exceptions.HTTPError) as wrong_slug:
+        status(client)
+    assert wrong_slug.value.response.status_code == 403  # not 404 (Kaggle/kaggle-cli#951)
+    push(client, "print(1)", gpu=False)
+    push(client, "print(2)", gpu=False)
+    assert client.get_kernel(request).metadata.current_version_number == 2
+
+
+def test_delete_kernel_stops_its_session_and_frees_the_gpu(client, kernels_server):
+    push(client, "import time; time.sleep(60)")
+    deadline = time.monotonic() + 30
+    (session,) = kernels_server.state.kernels.sessions.values()
+    while session.status != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    delete(client, "digits-train")
+    assert session.status == "CANCEL_ACKNOWLEDGED" and session.process.wait(timeout=10) != 0
+    with pytest.raises(requests.exceptions.HTTPError) as gone:
+        status(client, "v1")
+    assert gone.value.response.status_code == 403
+
+
+def test_the_quota_counts_time_reserved_by_running_sessions(client, kernels_server):
+    from kagglesdk.kernels.types.kernels_api_service import ApiGetAcceleratorQuotaStatisticsRequest
+
+    push(client, "import time; time.sleep(2)")
+    time.sleep(1.0)
+    running = client.get_accelerator_quota_statistics(ApiGetAcceleratorQuotaStatisticsRequest()).gpu_quota
+    assert running.time_reserved.total_seconds() > 0 and running.time_used.total_seconds() == 0
+    assert wait(client, 1).status.name == "COMPLETE"
+    done = client.get_accelerator_quota_statistics(ApiGetAcceleratorQuotaStatisticsRequest()).gpu_quota
+    assert done.time_reserved.total_seconds() == 0 and done.time_used.total_seconds() >= running.time_reserved.total_seconds()
+    # Time held elsewhere (a notebook in the browser) counts too: a push that would pass the quota is refused.
+    kernels_server.state.kernels.settings.gpu_reserved_seconds = 3600
+    assert "GPU quota" in push(client, "print(1)", slug="more", title="more").error
+
+
+def delete(client, slug: str) -> None:
+    from kagglesdk.kernels.types.kernels_api_service import ApiDeleteKernelRequest
+
+    request = ApiDeleteKernelRequest()
+    request.user_name, request.kernel_slug = local_kaggle.DEMO_USER, slug
+    assert not client.delete_kernel(request).error_message
+
+
 def test_cancel_takes_a_session_id(client, kernels_server):
     from kagglesdk.kernels.types.kernels_api_service import ApiCancelKernelSessionRequest
 
@@ -211,6 +306,7 @@ def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env,
                 "kernel_type": "script",
                 "is_private": True,
                 "enable_gpu": True,
+                "machine_shape": "NvidiaTeslaT4",
                 "enable_internet": False,
                 "competition_sources": ["digit-recognizer"],
             }
@@ -234,4 +330,7 @@ def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env,
         assert (tmp_path / "out" / "submission.csv").read_text() == "ImageId,Label\n1,7\n"
         assert (tmp_path / "out" / "model" / "weights.bin").read_bytes() == bytes(range(256))
         assert "toolkit: absent" in (tmp_path / "out" / "digits-train.log").read_text()
+        assert server.state.kernels.kernels[(local_kaggle.DEMO_USER, "digits-train")].sessions[0].machine_shape == "NvidiaTeslaT4"
+        cli("delete", f"{local_kaggle.DEMO_USER}/digits-train", "-y")
+        assert (local_kaggle.DEMO_USER, "digits-train") not in server.state.kernels.kernels
         assert server.state.storage_auth_seen == []

@@ -23,6 +23,7 @@ VALUES = {
     "FORCE": ("1", "--force"),
     "ARGS": ("--an-extra-option", "--an-extra-option"),
     "REMOTE": ("kaggle", "--remote kaggle"),
+    "ACCELERATOR": ("NvidiaL4", "--remote-accelerator NvidiaL4"),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -41,15 +42,19 @@ def test_remote_training_comes_back_checked_and_goes_up_through_the_guards(serve
     server.inject(method="GetKernelSessionStatus", lost=True, count=2)  # answers lost on the way: polled again
     result = kd("submit", *REMOTE, cwd=workdir, env=env)
     assert result.returncode == 0, result.stderr
-    assert "remote: pushed demo-user/kaggle-digits-digit-recognizer-logreg version 1 (GPU, internet off)" in result.stderr
+    assert "remote: pushed demo-user/kaggle-digits-digit-recognizer-logreg version 1 (NvidiaTeslaT4, internet off)" in result.stderr
     assert "remote: COMPLETE after" in result.stderr
     assert server.state.requests.count("POST SaveKernel") == 1  # never resent: each push is a new version
     assert "POST GetAcceleratorQuotaStatistics" in server.state.requests
+    (session,) = server.state.kernels.sessions.values()
+    assert session.machine_shape == "NvidiaTeslaT4"  # asked for by name: enableGpu alone would get a P100
     (row,) = ledger_rows(workdir)
     assert row["trained_on"] == "kaggle kernel demo-user/kaggle-digits-digit-recognizer-logreg v1"
+    assert row["accelerator"] == "NvidiaTeslaT4"
     assert row["status"] == "COMPLETE" and float(row["public_score"]) > 0.7
     sidecar = json.loads((workdir / "submissions" / row["file"]).with_suffix(".json").read_text())
     assert sidecar["trained_on"] == row["trained_on"] and sidecar["model"] == "logreg" and sidecar["holdout_accuracy"] > 0.7
+    assert sidecar["accelerator"] == "NvidiaTeslaT4"
     # The kernel's model and report are here now, and the model works here: predict writes the same labels.
     assert (workdir / "data" / "reports" / "logreg" / "metrics.json").exists()
     again = kd("predict", *FAST_MODEL, cwd=workdir, env=env)
@@ -85,8 +90,121 @@ def test_the_gpu_quota_used_up_stops_before_the_push(server, kaggle_env, workdir
     server.state.kernels.settings.gpu_used_seconds = served.GPU_QUOTA_SECONDS
     result = kd("submit", *REMOTE, cwd=workdir, env=kaggle_env)
     assert result.returncode == 5
-    assert "the weekly GPU quota is used up (30.0 h of 30 h); it refreshes" in result.stderr and "Fix:" in result.stderr
+    assert "the weekly GPU quota is used up (30.0 h used of 30 h); it refreshes" in result.stderr and "Fix:" in result.stderr
     assert "POST SaveKernel" not in server.state.requests and nothing_kept(workdir)
+
+
+def test_time_held_by_running_sessions_counts_against_the_quota(server, kaggle_env, workdir):
+    """Used plus reserved: 29 h used and 1 h held by a session running elsewhere leave nothing."""
+    server.state.kernels.settings.gpu_used_seconds = served.GPU_QUOTA_SECONDS - 3600
+    server.state.kernels.settings.gpu_reserved_seconds = 3600
+    result = kd("submit", *REMOTE, cwd=workdir, env=kaggle_env)
+    assert result.returncode == 5
+    assert "used up (29.0 h used + 1.0 h held by sessions running now of 30 h)" in result.stderr
+    assert "POST SaveKernel" not in server.state.requests
+
+
+def test_an_unknown_quota_is_said_and_the_run_goes_on_on_the_accelerator_asked_for(server, kaggle_env, workdir):
+    server.state.kernels.settings.gpu_quota_seconds = None  # the answer carries no gpuQuota
+    env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
+    result = kd("submit", *REMOTE, "--remote-accelerator", "NvidiaL4", cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Kaggle did not report this account's GPU quota; going on" in result.stderr
+    assert [session.machine_shape for session in server.state.kernels.sessions.values()] == ["NvidiaL4"]
+    assert [row["accelerator"] for row in ledger_rows(workdir)] == ["NvidiaL4"]
+    cpu = kd("submit", *REMOTE, "--remote-cpu", "-p", "max_iter=61", cwd=workdir, env=env)
+    assert cpu.returncode == 0, cpu.stderr
+    assert list(server.state.kernels.sessions.values())[-1].machine_shape == "" and ledger_rows(workdir)[-1]["accelerator"] == "CPU"
+    both = kd("submit", *REMOTE, "--remote-cpu", "--remote-accelerator", "NvidiaL4", cwd=workdir, env=env)
+    assert both.returncode == 2 and "contradict" in both.stderr.strip().splitlines()[-1]
+    unknown = kd("submit", *REMOTE, "--remote-accelerator", "NvidiaTeslaK80", cwd=workdir, env=env)
+    assert unknown.returncode == 2 and "invalid choice: 'NvidiaTeslaK80'" in unknown.stderr
+
+
+def test_a_push_whose_answer_is_lost_is_followed_not_pushed_again(server, kaggle_env, workdir):
+    """SaveKernel made the version, then its answer was lost: the kernel's version, read before and after,
+    says so, and that version is followed. One push, one session, exit 0."""
+    server.inject(method="SaveKernel", lost=True)
+    result = kd("submit", *REMOTE, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
+    assert result.returncode == 0, result.stderr
+    assert "got no answer, but Kaggle made version 1: following it" in result.stderr
+    assert server.state.requests.count("POST SaveKernel") == 1 and len(server.state.kernels.sessions) == 1
+    assert server.state.requests.count("POST GetKernel") == 2  # before the push, and after the lost answer
+    (row,) = ledger_rows(workdir)
+    assert row["status"] == "COMPLETE" and row["trained_on"].endswith(" v1")
+
+
+def test_a_push_that_never_arrived_is_pushed_again_once(server, kaggle_env, workdir):
+    server.inject(method="SaveKernel", drop=True)  # the connection closes, nothing is made
+    result = kd("submit", *REMOTE, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
+    assert result.returncode == 0, result.stderr
+    assert "got no answer and Kaggle made no version; pushing again" in result.stderr
+    assert server.state.requests.count("POST SaveKernel") == 2 and len(server.state.kernels.sessions) == 1
+
+
+def test_long_kernel_names_are_shortened_to_50_characters_the_same_way_every_time():
+    from kaggle_digits import remote
+
+    long = "kaggle-digits-" + "a-very-long-task-name-" * 3 + "cnn-member-1"
+    slug = remote.short_slug(long)
+    assert len(slug) == 50 and slug == remote.short_slug(long) and slug.startswith("kaggle-digits-a-very-long")
+    assert remote.short_slug(long.replace("member-1", "member-2")) != slug
+    assert remote.short_slug("kaggle-digits-digit-recognizer-cnn") == "kaggle-digits-digit-recognizer-cnn"
+
+
+def test_kernel_edges_a_wrong_slug_new_and_unknown_statuses_an_output_without_url(server, local_client, tmp_path, monkeypatch):
+    from kaggle_digits.errors import KaggleError
+    from kaggle_digits.kaggle_api import Kernels
+    from kaggle_digits.kaggle_api.kernels import PushedKernel
+    from kaggle_digits.local_kaggle import api as served_api
+
+    kernels = Kernels(local_client())
+    with pytest.raises(KaggleError, match=r"Kaggle has no kernel demo-user/nope for this account \(HTTP 403\)"):
+        kernels.status(PushedKernel("demo-user", "nope", 1, ""))
+    assert kernels.current_version("demo-user", "nope") == 0
+    pushed = kernels.push(
+        "demo-user", "kaggle-digits-edge", "kaggle-digits-edge", "open('out.txt', 'w').write('1')", "digit-recognizer", None, 60
+    )
+    (session,) = server.state.kernels.sessions.values()
+    deadline = time.monotonic() + 30
+    while not session.done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for status in ("NEW_SCRIPT", "SOME_STATUS_FROM_THE_FUTURE"):  # a version without its session yet; a newer client's status
+        session.status = status
+        state = kernels.status(pushed)
+        assert state.status == status and not state.done
+    session.status = "COMPLETE"
+    monkeypatch.setattr(served_api.storage, "signed_download_url", lambda *args, **kwargs: "")
+    with pytest.raises(KaggleError, match="listed the kernel output out.txt without a URL"):
+        kernels.output(pushed, tmp_path / "out")
+
+
+def test_remote_stop_deletes_the_toolkits_running_kernels_and_nothing_else(server, kaggle_env, local_client, workdir):
+    from kaggle_digits.kaggle_api import Kernels
+
+    kernels = Kernels(local_client())
+    sleeper = "import time; time.sleep(60)"
+    kernels.push(
+        "demo-user",
+        "kaggle-digits-digit-recognizer-cnn",
+        "kaggle-digits-digit-recognizer-cnn",
+        sleeper,
+        "digit-recognizer",
+        "NvidiaTeslaT4",
+        120,
+    )
+    kernels.push("demo-user", "my-own-notebook", "my-own-notebook", sleeper, "digit-recognizer", "NvidiaTeslaT4", 120)
+    kernels.push("demo-user", "kaggle-digits-finished", "kaggle-digits-finished", "print(1)", "digit-recognizer", None, 120)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(s.status in ("RUNNING", "COMPLETE") for s in server.state.kernels.sessions.values()):
+        time.sleep(0.05)
+    result = kd("remote", "stop", cwd=workdir, env=kaggle_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "remote: stopped 1 running kernel: demo-user/kaggle-digits-digit-recognizer-cnn"
+    toolkit, own, finished = server.state.kernels.sessions.values()
+    assert toolkit.status == "CANCEL_ACKNOWLEDGED" and own.status == "RUNNING" and finished.status == "COMPLETE"
+    assert set(server.state.kernels.kernels) == {("demo-user", "my-own-notebook"), ("demo-user", "kaggle-digits-finished")}
+    assert server.state.requests.count("POST DeleteKernel") == 1
 
 
 def test_remote_refuses_options_it_cannot_honour(kaggle_env, workdir):
@@ -120,6 +238,30 @@ def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_e
     assert len(list((workdir / "data" / "models" / "ensemble").glob("member-*"))) == 2
 
 
+def test_an_ensemble_beside_a_busy_gpu_session_waits_for_a_slot_and_trains_each_member_once(server, kaggle_env, local_client, workdir):
+    """kaggle.com refuses a GPU push past 2 running sessions (it does not queue it). With one session of the account
+    busy elsewhere, member 1 takes the last slot, member 2 is refused, waits, backs off and goes once a slot frees."""
+    from kaggle_digits.kaggle_api import Kernels
+
+    Kernels(local_client()).push(
+        "demo-user", "notebook-elsewhere", "notebook-elsewhere", "import time; time.sleep(6)", "digit-recognizer", "NvidiaTeslaT4", 120
+    )
+    tiny = ["-p", "members=2", "-p", "epochs=1", "-p", "filters=8", "-p", "batch_size=32"]
+    env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"}
+    result = kd("submit", "--remote", "kaggle", "--model", "ensemble", *tiny, cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Maximum batch GPU session count of 2 reached): the account's other GPU sessions hold every slot; pushing again in" in result.stderr
+    )
+    members = {slug: kernel.sessions for (_, slug), kernel in server.state.kernels.kernels.items() if "member" in slug}
+    assert sorted(members) == [f"kaggle-digits-digit-recognizer-ensemble-member-{n}" for n in (1, 2)]
+    assert all(len(sessions) == 1 and sessions[0].status == "COMPLETE" for sessions in members.values()), "each member trained once"
+    intervals = [(s.started, s.finished) for s in server.state.kernels.sessions.values() if s.gpu]
+    assert max(sum(1 for a, b in intervals if a <= moment < b) for moment, _ in intervals) <= 2, "never past the cap"
+    (row,) = ledger_rows(workdir)
+    assert row["status"] == "COMPLETE" and row["accelerator"] == "NvidiaTeslaT4"
+
+
 def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle_env, workdir, tmp_path):
     """The Kernels API cannot stop a session from outside (no public answer carries its id): Ctrl-C stops
     following it, says so with the kernel's page, keeps nothing and exits 130."""
@@ -147,7 +289,7 @@ def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "It keeps running on Kaggle (the Kernels API cannot stop a session)" in stderr
+    assert "It keeps running on Kaggle: stop it with 'kaggle-digits remote stop'" in stderr
     assert "https://www.kaggle.com/code/demo-user/kaggle-digits-digit-recognizer-logreg" in stderr
     assert nothing_kept(workdir) and server.state.submissions == []
 

@@ -176,11 +176,22 @@ class Kaggle:
         return f"https://www.kaggle.com/competitions/{self.name}"
 
     # --- error handling -------------------------------------------------------------------------
-    def call(self, what: str, function: Callable[[], Any], not_found: str | None = None) -> Any:
-        """Run one client call; turn every failure into one clear line with the right exit code."""
+    def call(
+        self, what: str, function: Callable[[], Any], not_found: str | None = None, denied: str | None = None, absent_ok: bool = False
+    ) -> Any:
+        """Run one client call; turn every failure into one clear line with the right exit code.
+
+        `not_found` and `denied` replace the competition-centred lines for 404 and 403 (kernels);
+        `absent_ok` answers None for either (a kernel the account does not have yet)."""
         try:
             return function()
         except requests.exceptions.HTTPError as error:
+            status = error.response.status_code if error.response is not None else 0
+            from_api = error.response is not None and str(error.response.url or "").startswith(self.endpoint)
+            if from_api and status in (403, 404) and absent_ok:
+                return None
+            if from_api and status == 403 and denied:
+                raise KaggleError(denied) from None
             raise self._http_failure(error, what, not_found) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
             raise self._unreachable(error, what) from None

@@ -27,11 +27,15 @@ def sdk() -> SimpleNamespace:
     from kagglesdk.kaggle_env import get_endpoint, get_env
     from kagglesdk.kaggle_http_client import KaggleHttpClient
     from kagglesdk.kernels.types.kernels_api_service import (
+        ApiDeleteKernelRequest,
         ApiGetAcceleratorQuotaStatisticsRequest,
+        ApiGetKernelRequest,
         ApiGetKernelSessionStatusRequest,
         ApiListKernelSessionOutputRequest,
+        ApiListKernelsRequest,
         ApiSaveKernelRequest,
     )
+    from kagglesdk.kernels.types.kernels_enums import KernelsListViewType
     from kagglesdk.security.types.oauth_service import IntrospectTokenRequest
 
     return SimpleNamespace(
@@ -51,5 +55,9 @@ def sdk() -> SimpleNamespace:
         ApiGetKernelSessionStatusRequest=ApiGetKernelSessionStatusRequest,
         ApiListKernelSessionOutputRequest=ApiListKernelSessionOutputRequest,
         ApiSaveKernelRequest=ApiSaveKernelRequest,
+        ApiGetKernelRequest=ApiGetKernelRequest,
+        ApiListKernelsRequest=ApiListKernelsRequest,
+        ApiDeleteKernelRequest=ApiDeleteKernelRequest,
+        KernelsListViewType=KernelsListViewType,
         IntrospectTokenRequest=IntrospectTokenRequest,
     )

@@ -264,6 +264,40 @@ class ApiHandler(BaseHandler):
         ]
         self.json(200, {"files": page, "log": log_text(session) if session.done else "", "nextPageToken": token})
 
+    def _api_GetKernel(self, request, user) -> None:  # noqa: N802
+        kernel = self.state.kernels.kernel(request, user)
+        if kernel is None:
+            self.error(403, f"Permission 'kernels.get' was denied for '{request.get('userName')}/{request.get('kernelSlug')}'")
+            return
+        self.json(
+            200, {"metadata": self.state.kernels.metadata(kernel), "blob": {"source": "", "language": "python", "kernelType": "script"}}
+        )
+
+    def _api_ListKernels(self, request, user) -> None:  # noqa: N802
+        owner, search = request.get("user") or "", (request.get("search") or "").lower()
+        kernels = [
+            self.state.kernels.metadata(kernel)
+            for (author, slug), kernel in list(self.state.kernels.kernels.items())
+            # Private kernels are listed to their owner only; `search` matches the title.
+            if author == user and (not owner or owner == author) and search in kernel.title.lower() and kernel.sessions
+        ]
+        size = min(int(request.get("pageSize") or self.state.page_size), 100)
+        try:
+            start = int(base64.urlsafe_b64decode(request.get("pageToken") or "MA==").decode())
+        except (ValueError, binascii.Error):
+            self.error(400, "Invalid page token")
+            return
+        following = start + size
+        token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(kernels) else ""
+        self.json(200, {"kernels": kernels[start:following], "nextPageToken": token})
+
+    def _api_DeleteKernel(self, request, user) -> None:  # noqa: N802
+        status, message = self.state.kernels.delete(request, user)
+        if status != 200:
+            self.error(status, message)
+            return
+        self.json(200, {})
+
     def _api_CancelKernelSession(self, request, user) -> None:  # noqa: N802
         self.json(200, {"errorMessage": self.state.kernels.cancel(int(request.get("kernelSessionId") or 0))})
 

@@ -11,8 +11,17 @@ What kaggle.com does and this mirrors (read from kagglesdk, the official CLI and
   Kaggle/kaggle-cli#1177 guards against): a client must pin the version it pushed.
 - Output files are listed with signed URLs on the storage host, never served by the API host; the
   log is a JSON list of `{"stream_name", "time", "data"}` entries.
-- CancelKernelSession takes a kernel session id that no public response carries.
-- GetAcceleratorQuotaStatistics reports the weekly GPU quota: time used, time allowed, refresh time.
+- CancelKernelSession takes a kernel session id that no public response carries; DeleteKernel
+  (client 1.8+) removes the kernel and stops its sessions.
+- GetAcceleratorQuotaStatistics reports the weekly GPU quota: time used, time reserved (held by the
+  sessions running now), time allowed, refresh time. A GPU push past it is refused.
+- The accelerator is `machineShape` (NvidiaTeslaT4 = T4 x2, ...); `enableGpu` alone gets a P100
+  (a server bug the maintainers confirmed, Kaggle/kaggle-cli#821). Each session records its shape.
+- At most 2 batch GPU sessions of an account run at once; a GPU push past that is refused with HTTP
+  200 and `error` = "Maximum batch GPU session count of 2 reached." (Kaggle/kaggle-cli#185), not queued.
+- Titles over 50 characters have been answered with 500; a status or output asked of a kernel the
+  account does not have is 403, not 404 (Kaggle/kaggle-cli#951). GetKernel answers the kernel's
+  metadata with `currentVersionNumber`; ListKernels lists an account's kernels, paged.
 
 A session runs the pushed script with Kaggle's layout: the competition under `../input/<name>/`
 (read-only data), the working folder `./` (what is kept as output). Internet off is enforced by
@@ -36,11 +45,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import config
 from .plumbing import State
 
 # Kaggle's limit for a batch session (CPU or GPU); `sessionTimeoutSeconds` can shorten it.
 SESSION_LIMIT_SECONDS = 12 * 3600
 GPU_QUOTA_SECONDS = 30 * 3600  # a week's GPU quota for a verified account
+TITLE_MAX = 50
+GPU_SESSION_CAP_ERROR = "Maximum batch GPU session count of {cap} reached."
+# Kaggle's accelerator names (kagglesdk's machine_shape, the CLI's --accelerator help); P100 is what
+# `enableGpu` without a shape gets. TPUs are accepted and run as any other session here.
+MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "TpuV5E8", "Tpu1VmV38")
 OUTPUT_BUCKET = "kaggle-kernel-output"
 _VERSION_LABEL = re.compile(r"^v(\d+)$")
 # Runs before the pushed script: the toolkit's package is not on a Kaggle image, so it is not here either.
@@ -72,6 +87,7 @@ class KernelSession:
     root: Path | None = None  # holds input/ and working/, as /kaggle does
     log: list[dict[str, Any]] = field(default_factory=list)
     gpu: bool = False
+    machine_shape: str = ""  # the accelerator the session got ("" for the CPU)
     started: float | None = None
     finished: float | None = None
     process: subprocess.Popen | None = None
@@ -96,10 +112,12 @@ class KernelSettings:
 
     queue_delay: float = 0.3  # QUEUED this long before the script starts
     stale_status_delay: float = 0.5  # the latest version reads as the previous session for this long
-    gpu_quota_seconds: float = GPU_QUOTA_SECONDS
+    gpu_quota_seconds: float | None = GPU_QUOTA_SECONDS  # None: the answer carries no gpuQuota (an account Kaggle says nothing of)
     gpu_used_seconds: float = 0.0  # sessions that ended before this server started (a test sets it)
-    concurrent_gpu_sessions: int = 2  # more GPU sessions at once wait in QUEUED
-    python: str = sys.executable  # the interpreter standing in for the Kaggle image
+    gpu_reserved_seconds: float = 0.0  # held by sessions of the account running elsewhere (a notebook; a test sets it)
+    concurrent_gpu_sessions: int = 2  # a GPU push past this many running sessions is refused
+    # The interpreter standing in for the Kaggle image (`make test-kaggle-image` sets one with its versions).
+    python: str = field(default_factory=lambda: config.KERNEL_PYTHON or sys.executable)
 
 
 def _utc(seconds_from_now: float = 0.0) -> str:
@@ -122,25 +140,34 @@ class KernelRunner:
         self.lock = threading.Lock()
 
     # --- quota ---------------------------------------------------------------------------------
-    def gpu_seconds_used(self) -> float:
+    def gpu_seconds(self) -> tuple[float, float]:
+        """(used, reserved): sessions that ended, and the time held by those running now."""
         now = time.monotonic()
-        running = sum(
-            (session.finished or now) - session.started for session in self.sessions.values() if session.gpu and session.started is not None
-        )
-        return self.settings.gpu_used_seconds + running
+        used = self.settings.gpu_used_seconds
+        reserved = self.settings.gpu_reserved_seconds
+        for session in self.sessions.values():
+            if session.gpu and session.started is not None:
+                if session.finished is not None:
+                    used += session.finished - session.started
+                else:
+                    reserved += now - session.started
+        return used, reserved
 
     def quota(self) -> dict[str, Any]:
-        used = self.gpu_seconds_used()
+        used, reserved = self.gpu_seconds()
+        tpu = {"timeUsed": _duration(0), "totalTimeAllowed": _duration(20 * 3600)}
+        if self.settings.gpu_quota_seconds is None:
+            return {"quotaRefreshTime": _utc(3 * 24 * 3600), "tpuQuota": tpu}
         return {
             "quotaRefreshTime": _utc(3 * 24 * 3600),
             "gpuQuota": {
                 "timeUsed": _duration(used),
-                "timeReserved": _duration(0),
+                "timeReserved": _duration(reserved),
                 "totalTimeAllowed": _duration(self.settings.gpu_quota_seconds),
                 "minimumTimeAllowed": _duration(self.settings.gpu_quota_seconds),
-                "hasEverRun": used > 0,
+                "hasEverRun": used + reserved > 0,
             },
-            "tpuQuota": {"timeUsed": _duration(0), "totalTimeAllowed": _duration(20 * 3600)},
+            "tpuQuota": tpu,
         }
 
     # --- push ----------------------------------------------------------------------------------
@@ -159,16 +186,29 @@ class KernelRunner:
         for source in request.get("competitionDataSources") or []:
             competition = self.state.competitions.get(source)
             (competitions if competition is not None and not competition.is_dataset else invalid).append(source)
-        gpu = bool(request.get("enableGpu"))
-        if gpu and self.gpu_seconds_used() >= self.settings.gpu_quota_seconds:
-            return 200, {
-                "ref": "",
-                "url": "",
-                "error": f"You have exceeded your weekly GPU quota. It resets at {self.quota()['quotaRefreshTime']}.",
-            }
-        with self.lock:
-            kernel = self.kernels.setdefault((owner, name), Kernel(owner, name, request.get("newTitle") or name))
-            session = KernelSession(id=700000 + len(self.sessions) + 1, version=len(kernel.sessions) + 1, gpu=gpu)
+        title = request.get("newTitle") or name
+        if len(title) > TITLE_MAX:
+            return 500, {"code": 500, "message": "Internal error"}  # what kaggle.com has answered for a long title
+        shape = request.get("machineShape") or ""
+        if shape and shape not in MACHINE_SHAPES:
+            return 400, {"code": 400, "message": f"Unknown machine shape '{shape}'"}
+        if not shape and request.get("enableGpu"):
+            shape = "NvidiaTeslaP100"  # kaggle.com's default GPU for enableGpu alone (Kaggle/kaggle-cli#821)
+        gpu = shape.startswith("Nvidia")
+        with self.lock:  # the cap and the quota are checked and the session made in one step
+            if gpu:
+                used, reserved = self.gpu_seconds()
+                allowed = self.settings.gpu_quota_seconds
+                if allowed is not None and used + reserved >= allowed:
+                    return 200, {
+                        "ref": "",
+                        "url": "",
+                        "error": f"You have exceeded your weekly GPU quota. It resets at {self.quota()['quotaRefreshTime']}.",
+                    }
+                if self._gpu_sessions_in_flight() >= self.settings.concurrent_gpu_sessions:
+                    return 200, {"ref": "", "url": "", "error": GPU_SESSION_CAP_ERROR.format(cap=self.settings.concurrent_gpu_sessions)}
+            kernel = self.kernels.setdefault((owner, name), Kernel(owner, name, title))
+            session = KernelSession(id=700000 + len(self.sessions) + 1, version=len(kernel.sessions) + 1, gpu=gpu, machine_shape=shape)
             kernel.sessions.append(session)
             self.sessions[session.id] = session
         quick_save = request.get("kernelExecutionType") == "QUICK_SAVE"
@@ -204,9 +244,7 @@ class KernelRunner:
     # --- a session -----------------------------------------------------------------------------
     def _run(self, session: KernelSession, timeout: int, internet: bool) -> None:
         time.sleep(self.settings.queue_delay)
-        while session.gpu and not session.done and self._gpu_sessions_running() >= self.settings.concurrent_gpu_sessions:
-            time.sleep(0.1)  # Kaggle queues GPU sessions past the concurrency limit
-        if session.done:  # cancelled while queued
+        if session.done:  # cancelled or deleted while queued
             return
         assert session.root is not None, "SaveKernel made its folders"
         env = {key: value for key, value in os.environ.items() if not key.startswith(("KAGGLE_", "HTTP", "PYTHONPATH"))}
@@ -243,7 +281,7 @@ class KernelRunner:
             reader.join(timeout=5)
         with self.lock:
             session.finished = time.monotonic()
-            if session.status == "CANCEL_REQUESTED":
+            if session.status in ("CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"):  # cancelled, or its kernel deleted
                 session.status = "CANCEL_ACKNOWLEDGED"
             elif timed_out:
                 session.status, session.failure_message = "ERROR", f"Your notebook exceeded its {timeout}-second run-time limit"
@@ -259,8 +297,8 @@ class KernelRunner:
         for line in stream:
             session.log.append({"stream_name": name, "time": round(time.monotonic() - (session.started or 0), 3), "data": line})
 
-    def _gpu_sessions_running(self) -> int:
-        return sum(1 for session in self.sessions.values() if session.gpu and session.status == "RUNNING")
+    def _gpu_sessions_in_flight(self) -> int:
+        return sum(1 for session in self.sessions.values() if session.gpu and not session.done)
 
     def cancel(self, session_id: int) -> str:
         session = self.sessions.get(session_id)
@@ -276,14 +314,51 @@ class KernelRunner:
             session.process.terminate()
         return ""
 
+    def delete(self, request: dict[str, Any], user: str) -> tuple[int, str]:
+        """DeleteKernel: the kernel and its versions go; a session still running stops."""
+        owner, name = request.get("userName") or "", request.get("kernelSlug") or ""
+        with self.lock:
+            kernel = self.kernels.get((owner, name))
+            if kernel is None or owner != user:
+                return 403, "Permission 'kernels.delete' was denied"
+            del self.kernels[(owner, name)]
+            for session in kernel.sessions:
+                if not session.done:
+                    session.status, session.finished = "CANCEL_ACKNOWLEDGED", time.monotonic()
+                    if session.process is not None:
+                        session.process.kill()
+        return 200, ""
+
     # --- reading back --------------------------------------------------------------------------
-    def find(self, request: dict[str, Any], user: str) -> tuple[int, str, KernelSession | None]:
+    def kernel(self, request: dict[str, Any], user: str) -> Kernel | None:
+        """The kernel a request names, if the caller may see it (private kernels: their owner only)."""
         owner, name = request.get("userName") or "", request.get("kernelSlug") or ""
         kernel = self.kernels.get((owner, name))
-        if kernel is None or not kernel.sessions:
-            return 404, f"Kernel '{owner}/{name}' not found", None
-        if owner != user:  # pushed private, as the toolkit pushes them
-            return 403, "Permission 'kernels.get' was denied", None
+        return kernel if kernel is not None and kernel.sessions and owner == user else None
+
+    def metadata(self, kernel: Kernel) -> dict[str, Any]:
+        latest = kernel.sessions[-1]
+        return {
+            "id": 400000 + list(self.kernels).index((kernel.owner, kernel.slug)) + 1,
+            "ref": f"{kernel.owner}/{kernel.slug}",
+            "title": kernel.title,
+            "author": kernel.owner,
+            "slug": kernel.slug,
+            "language": "python",
+            "kernelType": "script",
+            "isPrivate": True,
+            "enableGpu": latest.gpu,
+            "enableInternet": False,
+            "currentVersionNumber": latest.version,
+            "machineShape": latest.machine_shape,
+        }
+
+    def find(self, request: dict[str, Any], user: str) -> tuple[int, str, KernelSession | None]:
+        owner, name = request.get("userName") or "", request.get("kernelSlug") or ""
+        kernel = self.kernel(request, user)
+        if kernel is None:
+            # kaggle.com answers 403 for a kernel the account cannot see, whether or not it exists (Kaggle/kaggle-cli#951).
+            return 403, f"Permission 'kernels.get' was denied for '{owner}/{name}'", None
         label = request.get("versionLabel") or ""
         if label:
             match = _VERSION_LABEL.match(label)
