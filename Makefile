@@ -47,15 +47,20 @@ takes_install :=
 takes_clean :=
 takes_help :=
 
-data_opt = $(if $(DATA_DIR),--data-dir "$(DATA_DIR)")
-model_opts = --task $(TASK) --model $(MODEL) --seed $(SEED) $(data_opt)
-force_opt = $(if $(filter 1 yes true,$(FORCE)),--force)
-remote_opt = $(if $(REMOTE),--remote $(REMOTE)) $(if $(ACCELERATOR),--remote-accelerator $(ACCELERATOR))
+# Every variable reaches the CLI through the environment (KD_<NAME>, quoted in the recipe), never through
+# the shell's parser nor make's own expansion ($(value ...)): a MESSAGE with backticks or $(...) is text.
+$(foreach name,$(OPTIONS),$(eval export KD_$(name) = $$(value $(name))))
+given = $(strip $(value $(1)))
+arg = $(if $(call given,$(1)),$(2) "$$KD_$(1)")
+model_opts = --task "$$KD_TASK" --model "$$KD_MODEL" --seed "$$KD_SEED" $(call arg,DATA_DIR,--data-dir)
+force_opt = $(if $(filter 1 yes true,$(value FORCE)),--force)
+remote_opt = $(call arg,REMOTE,--remote) $(call arg,ACCELERATOR,--remote-accelerator)
+args_opt = $(if $(call given,ARGS),$$KD_ARGS)# split into words on purpose (ARGS="-p epochs=20 -q"), never run
 
 .PHONY: help
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  options: MODEL=$(MODEL) TASK=$(TASK) SEED=$(SEED) DATA_DIR= DATA= COMPETITION= MESSAGE= UPLOAD=1 FORCE=0 REMOTE= ACCELERATOR= ARGS="
+	@echo "  options: MODEL=cnn TASK=digit-recognizer SEED=42 DATA_DIR= DATA= COMPETITION= MESSAGE= UPLOAD=1 FORCE=0 REMOTE= ACCELERATOR= ARGS="
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,15 +73,15 @@ install: $(VENV)/.installed ## create .venv and install the package with its dep
 
 .PHONY: demo
 demo: $(VENV)/.installed ## the whole `make submit` flow offline, against the local Kaggle server, on the embedded sample
-	$(CLI) demo $(remote_opt) $(ARGS)
+	$(CLI) demo $(remote_opt) $(args_opt)
 
 .PHONY: test
 test: $(VENV)/.installed ## run the whole test suite
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest $(args_opt)
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## the tests that train no Keras model and run no whole flow in subprocesses (under a minute)
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(args_opt)
 
 # The Kaggle image's package versions (tests/kaggle-image-requirements.txt, with their sources), in a venv of
 # their own, on the image's Python (3.12) where this machine has it: the kernels `--remote kaggle` pushes run there.
@@ -96,7 +101,7 @@ test-kaggle-image: $(VENV)/.installed $(KAGGLE_IMAGE_VENV)/.installed ## the pus
 	$(KAGGLE_IMAGE_VENV)/bin/python -m pip install --dry-run --quiet . -r $(KAGGLE_IMAGE_REQUIREMENTS) --report - 2>/dev/null \
 	  | $(BIN)/python -c "import json, sys; extra = sorted(i['metadata']['name'] for i in json.load(sys.stdin)['install']); \
 	    sys.exit(0 if extra == ['kaggle-digits'] else 'pyproject does not admit the image versions: would install ' + ', '.join(extra))"
-	KAGGLE_DIGITS_KERNEL_PYTHON="$(CURDIR)/$(KAGGLE_IMAGE_VENV)/bin/python" $(BIN)/python -m pytest tests/test_kaggle_image.py tests/test_remote.py $(ARGS)
+	KAGGLE_DIGITS_KERNEL_PYTHON="$(CURDIR)/$(KAGGLE_IMAGE_VENV)/bin/python" $(BIN)/python -m pytest tests/test_kaggle_image.py tests/test_remote.py $(args_opt)
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff: lint and format check (ruff format fixes the format)
@@ -112,39 +117,40 @@ check: lint typecheck test ## lint + typecheck + the whole test suite: what CI r
 
 .PHONY: data
 data: $(VENV)/.installed ## download and check the competition data into data/raw/ (FORCE=1 downloads again)
-	$(CLI) fetch --task $(TASK) $(if $(COMPETITION),--competition $(COMPETITION)) $(force_opt) $(ARGS)
+	$(CLI) fetch --task "$$KD_TASK" $(call arg,COMPETITION,--competition) $(force_opt) $(args_opt)
 
 .PHONY: validate
 validate: $(VENV)/.installed ## holdout accuracy, confusion matrix and plots for MODEL
-	$(CLI) validate $(model_opts) $(ARGS)
+	$(CLI) validate $(model_opts) $(args_opt)
 
 .PHONY: train
 train: $(VENV)/.installed ## fit MODEL on the full train.csv and save it
-	$(CLI) train $(model_opts) $(ARGS)
+	$(CLI) train $(model_opts) $(args_opt)
 
 .PHONY: predict
 predict: $(VENV)/.installed ## write submissions/<UTC time>-<model>.csv with the trained MODEL
-	$(CLI) predict $(model_opts) $(ARGS)
+	$(CLI) predict $(model_opts) $(args_opt)
 
 .PHONY: evaluate
 evaluate: $(VENV)/.installed ## train on the train file and score the labeled test file (TASK=fashion-mnist)
-	$(CLI) evaluate $(model_opts) $(ARGS)
+	$(CLI) evaluate $(model_opts) $(args_opt)
 
 .PHONY: submit
 submit: $(VENV)/.installed ## fetch, train once (with its accuracy estimate), predict, upload and wait for the score (UPLOAD=0: stop at the file)
-	$(CLI) submit $(model_opts) $(if $(COMPETITION),--competition $(COMPETITION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(if $(filter 0 no false,$(UPLOAD)),--no-upload) $(force_opt) $(remote_opt) $(ARGS)
+	$(CLI) submit $(model_opts) $(call arg,COMPETITION,--competition) $(call arg,MESSAGE,--message) \
+	  $(if $(filter 0 no false,$(value UPLOAD)),--no-upload) $(force_opt) $(remote_opt) $(args_opt)
 
 .PHONY: status
 status: $(VENV)/.installed ## the ledger next to Kaggle's submission list
-	$(CLI) status --task $(TASK) $(if $(COMPETITION),--competition $(COMPETITION)) $(ARGS)
+	$(CLI) status --task "$$KD_TASK" $(call arg,COMPETITION,--competition) $(args_opt)
 
 .PHONY: resubmit
 resubmit: $(VENV)/.installed ## the scheduled run for cron: lock, fetch if changed, train, submit unless nothing to do
-	$(CLI) run --task $(TASK) --model $(MODEL) --seed $(SEED) $(if $(COMPETITION),--competition $(COMPETITION)) $(if $(MESSAGE),--message "$(MESSAGE)") $(ARGS)
+	$(CLI) run --task "$$KD_TASK" --model "$$KD_MODEL" --seed "$$KD_SEED" $(call arg,COMPETITION,--competition) $(call arg,MESSAGE,--message) $(args_opt)
 
 .PHONY: serve-local
 serve-local: $(VENV)/.installed ## run the Kaggle-compatible server on 127.0.0.1:7777 (embedded sample)
-	$(CLI) serve-local $(ARGS)
+	$(CLI) serve-local $(args_opt)
 
 .PHONY: tasks
 tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
@@ -152,11 +158,11 @@ tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
 
 .PHONY: bench
 bench: $(VENV)/.installed ## out-of-fold benchmark: presets and the published peer beside softmax (DATA=zip or folder; ARGS=--quick)
-	$(CLI) bench --task $(TASK) $(if $(DATA),--data "$(DATA)") $(ARGS)
+	$(CLI) bench --task "$$KD_TASK" $(call arg,DATA,--data) $(args_opt)
 
 .PHONY: sample
 sample: $(VENV)/.installed ## redraw the embedded sample (kaggle_digits/sample/) from a full download (DATA=../shared/data/digit-recognizer.zip)
-	$(CLI) sample $(or $(DATA),../shared/data/digit-recognizer.zip)
+	$(CLI) sample $(if $(call given,DATA),"$$KD_DATA",../shared/data/digit-recognizer.zip)
 
 .PHONY: clean
 clean: ## remove the cache, models and reports (keeps .venv, data/raw and submissions/: the guards read them)

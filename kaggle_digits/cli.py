@@ -11,7 +11,8 @@ from pathlib import Path
 
 from . import bench, config, demo, local_kaggle, make_sample, models, plots, redact, remote, runs, workflow
 from .errors import EXIT_CODES, Skipped, ToolkitError, UsageError
-from .tasks import all_tasks, get_task
+from .helpers import recover_folders
+from .tasks import all_tasks, competition_name, get_task
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -42,7 +43,7 @@ def _common(parser: argparse.ArgumentParser, model: bool = True, data: bool = Tr
 
 def _uploading(parser: argparse.ArgumentParser) -> None:
     """The options submit and the scheduled run share: where, what message, how long to wait, retrain or not."""
-    parser.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    parser.add_argument("--competition", type=competition_name, help="Kaggle competition name; default: the task's")
     parser.add_argument("--message", help="text added to the submission message")
     parser.add_argument(
         "--wait-timeout", type=float, default=config.SCORING_WAIT_SECONDS, help="seconds to wait for the score; default %(default)s"
@@ -233,10 +234,12 @@ def cmd_serve_local(args) -> int:
         port=args.port, source=args.source, daily_limit=args.daily_limit, scoring_delay=args.scoring_delay, kernels=kernels
     )
     names = ", ".join(server.state.competitions)
+    token_file = local_kaggle.write_token_file(server, config.LOCAL_TOKEN_PATH)
     print(f"local Kaggle server on http://127.0.0.1:{server.port} serving: {names}", flush=True)
     print(
-        f"point the official client at it:  export KAGGLE_API_ENVIRONMENT=TEST KAGGLE_API_TOKEN={local_kaggle.DEMO_TOKEN}"
-        "  (a fixed local demo token, not a Kaggle secret)",
+        "point the official client at it (in another terminal; this one serves until Ctrl-C):\n"
+        f"  export KAGGLE_API_ENVIRONMENT=TEST KAGGLE_API_TOKEN={token_file}\n"
+        f"  ({token_file}, mode 600, holds this start's token: a new one each start; no published token works)",
         flush=True,
     )
     try:
@@ -312,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("models", cmd_models)
     fetch = add("fetch", cmd_fetch)
     _common(fetch, model=False, data=False)
-    fetch.add_argument("--competition", help="Kaggle competition (or owner/data set) name; default: the task's")
+    fetch.add_argument("--competition", type=competition_name, help="Kaggle competition (or owner/data set) name; default: the task's")
     fetch.add_argument("--force", action="store_true", help="download again even when up to date")
     submit = add("submit", cmd_submit)
     _common(submit)
@@ -349,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
-    status.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    status.add_argument("--competition", type=competition_name, help="Kaggle competition name; default: the task's")
     ledger = add("ledger", cmd_ledger)
     _common(ledger, model=False, data=False)
     ledger.add_argument(
@@ -357,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the toolkit's submissions on Kaggle's list that the ledger lacks; a damaged ledger is kept aside first",
     )
-    ledger.add_argument("--competition", help="Kaggle competition name; default: the task's")
+    ledger.add_argument("--competition", type=competition_name, help="Kaggle competition name; default: the task's")
     bench.add_arguments(add("bench", cmd_bench))
     make_sample.add_arguments(add("sample", cmd_sample))
     demo_command = add("demo", cmd_demo, epilog="Any other options go to 'kaggle-digits submit', e.g. --remote kaggle or -p epochs=2.")
@@ -404,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         redact.install(handler)  # every line on the console, the toolkit's and the libraries', is scrubbed
     try:
+        if config.SETTING_ERRORS:  # checked once, in config; refused here, before anything runs
+            raise UsageError(config.SETTING_ERRORS[0])
+        for parent in (config.MODELS_DIR, config.REPORTS_DIR, config.RAW_DIR):
+            recover_folders(parent)  # a folder swap killed half-way: the previous folder goes back first
         return args.run(args) or 0
     except ToolkitError as error:
         if error.summary:  # a command's own account of how it ended (the scheduled run's line for cron)

@@ -1,7 +1,8 @@
-"""Paths, defaults and the descriptions of the Kaggle tasks the toolkit knows. No logic lives here."""
+"""Paths, defaults and the descriptions of the Kaggle tasks the toolkit knows; the settings read and checked once."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,24 +17,48 @@ CACHE_DIR = DATA_DIR / "cache"
 MODELS_DIR = DATA_DIR / "models"
 REPORTS_DIR = DATA_DIR / "reports"
 LOGS_DIR = DATA_DIR / "logs"
+LOCKS_DIR = DATA_DIR / ".locks"  # the lock files that processes of one checkout share (a fetch's)
 SUBMISSIONS_DIR = HOME / "submissions"
 LEDGER_PATH = SUBMISSIONS_DIR / "ledger.csv"
+LOCAL_TOKEN_PATH = DATA_DIR / "local-kaggle" / "token"  # serve-local's token of this start (mode 600)
 
 # The embedded sample is package data: it is there after any install (editable or not), in any folder.
 SAMPLE_ZIP = Path(str(resources.files("kaggle_digits") / "sample" / "digit-recognizer.zip"))
 
-# Every KAGGLE_DIGITS_* environment variable is read here (and listed in the README's table).
+# Every KAGGLE_DIGITS_* environment variable is read here (and listed in the README's table). A bad value
+# never stops an import (`--help` still works): it is noted, the default is used, and `cli.main` refuses
+# to run with it, in one line naming the variable, its value and what is allowed, exit 2 (check_settings).
+SETTING_ERRORS: list[str] = []
+
+
+def _number(name: str, default: float, minimum: float, allowed: str, integer: bool = False) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < minimum:
+        SETTING_ERRORS.append(f"{name}={raw!r} is not allowed: {allowed}. Fix: correct it, or unset it for the default ({default:g})")
+        return default
+    return value
+
+
 # --remote kaggle: seconds between two status polls of a kernel session (Kaggle rate-limits hard polling).
-KERNEL_POLL_SECONDS = float(os.environ.get("KAGGLE_DIGITS_KERNEL_POLL", "15"))
+KERNEL_POLL_SECONDS = _number("KAGGLE_DIGITS_KERNEL_POLL", 15.0, 0.01, "a positive number of seconds, e.g. 15")
 # --remote kaggle: the interpreter the local server runs kernels with (`make test-kaggle-image` points it
 # at a virtual environment with the Kaggle image's versions). Unset: the one running the server.
-KERNEL_PYTHON = os.environ.get("KAGGLE_DIGITS_KERNEL_PYTHON")
+KERNEL_PYTHON = os.environ.get("KAGGLE_DIGITS_KERNEL_PYTHON") or None
 DEBUG = bool(os.environ.get("KAGGLE_DIGITS_DEBUG"))  # tracebacks for internal errors; TensorFlow's own log lines
 DEMO_DIR = Path(os.environ.get("KAGGLE_DIGITS_DEMO_DIR") or HOME / "data" / "demo")  # where `demo` runs its fresh competitor
-# The Kaggle client's retry policy (kaggle_api/retries.py); tests make it quick. Unset: the policy's defaults.
-RETRIES = os.environ.get("KAGGLE_DIGITS_RETRIES")
-BACKOFF = os.environ.get("KAGGLE_DIGITS_BACKOFF")
-TIMEOUT = os.environ.get("KAGGLE_DIGITS_TIMEOUT")
+# The Kaggle client's retry policy (kaggle_api/retries.py); tests make it quick. None: the policy's defaults.
+RETRIES = int(_number("KAGGLE_DIGITS_RETRIES", 5, 0, "a whole number of retries, 0 or more, e.g. 5", integer=True))
+BACKOFF = _number("KAGGLE_DIGITS_BACKOFF", 1.0, 0.0, "the first backoff in seconds, 0 or more, e.g. 1")
+TIMEOUT = _number("KAGGLE_DIGITS_TIMEOUT", 60.0, 0.001, "a positive number of seconds per request, e.g. 60")
+# A ledger row whose upload never showed on Kaggle's list is marked FAILED (its file may go up again) only
+# this long after the upload began: Kaggle's list can lag behind a create. Tests set 0.
+SETTLE_GRACE_SECONDS = _number("KAGGLE_DIGITS_SETTLE_GRACE", 300.0, 0.0, "a number of seconds, 0 or more, e.g. 300")
 
 # --remote kaggle: the accelerators a kernel can ask for by name (`machineShape`; Kaggle's own list, in the
 # official client's `kernels push --accelerator` help and Kaggle/kaggle-cli#1198, #1156). `enableGpu` alone

@@ -85,6 +85,7 @@ def _file_member(path: Path) -> _Member | None:
 def _zip_sources(archive: Path, wanted: list[str]) -> tuple[list[Path], dict[str, _Member | None]]:
     try:
         with zipfile.ZipFile(archive) as zf:
+            check_member_sizes(archive, zf)
             names = {Path(info.filename).name: info.filename for info in zf.infolist() if not info.is_dir()}
     except (zipfile.BadZipFile, OSError) as error:
         raise DataError(f"{archive}: not a readable zip ({error}). Fix: delete it and {REFETCH_HINT}") from None
@@ -104,6 +105,24 @@ def _zip_sources(archive: Path, wanted: list[str]) -> tuple[list[Path], dict[str
         if files[name] is None:
             raise DataError(f"{archive}: has no {name} inside. Fix: delete the zip and {REFETCH_HINT}")
     return [archive], files
+
+
+# Digit Recognizer's train.csv is 73 MB; a member declared larger than this is refused before it is read
+# (zipfile never inflates a member past its declared size, so the declared sizes bound what a zip bomb yields).
+MAX_MEMBER_BYTES = 1 << 30
+MAX_ARCHIVE_BYTES = 2 << 30
+
+
+def check_member_sizes(archive: Path, zf: zipfile.ZipFile) -> None:
+    members = [info for info in zf.infolist() if not info.is_dir()]
+    largest = max(members, key=lambda info: info.file_size, default=None)
+    total = sum(info.file_size for info in members)
+    if (largest and largest.file_size > MAX_MEMBER_BYTES) or total > MAX_ARCHIVE_BYTES:
+        raise DataError(
+            f"{archive}: inflates to {total / 1e9:.1f} GB ({largest.filename if largest else ''}: "
+            f"{(largest.file_size if largest else 0) / 1e9:.1f} GB), past the {MAX_MEMBER_BYTES >> 30} GiB a member may have; "
+            f"nothing was extracted. Fix: delete it and {REFETCH_HINT}"
+        )
 
 
 def checksum(paths: list[Path]) -> str:

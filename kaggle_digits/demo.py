@@ -2,7 +2,7 @@
 
 Starts the local Kaggle-compatible server on 127.0.0.1:7777, then runs `kaggle-digits submit` in a
 fresh folder (./data/demo/) with the official client pointed at it (KAGGLE_API_ENVIRONMENT=TEST) and
-the server's demo token, so no Kaggle account, credentials or network are needed. Your own Kaggle
+the token the server made at its start, so no Kaggle account, credentials or network are needed. Your own Kaggle
 credentials are neither read nor sent. It works in any folder: the sample is package data.
 """
 
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import config, local_kaggle
+from .errors import UsageError
 
 
 def _shown(path: Path) -> str:
@@ -25,11 +26,27 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+MARKER = ".kaggle-digits-demo"  # written in every folder the demo makes: the only kind it ever deletes
+
+
+def fresh_folder(workdir: Path) -> None:
+    """A fresh competitor each time (no ledger, no cached model): the demo's previous folder is replaced,
+    but only a folder the demo made (it holds MARKER). Anything else is left alone, with one line saying so."""
+    if workdir.exists() or workdir.is_symlink():
+        if workdir.is_symlink() or not workdir.is_dir() or not (workdir / MARKER).is_file():
+            raise UsageError(
+                f"the demo folder {workdir} exists and was not made by the demo (no {MARKER} in it); nothing was deleted. "
+                f"Fix: point KAGGLE_DIGITS_DEMO_DIR at a new folder, or remove {workdir} yourself"
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / MARKER).write_text("made by 'kaggle-digits demo', which deletes this folder on its next run\n")
+
+
 def run(submit_args: list[str]) -> int:
     """Returns `submit`'s own exit code; a server that cannot start raises (the CLI reports it)."""
     workdir = config.DEMO_DIR
-    shutil.rmtree(workdir, ignore_errors=True)  # a fresh competitor each time: no ledger, no cached model
-    workdir.mkdir(parents=True)
+    fresh_folder(workdir)
     start = time.perf_counter()
     server = local_kaggle.serve_builtin(port=local_kaggle.DEFAULT_PORT)
     print(
@@ -38,7 +55,7 @@ def run(submit_args: list[str]) -> int:
     environment = {
         **os.environ,
         "KAGGLE_API_ENVIRONMENT": "TEST",
-        "KAGGLE_API_TOKEN": local_kaggle.DEMO_TOKEN,
+        "KAGGLE_API_TOKEN": server.state.token,  # this start's secret, handed to the server's own child only
         "KAGGLE_CONFIG_DIR": str(workdir.resolve() / ".kaggle"),  # never the user's real ~/.kaggle
         # REMOTE=kaggle: the local server's kernels answer at once; no need to poll as gently as kaggle.com.
         "KAGGLE_DIGITS_KERNEL_POLL": os.environ.get("KAGGLE_DIGITS_KERNEL_POLL", "1"),

@@ -56,11 +56,14 @@ HOME_IN_KERNEL = "kaggle-digits"  # KAGGLE_DIGITS_HOME inside /kaggle/working: e
 KEEP = tuple(f"{HOME_IN_KERNEL}/{part}/" for part in ("submissions", "data/models", "data/reports"))
 PACKAGE = Path(__file__).resolve().parent
 
+# Nothing from the command line is written into the source: the call's arguments travel as base64 JSON
+# (SPEC), so no value (a competition name, a -p value with a newline) can ever become code.
 _SCRIPT = """\
 # kaggle-digits {version}: {what} on Kaggle's GPU (pushed by `--remote kaggle`).
 # The toolkit is not on Kaggle's images and the kernel has no internet: it travels below, zipped.
-import base64, os, sys, tempfile
+import base64, json, os, sys, tempfile
 
+SPEC = json.loads(base64.b64decode("{spec}"))
 BUNDLE = "{bundle}"
 bundle = os.path.join(tempfile.mkdtemp(), "kaggle_digits.zip")  # outside the working folder: not output
 with open(bundle, "wb") as out:
@@ -123,18 +126,26 @@ def kernel_argv(settings, competition: str) -> list[str]:
     return argv
 
 
-def kernel_script(what: str, call: str) -> str:
-    return _SCRIPT.format(version=__version__, what=what, bundle=base64.b64encode(bundle()).decode(), home=HOME_IN_KERNEL, call=call)
+def kernel_script(what: str, spec: dict, call: str) -> str:
+    """`what` and `call` are the toolkit's own fixed text; everything from outside is in `spec`."""
+    return _SCRIPT.format(
+        version=__version__,
+        what=what,
+        spec=base64.b64encode(json.dumps(spec).encode()).decode(),
+        bundle=base64.b64encode(bundle()).decode(),
+        home=HOME_IN_KERNEL,
+        call=call,
+    )
 
 
 def submit_script(settings, competition: str) -> str:
-    argv = kernel_argv(settings, competition)
+    spec = {"argv": kernel_argv(settings, competition), "competition": competition, "train_file": settings.task.train_file}
     call = (
-        f"from kaggle_digits import cli, remote\n\nargv = {argv!r}\n"
-        f"argv[argv.index('--data-dir') + 1] = remote.find_input({competition!r}, {settings.task.train_file!r})\n"
-        f"sys.exit(cli.main(argv))"
+        "from kaggle_digits import cli, remote\n\nargv = SPEC['argv']\n"
+        "argv[argv.index('--data-dir') + 1] = remote.find_input(SPEC['competition'], SPEC['train_file'])\n"
+        "sys.exit(cli.main(argv))"
     )
-    return kernel_script(f"`kaggle-digits {' '.join(argv)}`", call)
+    return kernel_script("`kaggle-digits submit --no-upload`", spec, call)
 
 
 def member_script(settings, competition: str, index: int) -> str:
@@ -145,7 +156,7 @@ def member_script(settings, competition: str, index: int) -> str:
         "competition": competition,
         "member": index,
     }
-    return kernel_script(f"ensemble member {index + 1}", f"from kaggle_digits import remote\n\nsys.exit(remote.member_main({spec!r}))")
+    return kernel_script("an ensemble member", spec, "from kaggle_digits import remote\n\nsys.exit(remote.member_main(SPEC))")
 
 
 def find_input(competition: str, train_file: str) -> str:
@@ -442,6 +453,8 @@ def _install(home: Path, settings, pushed, expected_ids, machine: str) -> Path:
         raise KaggleError("the kernel's submission does not match its sidecar's checksum; nothing was kept")
     for kind, local in (("data/models", config.MODELS_DIR), ("data/reports", config.REPORTS_DIR)):
         for folder in sorted((home / kind).iterdir()) if (home / kind).is_dir() else []:
+            if not folder.is_dir() or folder.name.startswith("."):
+                continue  # a model or report is a folder; nothing hidden comes along
             write_folder_atomically(local / folder.name, functools.partial(shutil.copytree, folder, dirs_exist_ok=True))
     target = config.SUBMISSIONS_DIR / source.name
     sidecar["trained_on"] = f"kaggle kernel {pushed.ref} {pushed.label}"

@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 
 from . import config, models, redact, submission, workflow
 from .errors import AlreadyRunning, DataError, Skipped, ToolkitError
-from .helpers import utc_now
+from .helpers import alive, utc_now
 from .kaggle_api import Kaggle
 
 log = logging.getLogger("kaggle_digits")
@@ -59,7 +59,7 @@ class RunLock:
                 f"Fix: wait for it (its log is under {config.LOGS_DIR}/), or schedule runs further apart"
             ) from None
         stale = self._holder_record()
-        if stale and not _alive(stale.get("pid")):
+        if stale and not alive(stale.get("pid")):
             log.info(
                 "run: took over the lock left by pid %s (started %s), which is no longer running", stale.get("pid"), stale.get("started")
             )
@@ -79,14 +79,6 @@ class RunLock:
     def _holder(self) -> str:
         record = self._holder_record()
         return f"pid {record['pid']} since {record['started']}" if record else "pid unknown"
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, TypeError, ValueError):
-        return False
 
 
 def _last_scored(ledger: submission.Ledger, task_name: str) -> dict | None:
@@ -148,7 +140,7 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
                 f"nothing changed since {last['file']} (ref {last['kaggle_ref']}, public {last['public_score']}), "
                 f"submitted {age.days} d {age.seconds // 3600} h ago; keep-alive resubmission after {options.keep_alive_days:g} d"
             )
-        kept_alive = _keep_alive(settings, options, kaggle, last, age, dataset)
+        kept_alive = _keepalive(settings, options, kaggle, last, age, dataset)
         if kept_alive:
             return kept_alive
         keep_alive_due = True  # the file is gone (a new machine): the new one goes up even if identical
@@ -166,7 +158,7 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
     )
 
 
-def _keep_alive(settings: workflow.Settings, options: RunOptions, kaggle, last: dict, age: timedelta, dataset) -> str | None:
+def _keepalive(settings: workflow.Settings, options: RunOptions, kaggle, last: dict, age: timedelta, dataset) -> str | None:
     """Re-upload the last scored file, unchanged and without training, so the team stays on a rolling
     leaderboard. None when that file is gone or no longer matches the ledger (then the run retrains)."""
     path = config.SUBMISSIONS_DIR / last["file"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ import numpy as np
 from . import config
 from .config import Task
 from .errors import DataError
-from .helpers import write_atomically
+from .helpers import exclusive, write_atomically
 
 if TYPE_CHECKING:  # the ledger reads Kaggle's answers; it does not talk to Kaggle
     from .kaggle_api import SubmissionState
@@ -41,9 +43,10 @@ LEDGER_COLUMNS = [
     "config",
     "trained_on",
     "accelerator",  # --remote kaggle: the machineShape the kernel asked for (or CPU); empty for a local run
+    "competition",  # where it went: open rows are settled from that competition's list only
 ]
-# A ledger written before the config, trained_on and accelerator columns is still read.
-REQUIRED_COLUMNS = [column for column in LEDGER_COLUMNS if column not in ("config", "trained_on", "accelerator")]
+# A ledger written before the config, trained_on, accelerator and competition columns is still read.
+REQUIRED_COLUMNS = [column for column in LEDGER_COLUMNS if column not in ("config", "trained_on", "accelerator", "competition")]
 STATUSES = {"UPLOADING", "UNKNOWN", "PENDING", "COMPLETE", "ERROR", "FAILED"}
 SHORT_CHECKSUM = 16  # hex digits of the file's SHA-256 carried in the description on Kaggle
 
@@ -163,10 +166,21 @@ def read_sidecar(path: Path) -> dict[str, Any]:
 
 
 class Ledger:
-    """submissions/ledger.csv: one row per submission attempt, updated in place as scores arrive."""
+    """submissions/ledger.csv: one row per submission attempt, updated in place as scores arrive.
+
+    Every process of a checkout shares it (cron beside a terminal): each change reads, changes and
+    rewrites the file whole under one OS-level lock (`locked()`, reentrant in a process), and a caller
+    holds that lock across a whole check-then-write (submit: from "is this file already up?" to the row
+    that says it went up)."""
 
     def __init__(self, path: Path | None = None):
         self.path = Path(path or config.LEDGER_PATH)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Ledger]:
+        """Hold the ledger's lock (.ledger.csv.lock beside it); when another process holds it, say so and wait."""
+        with exclusive(self.path.with_name(f".{self.path.name}.lock"), f"ledger {self.path}"):
+            yield self
 
     def rows(self, task: str | None = None) -> list[dict[str, str]]:
         """Every row (of one task's, when given); [] when there is no ledger. A damaged one is an error, never read as empty."""
@@ -203,8 +217,14 @@ class Ledger:
         self.path.rename(kept)
         return kept
 
-    def restore(self, remote: list[SubmissionState], task: str) -> int:
+    def restore(self, remote: list[SubmissionState], task: str, competition: str = "") -> int:
         """Add a row for each of the toolkit's submissions on Kaggle's list that the ledger lacks (by ref)."""
+        if not any(parse_description(item.description) for item in remote):
+            return 0  # nothing of the toolkit's on Kaggle: nothing to write (a dry run creates no folder)
+        with self.locked():
+            return self._restore(remote, task, competition)
+
+    def _restore(self, remote: list[SubmissionState], task: str, competition: str) -> int:
         rows = self.rows()
         known = {row["kaggle_ref"] for row in rows if row["kaggle_ref"]}
         added = []
@@ -227,6 +247,7 @@ class Ledger:
                     "private_score": item.private_score,
                     "message": item.description,
                     "config": parsed["config"],
+                    "competition": competition,
                 }
             )
         if added:
@@ -243,16 +264,17 @@ class Ledger:
         write_atomically(self.path, lambda handle: handle.write(data))
 
     def add(self, **fields: Any) -> dict[str, str]:
-        row = {column: "" if fields.get(column) is None else str(fields.get(column)) for column in LEDGER_COLUMNS}
-        self._write(self.rows() + [row])
+        """A new row; `run_id` is made unique here (the file's stem, then -2, -3...), under the lock."""
+        with self.locked():
+            rows = self.rows()
+            row = {column: "" if fields.get(column) is None else str(fields.get(column)) for column in LEDGER_COLUMNS}
+            row["run_id"] = self._unique_run_id(row["run_id"], {existing["run_id"] for existing in rows})
+            self._write(rows + [row])
         return row
 
-    def new_run_id(self, stem: str) -> str:
-        """A run id no row has yet: the file's stem, or with -2, -3... when the same file goes up again.
-
-        It is in the submission's description on Kaggle, which is how an unsettled row is found there.
-        """
-        taken = {row["run_id"] for row in self.rows()}
+    @staticmethod
+    def _unique_run_id(stem: str, taken: set[str]) -> str:
+        """It is in the submission's description on Kaggle, which is how an unsettled row is found there."""
         run_id, number = stem, 1
         while run_id in taken:
             number += 1
@@ -260,11 +282,12 @@ class Ledger:
         return run_id
 
     def update(self, run_id: str, **fields: Any) -> None:
-        rows = self.rows()
-        for row in rows:
-            if row["run_id"] == run_id:
-                row.update({key: "" if value is None else str(value) for key, value in fields.items()})
-        self._write(rows)
+        with self.locked():
+            rows = self.rows()
+            for row in rows:
+                if row["run_id"] == run_id:
+                    row.update({key: "" if value is None else str(value) for key, value in fields.items()})
+            self._write(rows)
 
     def find_submitted(self, task: str, checksum: str) -> dict[str, str] | None:
         """The newest row of a file that is (or may be) on Kaggle for this task with these bytes.

@@ -11,7 +11,9 @@ A task file describes a 28x28 CSV task without touching the code, e.g. tasks/my-
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -25,6 +27,26 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 TASK_FOLDER = "tasks"
+# Kaggle's slug shape (digit-recognizer, Kannada-MNIST; a data set's owner/slug): names from outside go into
+# paths, URLs and a pushed kernel, so anything else (a "/..", a space, a newline) is refused where it comes in.
+SLUG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,98}[A-Za-z0-9])?")
+
+
+def slug_problem(name: str, dataset: bool = False) -> str | None:
+    """What is wrong with a Kaggle name, or None when it has the slug shape (owner/slug for a data set)."""
+    parts = name.split("/") if dataset else [name]
+    if (dataset and len(parts) != 2) or not all(SLUG.fullmatch(part) for part in parts):
+        shape = "owner/data-set" if dataset else "letters, digits and dashes, e.g. digit-recognizer"
+        return f"{name!r} is not a Kaggle name ({shape})"
+    return None
+
+
+def competition_name(value: str) -> str:
+    """argparse type for --competition: a competition's slug, or a data set's owner/slug."""
+    problem = slug_problem(value, dataset="/" in value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem}. Fix: copy it from the competition's address on kaggle.com")
+    return value
 
 
 def user_task_files() -> list[Path]:
@@ -72,6 +94,10 @@ def load_task_file(path: Path) -> Task:
         raise UsageError(f'{path}: source = \'{content["source"]}\'. Fix: source must be "competition" or "dataset"')
     if content["source"] == "dataset" and "/" not in str(content["ref"]):
         raise UsageError(f"{path}: ref = '{content['ref']}' is not owner/dataset. Fix: write it as on the data set's page")
+    for key, dataset in (("name", False), ("ref", content["source"] == "dataset")):
+        problem = slug_problem(str(content[key]), dataset)
+        if problem:
+            raise UsageError(f"{path}: {key} = {problem}. Fix: write it as on its page on kaggle.com")
     values = {}
     defaults = Task(name="", source="competition", ref="")
     for key, value in content.items():

@@ -13,7 +13,7 @@ import numpy as np
 from . import config, lazy, models
 from .data import Dataset
 from .errors import DataError, ToolkitError, UsageError
-from .helpers import utc_now, write_folder_atomically
+from .helpers import utc_now, write_atomically, write_folder_atomically
 from .splits import holdout_split, kfold_splits
 
 
@@ -123,7 +123,8 @@ def write_metrics(result: ValidationResult, folder: Path) -> Path:
     content = asdict(result)
     content["misclassified"] = content["misclassified"][:200]  # enough for the plot and a look
     content["written_at"] = utc_now()
-    path.write_text(json.dumps(content, indent=2))
+    text = json.dumps(content, indent=2).encode()
+    write_atomically(path, lambda handle: handle.write(text))  # a full disk never leaves half a metrics.json
     return path
 
 

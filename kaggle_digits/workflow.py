@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 import zipfile
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from . import config, data, models, plots, submission, training
 from .config import Task
 from .errors import DataError, KaggleError, KaggleUnavailable, Skipped, SubmissionOutcomeUnknown, ToolkitError, UsageError
-from .helpers import artifact_dir, utc_now, versions, write_folder_atomically
+from .helpers import artifact_dir, exclusive, utc_now, versions, write_folder_atomically
 from .kaggle_api import Kaggle, Limits, SubmissionState
 
 log = logging.getLogger("kaggle_digits")
@@ -282,6 +284,12 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
         kaggle.credentials.source,
     )
     archive = config.RAW_DIR / settings.task.archive_name
+    # Two fetches at once (cron beside a terminal) would share one <zip>.part: the second waits, then finds it up to date.
+    with exclusive(config.LOCKS_DIR / f"fetch-{archive.name}.lock", f"fetch {archive}"):
+        return _fetch_locked(settings, kaggle, archive, force)
+
+
+def _fetch_locked(settings: Settings, kaggle: Kaggle, archive: Path, force: bool) -> tuple[Path, bool]:
     folder = config.RAW_DIR / settings.task.name
     try:
         archive, changed = kaggle.download(archive, force=force, quiet=not settings.verbose)
@@ -305,9 +313,11 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
 
     def extract(staging: Path) -> None:
         with zipfile.ZipFile(archive) as source:
+            data.check_member_sizes(archive, source)  # bounded, streamed: never a whole member in memory
             for member in source.infolist():
                 if not member.is_dir():
-                    (staging / Path(member.filename).name).write_bytes(source.read(member))
+                    with source.open(member) as inflated, open(staging / Path(member.filename).name, "wb") as out:
+                        shutil.copyfileobj(inflated, out, 1 << 20)
 
     write_folder_atomically(folder, extract)
     log.info("fetch: %d train and %d test rows checked, extracted to %s", len(dataset.train_labels), len(dataset.test_images), folder)
@@ -401,9 +411,13 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
     result = SubmitResult(file=path, holdout_accuracy=sidecar.get("holdout_accuracy"), run_id=path.stem)
     if not options.upload or kaggle is None:
         return result
-    refuse_identical(ledger, settings.task.name, path, options.force)
-    require_quota(kaggle, f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}")
-    return upload_and_wait(settings, kaggle, ledger, path, sidecar, options, result)
+    # One critical section per checkout, from "is this file already up?" to the row that says what became of
+    # its upload: a second process (cron beside a terminal) waits here, then sees this upload in the ledger.
+    with ledger.locked():
+        refuse_identical(ledger, settings.task.name, path, options.force)
+        require_quota(kaggle, f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}")
+        ref = upload(settings, kaggle, ledger, path, sidecar, options, result)
+    return wait_for_score(kaggle, ledger, path, ref, options, result)
 
 
 # --- The guards: `submit` and the scheduled run (runs.py) both go through these ------------------
@@ -442,7 +456,7 @@ def require_quota(kaggle: Kaggle, consequence: str) -> Limits:
     return limits
 
 
-def upload_and_wait(
+def upload(
     settings: Settings,
     kaggle: Kaggle,
     ledger: submission.Ledger,
@@ -450,15 +464,15 @@ def upload_and_wait(
     sidecar: dict[str, Any],
     options: SubmitOptions,
     result: SubmitResult,
-) -> SubmitResult:
-    """Ledger row first (UPLOADING), then the upload, then the score: a killed run leaves a row to settle."""
+) -> int:
+    """Ledger row first (UPLOADING), then the upload: a killed run leaves a row to settle. Returns Kaggle's ref.
+
+    Called with the ledger locked (see submit), so no other process settles this row while it is in flight."""
     checksum = submission.file_checksum(path)
-    result.run_id = ledger.new_run_id(path.stem)
     accuracy = result.holdout_accuracy
     model, config_hash = sidecar.get("model", "file"), sidecar.get("config", "")
-    message = submission.description(result.run_id, model, accuracy, checksum, config_hash, options.message)
-    ledger.add(
-        run_id=result.run_id,
+    row = ledger.add(
+        run_id=path.stem,
         time=utc_now(),
         task=settings.task.name,
         file=path.name,
@@ -466,11 +480,14 @@ def upload_and_wait(
         model=sidecar.get("model", ""),
         holdout_accuracy=accuracy,
         status="UPLOADING",
-        message=message,
         config=config_hash,
         trained_on=sidecar.get("trained_on", "here" if sidecar else ""),
         accelerator=sidecar.get("accelerator", ""),
+        competition=kaggle.name,
     )
+    result.run_id = row["run_id"]
+    message = submission.description(result.run_id, model, accuracy, checksum, config_hash, options.message)
+    ledger.update(result.run_id, message=message)
     try:
         ref = kaggle.submit(path, message)
     except SubmissionOutcomeUnknown:
@@ -484,6 +501,13 @@ def upload_and_wait(
         raise
     ledger.update(result.run_id, kaggle_ref=ref, status="PENDING")
     log.info("submit: uploaded %s as ref %d; waiting for the score", path.name, ref)
+    return ref
+
+
+def wait_for_score(
+    kaggle: Kaggle, ledger: submission.Ledger, path: Path, ref: int, options: SubmitOptions, result: SubmitResult
+) -> SubmitResult:
+    """Outside the ledger's lock: the row has its ref, so nothing another process does can mistake it."""
     state: SubmissionState = kaggle.wait(ref, timeout=options.wait_timeout)
     ledger.update(result.run_id, status=state.status, public_score=state.public_score, private_score=state.private_score)
     result.uploaded, result.ref, result.status = True, ref, state.status
@@ -502,41 +526,71 @@ def settle_open_rows(ledger: submission.Ledger, kaggle, task_name: str) -> None:
     """Settle ledger rows left UPLOADING, UNKNOWN or PENDING (a killed run, a lost answer) from Kaggle's list.
 
     A row whose ref or run id (it is in every description) is on Kaggle's list was created there:
-    record its ref and status; it is never uploaded again. A row with no ref that Kaggle's full list
-    (all pages) does not have was never created: FAILED, so its file may go up again. With no ledger
-    at all (a new machine, an expired cache) it is restored from that list, so the guards still work.
+    record its ref and status; it is never uploaded again. A row with no ref that this competition's full
+    list (all pages) does not have, once the grace period after its upload has passed (Kaggle's list can
+    lag behind a create), was never created: FAILED, so its file may go up again. With no ledger at all
+    (a new machine, an expired cache) it is restored from that list, so the guards still work. All of it
+    under the ledger's lock: an upload in flight holds that lock, so its row is never taken for a dead one.
     """
     if not ledger.path.exists():
-        restore_ledger(ledger, kaggle.submissions(), task_name)
+        restore_ledger(ledger, kaggle.submissions(), task_name, kaggle.name)  # under the lock when it has rows to add
         return
-    open_rows = [row for row in ledger.rows(task_name) if row["status"] in submission.OPEN_STATUSES]
-    if not open_rows:
-        return
-    remote = kaggle.submissions()
-    for row in open_rows:
-        match = next(
-            (
-                item
-                for item in remote
-                if (row["kaggle_ref"] and str(item.ref) == row["kaggle_ref"]) or f"kaggle-digits {row['run_id']}:" in item.description
-            ),
-            None,
-        )
-        if match:
-            ledger.update(
-                row["run_id"], kaggle_ref=match.ref, status=match.status, public_score=match.public_score, private_score=match.private_score
+    with ledger.locked():
+        open_rows = [
+            row
+            for row in ledger.rows(task_name)
+            if row["status"] in submission.OPEN_STATUSES and (row.get("competition") or kaggle.name) == kaggle.name
+        ]
+        if not open_rows:
+            return
+        remote = kaggle.submissions()
+        for row in open_rows:
+            match = next(
+                (
+                    item
+                    for item in remote
+                    if (row["kaggle_ref"] and str(item.ref) == row["kaggle_ref"]) or f"kaggle-digits {row['run_id']}:" in item.description
+                ),
+                None,
             )
-            log.info("submit: ledger row %s settled from Kaggle's list: ref %s, %s", row["run_id"], match.ref, match.status)
-        elif not row["kaggle_ref"]:
-            ledger.update(row["run_id"], status="FAILED")
-            log.info(
-                "submit: ledger row %s (%s) is not on Kaggle's list: it never reached Kaggle, marked FAILED", row["run_id"], row["status"]
-            )
+            if match:
+                ledger.update(
+                    row["run_id"],
+                    kaggle_ref=match.ref,
+                    status=match.status,
+                    public_score=match.public_score,
+                    private_score=match.private_score,
+                )
+                log.info("submit: ledger row %s settled from Kaggle's list: ref %s, %s", row["run_id"], match.ref, match.status)
+            elif not row["kaggle_ref"] and _seconds_since(row["time"]) >= config.SETTLE_GRACE_SECONDS:
+                ledger.update(row["run_id"], status="FAILED")
+                log.info(
+                    "submit: ledger row %s (%s) is not on Kaggle's list: it never reached Kaggle, marked FAILED",
+                    row["run_id"],
+                    row["status"],
+                )
+            elif not row["kaggle_ref"]:
+                log.info(
+                    "submit: ledger row %s (%s) is not on Kaggle's list yet; it is settled once %.0f s have passed since its upload "
+                    "(Kaggle's list can lag)",
+                    row["run_id"],
+                    row["status"],
+                    config.SETTLE_GRACE_SECONDS,
+                )
 
 
-def restore_ledger(ledger: submission.Ledger, remote: list[SubmissionState], task_name: str) -> int:
+def _seconds_since(stamp: str) -> float:
+    """Seconds since a ledger time (UTC, "2026-01-01T00:00:00Z"); an unreadable one counts as long ago."""
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return float("inf")
+    return (datetime.now(timezone.utc) - when).total_seconds()
+
+
+def restore_ledger(ledger: submission.Ledger, remote: list[SubmissionState], task_name: str, competition: str = "") -> int:
     """Rows for the toolkit's submissions on Kaggle's list that the ledger lacks (a new machine, an expired cache)."""
-    added = ledger.restore(remote, task_name)
+    added = ledger.restore(remote, task_name, competition)
     if added:
         log.info("ledger: restored %d submission%s from Kaggle's list into %s", added, "" if added == 1 else "s", ledger.path)
     return added
@@ -548,12 +602,13 @@ def rebuild_ledger(settings: Settings, competition: str | None = None, kaggle=No
     remote = kaggle.submissions()  # first: if Kaggle cannot be reached, nothing is moved
     ledger = submission.Ledger()
     kept = None
-    try:
-        ledger.rows()
-    except DataError:
-        kept = ledger.set_aside()
-        log.info("ledger: the damaged ledger is kept as %s", kept)
-    return ledger.restore(remote, settings.task.name), kept
+    with ledger.locked():
+        try:
+            ledger.rows()
+        except DataError:
+            kept = ledger.set_aside()
+            log.info("ledger: the damaged ledger is kept as %s", kept)
+        return ledger.restore(remote, settings.task.name, kaggle.name), kept
 
 
 def status(settings: Settings, competition: str | None = None, kaggle=None) -> list[dict[str, str]]:

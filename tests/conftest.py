@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,11 @@ from kaggle_digits import config, data, layout, local_kaggle
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ZIP = config.SAMPLE_ZIP
 DIGITS = config.BUILTIN_TASKS["digit-recognizer"]
+# The local server accepts only a secret made at its start; the tests' servers take these, made afresh for
+# each test session (nothing published), so a client in a subprocess can be handed them beforehand.
+TEST_TOKEN = local_kaggle.new_token()
+TEST_KEY = secrets.token_hex(20)
+SECRETS = {"token": TEST_TOKEN, "key": TEST_KEY}
 
 
 @pytest.fixture(scope="session")
@@ -85,10 +91,11 @@ def kaggle_env(tmp_path_factory):
         "XDG_CONFIG_HOME": str(outside / "xdg"),
         "KAGGLE_CONFIG_DIR": str(outside / "kaggle-config"),
         "KAGGLE_API_ENVIRONMENT": "TEST",
-        "KAGGLE_API_TOKEN": local_kaggle.DEMO_TOKEN,
+        "KAGGLE_API_TOKEN": TEST_TOKEN,
         "KAGGLE_USERNAME": "",
         "KAGGLE_KEY": "",
         "KAGGLE_DIGITS_BACKOFF": "0.05",
+        "KAGGLE_DIGITS_SETTLE_GRACE": "0",  # a rerun settles a dead run's open row at once (the default waits 300 s)
     }
 
 
@@ -96,7 +103,7 @@ def kaggle_env(tmp_path_factory):
 def server():
     """The local Kaggle server on 127.0.0.1:7777 with a small digit-recognizer competition from the sample."""
     competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
-    with local_kaggle.LocalKaggleServer([competition], scoring_delay=0.2) as running:
+    with local_kaggle.LocalKaggleServer([competition], scoring_delay=0.2, **SECRETS) as running:
         yield running
     # Whatever the test did, no credential ever reached the storage host.
     assert running.state.storage_auth_seen == [], running.state.storage_auth_seen
@@ -111,6 +118,6 @@ def local_client(monkeypatch):
     monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "TEST")  # kagglesdk reads it when the client is built
 
     def client(task=DIGITS) -> Kaggle:
-        return Kaggle(task, Credentials(source="test", token=local_kaggle.DEMO_TOKEN), RetryPolicy(backoff=0.05))
+        return Kaggle(task, Credentials(source="test", token=TEST_TOKEN), RetryPolicy(backoff=0.05))
 
     return client

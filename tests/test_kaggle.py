@@ -8,16 +8,16 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import TEST_KEY, TEST_TOKEN, run_cli
 
-from kaggle_digits import local_kaggle
+from kaggle_digits import config, local_kaggle
 from kaggle_digits.errors import KaggleError
 from kaggle_digits.kaggle_api import Limits
 
 # Every test here runs a whole flow in subprocesses (or a server): not in `make test-fast`.
 pytestmark = pytest.mark.slow
 
-TOKEN = local_kaggle.DEMO_TOKEN
+TOKEN = TEST_TOKEN
 FAST_MODEL = ["--model", "logreg", "-p", "max_iter=60"]
 
 
@@ -102,29 +102,42 @@ def test_wrong_token_is_an_auth_error_that_does_not_print_it(server, kaggle_env,
     wrong = "KGAT_wrong_token_123456"
     result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_API_TOKEN": wrong}, secret=wrong)
     assert result.returncode == 4
-    assert "Kaggle rejected the access token from KAGGLE_API_TOKEN" in result.stderr and "Fix:" in result.stderr
+    assert "rejected the token from KAGGLE_API_TOKEN; no other credentials are tried there" in result.stderr and "Fix:" in result.stderr
 
 
-def test_no_credentials_lists_where_it_looked(kaggle_env, workdir):
-    env = {**kaggle_env, "KAGGLE_API_TOKEN": ""}
-    result = kd("fetch", cwd=workdir, env=env)
-    assert result.returncode == 4
-    message = result.stderr.strip()
-    assert message.startswith("error: no Kaggle credentials found (tried KAGGLE_API_TOKEN, ")
+def test_no_credentials_lists_where_it_looked(kaggle_env, workdir, monkeypatch):
+    """Toward kaggle.com (the local server standing in, in-process): every place the official client looks."""
+    from kaggle_digits.errors import AuthError
+    from kaggle_digits.kaggle_api import Kaggle
+
+    for name, value in {**kaggle_env, "KAGGLE_API_TOKEN": ""}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KAGGLE_API_TOKEN")
+    monkeypatch.setattr(Kaggle, "is_kaggle", property(lambda self: True))
+    with pytest.raises(AuthError) as error:
+        Kaggle(config.BUILTIN_TASKS["digit-recognizer"])
+    message = str(error.value)
+    assert message.startswith("no Kaggle credentials found (tried KAGGLE_API_TOKEN, ")
     assert "access_token" in message and "KAGGLE_USERNAME + KAGGLE_KEY" in message and "kaggle.json" in message
 
 
-def test_legacy_kaggle_json_works_and_loose_permissions_are_warned(server, kaggle_env, workdir):
+def test_legacy_kaggle_json_works_and_loose_permissions_are_warned(server, kaggle_env, workdir, monkeypatch, caplog):
+    from kaggle_digits.errors import AuthError
+    from kaggle_digits.kaggle_api import Kaggle
+
     home = Path(kaggle_env["KAGGLE_CONFIG_DIR"])
-    (home / "kaggle.json").write_text(json.dumps({"username": local_kaggle.DEMO_USER, "key": local_kaggle.DEMO_KEY}))
+    (home / "kaggle.json").write_text(json.dumps({"username": local_kaggle.DEMO_USER, "key": TEST_KEY}))
     os.chmod(home / "kaggle.json", 0o644)
-    env = {**kaggle_env, "KAGGLE_API_TOKEN": ""}
-    result = kd("fetch", cwd=workdir, env=env, secret=local_kaggle.DEMO_KEY)
-    assert result.returncode == 0, result.stderr
-    assert "kaggle.json is readable by other users" in result.stderr and "chmod 600" in result.stderr
+    for name, value in kaggle_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KAGGLE_API_TOKEN")
+    monkeypatch.setattr(Kaggle, "is_kaggle", property(lambda self: True))  # the local server stands in for kaggle.com
+    with caplog.at_level("WARNING", logger="kaggle_digits"):
+        Kaggle(config.BUILTIN_TASKS["digit-recognizer"]).limits()
+    assert "kaggle.json is readable by other users" in caplog.text and "chmod 600" in caplog.text
     (home / "kaggle.json").write_text(json.dumps({"username": local_kaggle.DEMO_USER, "key": "wrong-key"}))
-    rejected = kd("fetch", "--force", cwd=workdir, env=env, secret="wrong-key")
-    assert rejected.returncode == 4 and "kaggle.json (HTTP 401" in rejected.stderr
+    with pytest.raises(AuthError, match=r"kaggle.json \(HTTP 401"):
+        Kaggle(config.BUILTIN_TASKS["digit-recognizer"]).limits()
 
 
 def test_unknown_competition_and_unaccepted_rules(server, kaggle_env, workdir):

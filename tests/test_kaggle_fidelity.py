@@ -19,13 +19,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_ZIP, run_cli
+from conftest import SAMPLE_ZIP, SECRETS, TEST_KEY, TEST_TOKEN, run_cli
 
 from kaggle_digits import config, local_kaggle
 from kaggle_digits.kaggle_api import Credentials
 from kaggle_digits.kaggle_api import credentials as found
 
-TOKEN = local_kaggle.DEMO_TOKEN
+TOKEN = TEST_TOKEN
 FAST_MODEL = ["--model", "logreg", "-p", "max_iter=60"]
 
 
@@ -156,7 +156,7 @@ def test_the_same_blob_token_twice_makes_two_submissions_on_this_server(server, 
 def test_resume_after_the_signed_url_expired_asks_for_a_fresh_one(sample, tmp_path, monkeypatch, task_name, local_client):
     task = config.BUILTIN_TASKS[task_name]
     competition = local_kaggle.competition_from_arrays(task, sample.train_images[:600], sample.train_labels[:600])
-    with local_kaggle.LocalKaggleServer([competition], url_ttl=3) as server:
+    with local_kaggle.LocalKaggleServer([competition], url_ttl=3, **SECRETS) as server:
         # A pause past the URL's lifetime (2 to 3 s: signed to the second), half the body, then the connection drops.
         server.inject(method="download", cut=True, delay=4.5)
         client = local_client(task)
@@ -199,66 +199,66 @@ def test_download_rate_limit_goes_on_with_the_checked_local_copy(server, kaggle_
 
 
 # --- 7. credentials: the official client's sources, order and fall-backs --------------------------------
+# Stored credentials go to kaggle.com only (see test_promises.py), so the order is checked in-process with the
+# local server standing in for kaggle.com (`Kaggle.is_kaggle` patched): the same code path a real run takes.
 
 
-def _legacy(folder: Path, key: str = local_kaggle.DEMO_KEY) -> None:
+def _legacy(folder: Path, key: str = TEST_KEY) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "kaggle.json").write_text(json.dumps({"username": local_kaggle.DEMO_USER, "key": key}))
     os.chmod(folder / "kaggle.json", 0o600)
 
 
-def _fetch_with(server, env, workdir, secrets=()):
-    result = kd("fetch", cwd=workdir, env=env, secrets=(TOKEN, local_kaggle.DEMO_KEY, *secrets))
-    return result, server.state.api_auth[-1] if server.state.api_auth else None
+def _as_on_kaggle(server, env, monkeypatch):
+    """A client built as on kaggle.com from `env` (empty values unset), after one call: (its credential's source,
+    how the server saw the call)."""
+    from kaggle_digits.kaggle_api import Kaggle
+
+    for name, value in env.items():
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(Kaggle, "is_kaggle", property(lambda self: True))
+    kaggle = Kaggle(config.BUILTIN_TASKS["digit-recognizer"])
+    kaggle.limits()
+    return kaggle.credentials.source, server.state.api_auth[-1]
 
 
-@pytest.mark.slow
-def test_home_access_token_comes_before_kaggle_json_in_the_config_dir(server, kaggle_env, workdir):
+def test_home_access_token_comes_before_kaggle_json_in_the_config_dir(server, kaggle_env, monkeypatch):
     home = Path(kaggle_env["HOME"])
     (home / ".kaggle").mkdir()
     (home / ".kaggle" / "access_token").write_text(TOKEN + "\n")
     os.chmod(home / ".kaggle" / "access_token", 0o600)
     _legacy(Path(kaggle_env["KAGGLE_CONFIG_DIR"]), key="not-the-key")
-    result, last = _fetch_with(server, {**kaggle_env, "KAGGLE_API_TOKEN": ""}, workdir)
-    assert result.returncode == 0, result.stderr
-    assert f"(credentials: {home / '.kaggle' / 'access_token'})" in result.stderr
-    assert last == f"Bearer {local_kaggle.DEMO_USER}"
+    source, last = _as_on_kaggle(server, {**kaggle_env, "KAGGLE_API_TOKEN": ""}, monkeypatch)
+    assert source == str(home / ".kaggle" / "access_token") and last == f"Bearer {local_kaggle.DEMO_USER}"
 
 
-@pytest.mark.slow
-def test_an_invalid_token_falls_back_to_the_legacy_key_as_the_official_client_does(server, kaggle_env, workdir):
+def test_an_invalid_token_falls_back_to_the_legacy_key_as_the_official_client_does(server, kaggle_env, monkeypatch, caplog):
     _legacy(Path(kaggle_env["KAGGLE_CONFIG_DIR"]))
-    wrong = "KGAT_expired_token_0123456789"
-    result, last = _fetch_with(server, {**kaggle_env, "KAGGLE_API_TOKEN": wrong}, workdir, secrets=(wrong,))
-    assert result.returncode == 0, result.stderr
-    assert "the access token from KAGGLE_API_TOKEN is not valid" in result.stderr
-    assert f"(credentials: {Path(kaggle_env['KAGGLE_CONFIG_DIR']) / 'kaggle.json'})" in result.stderr
-    assert last == f"Basic {local_kaggle.DEMO_USER}"
+    with caplog.at_level("WARNING", logger="kaggle_digits"):
+        source, last = _as_on_kaggle(server, {**kaggle_env, "KAGGLE_API_TOKEN": "KGAT_expired_token_0123456789"}, monkeypatch)
+    assert "the access token from KAGGLE_API_TOKEN is not valid" in caplog.text
+    assert source == str(Path(kaggle_env["KAGGLE_CONFIG_DIR"]) / "kaggle.json") and last == f"Basic {local_kaggle.DEMO_USER}"
     assert not any(entry.startswith("Bearer") for entry in server.state.api_auth)
 
 
-@pytest.mark.slow
-def test_xdg_config_folder_when_there_is_no_home_kaggle(server, kaggle_env, workdir):
+def test_xdg_config_folder_when_there_is_no_home_kaggle(server, kaggle_env, monkeypatch):
     if not sys.platform.startswith("linux"):
         pytest.skip("the XDG folder is the official client's choice on Linux only")
     _legacy(Path(kaggle_env["XDG_CONFIG_HOME"]) / "kaggle")
-    env = {**kaggle_env, "KAGGLE_API_TOKEN": "", "KAGGLE_CONFIG_DIR": ""}
-    result, last = _fetch_with(server, env, workdir)
-    assert result.returncode == 0, result.stderr
-    assert last == f"Basic {local_kaggle.DEMO_USER}"
+    source, last = _as_on_kaggle(server, {**kaggle_env, "KAGGLE_API_TOKEN": "", "KAGGLE_CONFIG_DIR": ""}, monkeypatch)
+    assert source == str(Path(kaggle_env["XDG_CONFIG_HOME"]) / "kaggle" / "kaggle.json") and last == f"Basic {local_kaggle.DEMO_USER}"
 
 
-@pytest.mark.slow
-def test_environment_overrides_kaggle_json_value_by_value(server, kaggle_env, workdir):
+def test_environment_overrides_kaggle_json_value_by_value(server, kaggle_env, monkeypatch):
     _legacy(Path(kaggle_env["KAGGLE_CONFIG_DIR"]), key="stale-key-000")
-    env = {**kaggle_env, "KAGGLE_API_TOKEN": "", "KAGGLE_KEY": local_kaggle.DEMO_KEY}
-    result, last = _fetch_with(server, env, workdir, secrets=("stale-key-000",))
-    assert result.returncode == 0, result.stderr
-    assert "(credentials: KAGGLE_USERNAME/KAGGLE_KEY and " in result.stderr
+    source, last = _as_on_kaggle(server, {**kaggle_env, "KAGGLE_API_TOKEN": "", "KAGGLE_KEY": TEST_KEY}, monkeypatch)
+    assert source.startswith("KAGGLE_USERNAME/KAGGLE_KEY and ") and last == f"Basic {local_kaggle.DEMO_USER}"
 
 
-@pytest.mark.slow
-def test_kaggle_auth_login_credentials_are_used_last(server, kaggle_env, workdir):
+def test_kaggle_auth_login_credentials_are_used_last(server, kaggle_env, monkeypatch):
     home = Path(kaggle_env["HOME"])
     (home / ".kaggle").mkdir()
     expires = (datetime.now(timezone.utc) + timedelta(hours=6)).isoformat()
@@ -272,9 +272,8 @@ def test_kaggle_auth_login_credentials_are_used_last(server, kaggle_env, workdir
             }
         )
     )
-    result, last = _fetch_with(server, {**kaggle_env, "KAGGLE_API_TOKEN": ""}, workdir, secrets=("refresh-token-value-0000",))
-    assert result.returncode == 0, result.stderr
-    assert "credentials.json (kaggle auth login)" in result.stderr and last == f"Bearer {local_kaggle.DEMO_USER}"
+    source, last = _as_on_kaggle(server, {**kaggle_env, "KAGGLE_API_TOKEN": ""}, monkeypatch)
+    assert "credentials.json (kaggle auth login)" in source and last == f"Bearer {local_kaggle.DEMO_USER}"
 
 
 @pytest.mark.slow
@@ -378,6 +377,7 @@ def test_kaggle_dates_are_shown_as_utc(server, tmp_path, local_client):
 
 def _port_80_free() -> bool:
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a TIME_WAIT is no obstacle
         try:
             probe.bind(("127.0.0.1", 80))
         except OSError:
@@ -395,7 +395,7 @@ def test_the_official_kaggle_cli_downloads_submits_and_lists_against_the_server(
     kaggle_cli = shutil.which("kaggle", path=str(Path(sys.executable).parent))
     assert kaggle_cli, "the official client's CLI is installed with the package"
     env = {**os.environ, **kaggle_env, "KAGGLE_API_ENVIRONMENT": "LOCALHOST"}
-    with local_kaggle.LocalKaggleServer([competition], port=80, scoring_delay=0.2) as server:
+    with local_kaggle.LocalKaggleServer([competition], port=80, scoring_delay=0.2, **SECRETS) as server:
 
         def cli(*args):
             result = subprocess.run(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import SAMPLE_ZIP
+from conftest import SAMPLE_ZIP, SECRETS
 from test_kaggle_fidelity import _port_80_free
 
 from kaggle_digits import local_kaggle
@@ -48,7 +48,7 @@ print("finished", file=sys.stderr)
 def kernels_server():
     competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=300)
     settings = local_kaggle.KernelSettings(queue_delay=0.2, stale_status_delay=1.0, gpu_quota_seconds=3600)
-    with local_kaggle.LocalKaggleServer([competition], kernels=settings) as running:
+    with local_kaggle.LocalKaggleServer([competition], kernels=settings, **SECRETS) as running:
         yield running
     assert running.state.storage_auth_seen == [], running.state.storage_auth_seen
 
@@ -321,7 +321,7 @@ def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env,
         return result.stdout
 
     settings = local_kaggle.KernelSettings(queue_delay=0.1, stale_status_delay=0.1)
-    with local_kaggle.LocalKaggleServer([competition], port=80, kernels=settings) as server:
+    with local_kaggle.LocalKaggleServer([competition], port=80, kernels=settings, **SECRETS) as server:
         assert "Kernel version 1 successfully pushed" in cli("push", "-p", str(folder))
         deadline = time.monotonic() + 60
         while "COMPLETE" not in cli("status", f"{local_kaggle.DEMO_USER}/digits-train") and time.monotonic() < deadline:

@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 from conftest import REPO
 
-# A value for each option and what the target's command line must then contain.
+# A value for each option and the arguments the CLI must then receive, word for word.
 VALUES = {
-    "MODEL": ("fast", "--model fast"),
-    "TASK": ("kannada-mnist", "--task kannada-mnist"),
-    "SEED": ("7", "--seed 7"),
-    "DATA_DIR": ("some/dir", '--data-dir "some/dir"'),
-    "DATA": ("some.zip", "some.zip"),
-    "COMPETITION": ("other-competition", "--competition other-competition"),
-    "MESSAGE": ("hello", '--message "hello"'),
-    "UPLOAD": ("0", "--no-upload"),
-    "FORCE": ("1", "--force"),
-    "ARGS": ("--an-extra-option", "--an-extra-option"),
-    "REMOTE": ("kaggle", "--remote kaggle"),
-    "ACCELERATOR": ("NvidiaL4", "--remote-accelerator NvidiaL4"),
+    "MODEL": ("fast", ["--model", "fast"]),
+    "TASK": ("kannada-mnist", ["--task", "kannada-mnist"]),
+    "SEED": ("7", ["--seed", "7"]),
+    "DATA_DIR": ("some dir", ["--data-dir", "some dir"]),
+    "DATA": ("some.zip", ["some.zip"]),
+    "COMPETITION": ("other-competition", ["--competition", "other-competition"]),
+    "MESSAGE": ("hello there", ["--message", "hello there"]),
+    "UPLOAD": ("0", ["--no-upload"]),
+    "FORCE": ("1", ["--force"]),
+    "ARGS": ("--an-extra-option -q", ["--an-extra-option", "-q"]),
+    "REMOTE": ("kaggle", ["--remote", "kaggle"]),
+    "ACCELERATOR": ("NvidiaL4", ["--remote-accelerator", "NvidiaL4"]),
 }
+# Targets whose recipe runs pytest or tools, not the CLI: checked with `make -n` (ARGS only).
+NOT_THE_CLI = {"test", "test-fast", "check", "test-kaggle-image"}
 
 
 def make_table() -> dict[str, list[str]]:
@@ -33,12 +37,12 @@ def make_table() -> dict[str, list[str]]:
     return {target: options.split() for target, options in re.findall(r"^takes_([\w-]+) :=(.*)$", text, flags=re.M)}
 
 
-def make_n(*args: str) -> subprocess.CompletedProcess:
+def make(*args: str, dry_run: bool = False, cwd=REPO) -> subprocess.CompletedProcess:
     # A clean environment: a parent `make test ARGS=...` passes its command-line variables on in MAKEFLAGS.
     env = {key: value for key, value in os.environ.items() if key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", *VALUES}}
     return subprocess.run(
-        ["make", "--no-print-directory", "-n", *args],
-        cwd=REPO,
+        ["make", "--no-print-directory", *(["-n"] if dry_run else []), *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -47,7 +51,25 @@ def make_n(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.fixture(scope="module")
+def fake_cli(tmp_path_factory):
+    """Stands in for .venv/bin/kaggle-digits: prints the arguments it received, as JSON."""
+    path = tmp_path_factory.mktemp("cli") / "kaggle-digits"
+    path.write_text(f"#!{sys.executable}\nimport json, sys\nprint('ARGV=' + json.dumps(sys.argv[1:]))\n")
+    path.chmod(0o755)
+    return path
+
+
+def received(result: subprocess.CompletedProcess) -> list[str]:
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("ARGV=")]
+    return json.loads(line[5:])
+
+
+def contains(arguments: list[str], expected: list[str]) -> bool:
+    return any(arguments[start : start + len(expected)] == expected for start in range(len(arguments)))
+
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None or not (REPO / ".venv" / ".installed").exists(), reason="needs make and .venv")
 
 
 def test_the_table_covers_every_documented_target():
@@ -61,15 +83,36 @@ def test_the_table_covers_every_documented_target():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(make_table()))
-def test_each_option_is_passed_on_or_refused(target):
+def test_each_option_is_passed_on_or_refused(target, fake_cli):
     takes = make_table()[target]
     for option, (value, expected) in VALUES.items():
-        result = make_n(target, f"{option}={value}")
+        if target in NOT_THE_CLI:
+            result = make(target, f"{option}={value}", dry_run=True)
+        else:
+            result = make(target, f"{option}={value}", f"CLI={fake_cli}")
         if option in takes:
             assert result.returncode == 0, (option, result.stderr)
-            if target not in {"check"}:  # check only depends on test: its own recipe is empty
-                assert expected in result.stdout, (target, option, result.stdout)
+            if target in NOT_THE_CLI:
+                if target != "check":  # check only depends on test: its own recipe is empty
+                    assert "$KD_ARGS" in result.stdout, (target, result.stdout)
+            else:
+                assert contains(received(result), expected), (target, option, received(result))
         else:
             assert result.returncode == 2, (target, option, result.stdout)
             (line,) = [line for line in result.stderr.splitlines() if line.strip()]
             assert f"make {target} does not take {option}=" in line and "README.md" in line
+
+
+@pytest.mark.slow
+def test_variables_reach_the_cli_as_text_never_as_shell_code(fake_cli, tmp_path):
+    """Backticks, $(...) and quotes in a Make variable are the argument's text: nothing runs, nothing splits."""
+    marker = tmp_path / "ran"
+    hostile = f"`touch {marker}` $(touch {marker}) \"'; touch {marker}; echo '"
+    submit = make("submit", f"MESSAGE={hostile}", f"COMPETITION=a$(touch {marker})", f"MODEL=x;touch {marker}", f"CLI={fake_cli}")
+    assert submit.returncode == 0, submit.stderr
+    arguments = received(submit)
+    assert contains(arguments, ["--message", hostile]) and contains(arguments, ["--model", f"x;touch {marker}"])
+    assert contains(arguments, ["--competition", f"a$(touch {marker})"])
+    # make's own expansion too: a $(shell ...) in a value is never expanded, even by `make -n`.
+    expanded = make("train", f"MODEL=$(shell touch {marker})", f"ARGS=$(shell touch {marker})", dry_run=True)
+    assert expanded.returncode == 0 and not marker.exists()

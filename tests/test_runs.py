@@ -11,12 +11,12 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, TEST_TOKEN, run_cli
 
-from kaggle_digits import local_kaggle, submission
+from kaggle_digits import submission
 from kaggle_digits.workflow import settle_open_rows
 
-TOKEN = local_kaggle.DEMO_TOKEN
+TOKEN = TEST_TOKEN
 RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
 
 

@@ -8,11 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import TEST_TOKEN, run_cli
 
-from kaggle_digits import local_kaggle
-
-TOKEN = local_kaggle.DEMO_TOKEN
+TOKEN = TEST_TOKEN
 RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
 
 

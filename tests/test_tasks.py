@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli, write_competition
+from conftest import SECRETS, TEST_TOKEN, run_cli, write_competition
 
 from kaggle_digits import config, local_kaggle
 
 # Every test here runs a whole flow in subprocesses (or a server): not in `make test-fast`.
 pytestmark = pytest.mark.slow
 
-TOKEN = local_kaggle.DEMO_TOKEN
+TOKEN = TEST_TOKEN
 FAST = ["--model", "logreg", "-p", "max_iter=60"]
 
 
@@ -23,7 +23,7 @@ def server(sample):
         local_kaggle.competition_from_arrays(task, sample.train_images[:1500], sample.train_labels[:1500])
         for task in config.BUILTIN_TASKS.values()
     ]
-    with local_kaggle.LocalKaggleServer(competitions, scoring_delay=0.2) as running:
+    with local_kaggle.LocalKaggleServer(competitions, scoring_delay=0.2, **SECRETS) as running:
         yield running
 
 

@@ -34,6 +34,7 @@ from .storage import Storage
 log = logging.getLogger("kaggle_digits")
 
 UPLOAD_ATTEMPTS = 3  # each one a fresh StartSubmissionUpload, as the official client starts over
+MAX_PAGES = 200  # a listing's pages: far past any team's submissions (20 a page), never forever
 VISIBILITY_GRACE = 120.0  # seconds GetSubmission may answer 404 right after a create: still pending
 
 
@@ -108,8 +109,19 @@ class Kaggle:
         self.session.auth = self._bearer(credentials.token) if credentials.token else (credentials.username, credentials.key)
         self.username = credentials.username or ""
 
+    @property
+    def is_kaggle(self) -> bool:
+        """Whether the endpoint is kaggle.com's own API (KAGGLE_API_ENVIRONMENT unset or PROD)."""
+        return self.endpoint == sdk().get_endpoint(sdk().KaggleEnv.PROD)
+
     def _authenticate(self) -> None:
-        """The official client's order: an access token that IntrospectToken accepts, a legacy key, OAuth."""
+        """The official client's order: an access token that IntrospectToken accepts, a legacy key, OAuth.
+
+        Toward any endpoint but kaggle.com's, the stored credentials stay home: only a token given explicitly
+        in KAGGLE_API_TOKEN is used, with no fallback (whatever listens on localhost could be anyone's)."""
+        if not self.is_kaggle:
+            self._authenticate_elsewhere()
+            return
         rejected = None
         token = found.access_token()
         if token is not None:
@@ -144,6 +156,27 @@ class Kaggle:
                 f"and no other credentials were found. Fix: {TOKEN_HELP}"
             )
         raise AuthError(f"no Kaggle credentials found (tried {found.places_tried()}). Fix: {TOKEN_HELP}")
+
+    def _authenticate_elsewhere(self) -> None:
+        token = found.explicit_token()
+        log.info(
+            "Kaggle: %s is not kaggle.com: only a token given in KAGGLE_API_TOKEN is sent there; stored credentials "
+            "(~/.kaggle, kaggle.json, credentials.json, KAGGLE_USERNAME/KAGGLE_KEY) are not",
+            self.endpoint,
+        )
+        self.session.auth = None  # kagglesdk filled in what it found on disk: none of it goes out
+        if token is None:
+            self.credentials = Credentials(source="no credentials")
+            raise AuthError(
+                f"no token for {self.endpoint}: toward an endpoint other than kaggle.com only KAGGLE_API_TOKEN is used, "
+                f"never stored credentials. Fix: export KAGGLE_API_TOKEN (the local server's is in the file it names at start), "
+                f"or unset KAGGLE_API_ENVIRONMENT to use Kaggle itself"
+            )
+        self._use(token)
+        username = self._introspect(token)
+        if not username:
+            raise AuthError(f"{self.endpoint} rejected the token from {token.source}; no other credentials are tried there. Fix: check it")
+        self.username = username
 
     def _introspect(self, token: Credentials) -> str | None:
         """The user name, or None when Kaggle says the token is not valid (400, 403 or 404 there, as
@@ -450,7 +483,7 @@ class Kaggle:
 
         items: list[SubmissionState] = []
         token, seen = "", set()
-        while True:
+        for _ in range(MAX_PAGES):
             request = sdk().ApiListSubmissionsRequest()
             request.competition_name = self.name
             if token:
@@ -461,6 +494,9 @@ class Kaggle:
             if not token or token in seen:  # a repeated token would loop forever
                 return items
             seen.add(token)
+        raise KaggleError(
+            f"Kaggle's submission list for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try again later"
+        )
 
     def wait(self, ref: int, timeout: float = SCORING_WAIT_SECONDS, poll: float = 1.0, max_poll: float = 30.0) -> SubmissionState:
         """Poll until scored; the interval grows from `poll` to `max_poll` seconds.

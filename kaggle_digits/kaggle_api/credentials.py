@@ -99,17 +99,23 @@ def _token_file(path: Path, where: str) -> str | None:
     return _checked_token(text, where)
 
 
+def explicit_token() -> Credentials | None:
+    """KAGGLE_API_TOKEN alone (its value, or the file it names): what may go to an endpoint that is not kaggle.com."""
+    value = os.environ.get("KAGGLE_API_TOKEN")
+    if not value:
+        return None
+    if Path(value).exists():
+        where = f"KAGGLE_API_TOKEN (file {value})"
+        token = _token_file(Path(value), where)
+        return Credentials(source=where, token=token) if token else None
+    return Credentials(source="KAGGLE_API_TOKEN", token=_checked_token(value, "KAGGLE_API_TOKEN"))
+
+
 def access_token() -> Credentials | None:
     """The first access token in the official order (see the module's docstring), or None."""
-    value = os.environ.get("KAGGLE_API_TOKEN")
-    if value:
-        if Path(value).exists():
-            where = f"KAGGLE_API_TOKEN (file {value})"
-            token = _token_file(Path(value), where)
-            if token:
-                return Credentials(source=where, token=token)
-        else:
-            return Credentials(source="KAGGLE_API_TOKEN", token=_checked_token(value, "KAGGLE_API_TOKEN"))
+    explicit = explicit_token()
+    if explicit is not None:
+        return explicit
     for name in ("access_token", "access_token.txt"):
         path = home() / ".kaggle" / name
         if path.is_file():

@@ -21,19 +21,15 @@ TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 class RetryPolicy:
     """429 (honouring Retry-After up to a cap), 5xx, drops and timeouts, a few times with backoff."""
 
-    retries: int = 5
-    backoff: float = 1.0  # seconds; doubles each retry (urllib3's backoff_factor)
+    # The defaults live in config (KAGGLE_DIGITS_RETRIES / _BACKOFF / _TIMEOUT, checked there; tests make them quick).
+    retries: int = config.RETRIES
+    backoff: float = config.BACKOFF  # seconds; doubles each retry (urllib3's backoff_factor)
     retry_after_cap: float = 60.0  # Kaggle's Retry-After is not always right: never wait longer than this
-    timeout: float = 60.0  # per request (connect and each read)
+    timeout: float = config.TIMEOUT  # per request (connect and each read)
 
     @classmethod
     def from_environment(cls) -> RetryPolicy:
-        """KAGGLE_DIGITS_RETRIES / _BACKOFF / _TIMEOUT tune it (tests make it quick)."""
-        policy = cls()
-        for value, attribute in ((config.RETRIES, "retries"), (config.BACKOFF, "backoff"), (config.TIMEOUT, "timeout")):
-            if value:
-                setattr(policy, attribute, type(getattr(policy, attribute))(value))
-        return policy
+        return cls()
 
     def adapter(self, idempotent: bool = True, label: str | None = None) -> HTTPAdapter:
         """A transport with retries and a default timeout.

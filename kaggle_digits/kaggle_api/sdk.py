@@ -24,7 +24,7 @@ def sdk() -> SimpleNamespace:
     )
     from kagglesdk.datasets.types.dataset_api_service import ApiDownloadDatasetRequest
     from kagglesdk.kaggle_creds import KaggleCredentials
-    from kagglesdk.kaggle_env import get_endpoint, get_env
+    from kagglesdk.kaggle_env import KaggleEnv, get_endpoint, get_env
     from kagglesdk.kaggle_http_client import KaggleHttpClient
     from kagglesdk.kernels.types.kernels_api_service import (
         ApiDeleteKernelRequest,
@@ -48,6 +48,7 @@ def sdk() -> SimpleNamespace:
         ApiStartSubmissionUploadRequest=ApiStartSubmissionUploadRequest,
         ApiDownloadDatasetRequest=ApiDownloadDatasetRequest,
         KaggleCredentials=KaggleCredentials,
+        KaggleEnv=KaggleEnv,
         get_endpoint=get_endpoint,
         get_env=get_env,
         KaggleHttpClient=KaggleHttpClient,

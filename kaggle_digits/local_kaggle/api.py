@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from . import storage
 from .competitions import Competition, Submission, score
 from .kernels import OUTPUT_BUCKET, log_text
-from .plumbing import BaseHandler, Fault, Upload
+from .plumbing import MAX_BODY, MAX_FAULT_COUNT, MAX_FAULT_DELAY, MAX_FAULTS, BaseHandler, Fault, Upload
 
 
 class ApiHandler(BaseHandler):
@@ -39,39 +39,89 @@ class ApiHandler(BaseHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         path = urlparse(self.path).path
-        body = self.body()
+        authorization = self.headers.get("Authorization", "")
+        if authorization:
+            self.state.credentials_seen.append(authorization)
         if path == "/_local/faults":
-            spec = json.loads(body or b"{}")
-            with self.state.lock:
-                self.state.faults.append(Fault(**spec))
-            self.json(200, {"faults": len(self.state.faults)})
+            self._faults()
             return
         if not path.startswith("/api/v1/"):
+            self.close_connection = True  # the body is never read
             self.error(404, f"no such endpoint {path}")
             return
         service, _, method = path[len("/api/v1/") :].partition("/")
         self.state.requests.append(f"POST {method}")
-        if self.apply_fault(method):
+        introspect = service == "security.OAuthService" and method == "IntrospectToken"
+        # Credentials before the body: a caller without this start's secret gets 401 and nothing is read.
+        user = self._user()
+        if not introspect:
+            self.state.api_auth.append(f"{authorization.split(' ')[0] or 'none'} {user}")
+            if user is None:
+                self.close_connection = True
+                self.error(401, "Unauthenticated: the access token or API key was not accepted")
+                return
+        raw = self.body(64 << 10 if introspect else MAX_BODY)
+        if raw is None or self.apply_fault(method):  # the body is read first: the connection stays usable
             return
-        try:
-            request = json.loads(body or b"{}")
-        except json.JSONDecodeError:
-            self.error(400, "request body is not JSON")
+        request = self._parse_json(raw)
+        if request is None:
             return
-        if service == "security.OAuthService" and method == "IntrospectToken":
-            username = self.state.tokens.get(request.get("token", ""))
+        if introspect:
+            token = str(request.get("token", ""))
+            self.state.credentials_seen.append(f"introspect {token}")
+            username = self.state.tokens.get(token)
             self.json(200, {"active": bool(username), "username": username or "", "clientId": "local", "scope": "api"})
             return
-        user = self._user()
-        self.state.api_auth.append(f"{self.headers.get('Authorization', 'none').split(' ')[0]} {user}")
-        if user is None:
-            self.error(401, "Unauthenticated: the access token or API key was not accepted")
-            return
+        assert user is not None
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             self.error(404, f"{service}/{method} is not implemented by the local Kaggle server")
             return
-        handler(request, user)
+        try:
+            handler(request, user)
+        except (ValueError, TypeError, binascii.Error) as error:  # a field of the wrong type or shape
+            self.error(400, f"bad request to {method}: {type(error).__name__}: {error}")
+
+    def _json_body(self, limit: int) -> dict[str, Any] | None:
+        """The body as a JSON object, or None after answering 400 (malformed) or 413 (too large)."""
+        body = self.body(limit)
+        return None if body is None else self._parse_json(body)
+
+    def _parse_json(self, body: bytes) -> dict[str, Any] | None:
+        try:
+            request = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self.error(400, "request body is not JSON")
+            return None
+        if not isinstance(request, dict):
+            self.error(400, "request body is not a JSON object")
+            return None
+        return request
+
+    def _faults(self) -> None:
+        """POST /_local/faults: the tests' fault injection, behind the same secret and with caps."""
+        if self._user() is None:
+            self.close_connection = True
+            self.error(401, "Unauthenticated: the access token or API key was not accepted")
+            return
+        spec = self._json_body(64 << 10)
+        if spec is None:
+            return
+        try:
+            fault = Fault(**spec)
+            fault.count = int(fault.count)
+            fault.delay = float(fault.delay)
+            if not (1 <= fault.count <= MAX_FAULT_COUNT and 0 <= fault.delay <= MAX_FAULT_DELAY):
+                raise ValueError(f"count 1..{MAX_FAULT_COUNT}, delay 0..{MAX_FAULT_DELAY:g} s")
+        except (TypeError, ValueError) as error:
+            self.error(400, f"bad fault: {error}")
+            return
+        with self.state.lock:
+            if len(self.state.faults) >= MAX_FAULTS:
+                self.error(429, f"at most {MAX_FAULTS} faults may be pending")
+                return
+            self.state.faults.append(fault)
+        self.json(200, {"faults": len(self.state.faults)})
 
     def do_GET(self) -> None:  # noqa: N802
         self.error(404, "files are served by the storage host, through the URLs the API redirects to")
@@ -92,6 +142,18 @@ class ApiHandler(BaseHandler):
 
     def _redirect(self, location: str) -> None:
         self.send_body(302, b"", "text/plain", {"Location": location})
+
+    def _page(self, request: dict[str, Any], items: list, max_size: int) -> tuple[list, str] | None:
+        """One page of `items` as kaggle.com pages its lists (pageSize, an opaque pageToken); None after a 400."""
+        size = min(int(request.get("pageSize") or self.state.page_size), max_size)
+        try:
+            start = int(base64.urlsafe_b64decode(request.get("pageToken") or "MA==").decode())  # "0"
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            self.error(400, "Invalid page token")
+            return None
+        following = start + size
+        token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(items) else ""
+        return items[start:following], token
 
     def _mine(self, name: str) -> list[Submission]:
         return [submission for submission in self.state.submissions if submission.competition == name]
@@ -198,16 +260,10 @@ class ApiHandler(BaseHandler):
         if not competition:
             return
         mine = list(reversed(self._mine(competition.name)))  # newest first, as kaggle.com lists them
-        size = min(int(request.get("pageSize") or self.state.page_size), self.state.page_size)
-        try:
-            start = int(base64.urlsafe_b64decode(request.get("pageToken") or "MA==").decode())  # "0"
-        except (ValueError, binascii.Error):
-            self.error(400, "Invalid page token")
-            return
-        page = mine[start : start + size]
-        following = start + size
-        token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(mine) else ""
-        self.json(200, {"submissions": [self._describe(s, user) for s in page], "nextPageToken": token})
+        paged = self._page(request, mine, self.state.page_size)
+        if paged is not None:
+            page, token = paged
+            self.json(200, {"submissions": [self._describe(s, user) for s in page], "nextPageToken": token})
 
     # --- scoring --------------------------------------------------------------------------------
     def _today_count(self, name: str) -> int:
@@ -249,18 +305,13 @@ class ApiHandler(BaseHandler):
         if session is None:
             self.error(status, message)
             return
-        files = self.state.kernels.outputs(session)
-        size = min(int(request.get("pageSize") or self.state.page_size), self.state.page_size)
-        try:
-            start = int(base64.urlsafe_b64decode(request.get("pageToken") or "MA==").decode())
-        except (ValueError, binascii.Error):
-            self.error(400, "Invalid page token")
+        paged = self._page(request, self.state.kernels.outputs(session), self.state.page_size)
+        if paged is None:
             return
-        following = start + size
-        token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(files) else ""
+        files, token = paged
         page = [
             {"fileName": name, "url": storage.signed_download_url(self.state, str(session.id), name, bucket=OUTPUT_BUCKET)}
-            for name, _ in files[start:following]
+            for name, _ in files
         ]
         self.json(200, {"files": page, "log": log_text(session) if session.done else "", "nextPageToken": token})
 
@@ -281,15 +332,10 @@ class ApiHandler(BaseHandler):
             # Private kernels are listed to their owner only; `search` matches the title.
             if author == user and (not owner or owner == author) and search in kernel.title.lower() and kernel.sessions
         ]
-        size = min(int(request.get("pageSize") or self.state.page_size), 100)
-        try:
-            start = int(base64.urlsafe_b64decode(request.get("pageToken") or "MA==").decode())
-        except (ValueError, binascii.Error):
-            self.error(400, "Invalid page token")
-            return
-        following = start + size
-        token = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(kernels) else ""
-        self.json(200, {"kernels": kernels[start:following], "nextPageToken": token})
+        paged = self._page(request, kernels, 100)
+        if paged is not None:
+            page, token = paged
+            self.json(200, {"kernels": page, "nextPageToken": token})
 
     def _api_DeleteKernel(self, request, user) -> None:  # noqa: N802
         status, message = self.state.kernels.delete(request, user)

@@ -57,6 +57,8 @@ GPU_SESSION_CAP_ERROR = "Maximum batch GPU session count of {cap} reached."
 # `enableGpu` without a shape gets. TPUs are accepted and run as any other session here.
 MACHINE_SHAPES = ("NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "TpuV5E8", "Tpu1VmV38")
 OUTPUT_BUCKET = "kaggle-kernel-output"
+# The only variables of the server's environment a session gets (the rest, the user's, stays out).
+KERNEL_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TF_CPP_MIN_LOG_LEVEL")
 _VERSION_LABEL = re.compile(r"^v(\d+)$")
 # Runs before the pushed script: the toolkit's package is not on a Kaggle image, so it is not here either.
 _BOOTSTRAP = """
@@ -186,6 +188,12 @@ class KernelRunner:
         for source in request.get("competitionDataSources") or []:
             competition = self.state.competitions.get(source)
             (competitions if competition is not None and not competition.is_dataset else invalid).append(source)
+        try:  # checked before anything is made: a bad value is a 400, never a session left QUEUED
+            timeout = min(int(request.get("sessionTimeoutSeconds") or SESSION_LIMIT_SECONDS), SESSION_LIMIT_SECONDS)
+        except (TypeError, ValueError):
+            return 400, {"code": 400, "message": f"Invalid sessionTimeoutSeconds {request.get('sessionTimeoutSeconds')!r}"}
+        if timeout <= 0:
+            return 400, {"code": 400, "message": f"Invalid sessionTimeoutSeconds {timeout}"}
         title = request.get("newTitle") or name
         if len(title) > TITLE_MAX:
             return 500, {"code": 500, "message": "Internal error"}  # what kaggle.com has answered for a long title
@@ -215,7 +223,6 @@ class KernelRunner:
         if quick_save:
             session.status, session.finished = "COMPLETE", time.monotonic()
         else:
-            timeout = min(int(request.get("sessionTimeoutSeconds") or SESSION_LIMIT_SECONDS), SESSION_LIMIT_SECONDS)
             root = self.scratch / f"session-{session.id}"
             (root / "working").mkdir(parents=True)
             for competition_name in competitions:
@@ -247,8 +254,17 @@ class KernelRunner:
         if session.done:  # cancelled or deleted while queued
             return
         assert session.root is not None, "SaveKernel made its folders"
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("KAGGLE_", "HTTP", "PYTHONPATH"))}
-        env.update({"KAGGLE_KERNEL_RUN_TYPE": "Batch", "KAGGLE_URL_BASE": "https://www.kaggle.com", "PYTHONUNBUFFERED": "1"})
+        # A minimal environment, as a fresh Kaggle session has: nothing of the user's (tokens, paths, proxies)
+        # reaches code that came over the wire. What is kept is what makes the interpreter run here.
+        env = {key: value for key, value in os.environ.items() if key in KERNEL_ENVIRONMENT}
+        env.update(
+            {
+                "HOME": str(session.root),
+                "KAGGLE_KERNEL_RUN_TYPE": "Batch",
+                "KAGGLE_URL_BASE": "https://www.kaggle.com",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if not internet:
             closed = "http://127.0.0.1:9"  # the discard port, closed: every request through the proxy fails
             env.update({"http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed, "no_proxy": ""})

@@ -17,8 +17,15 @@ from .competitions import Competition, Submission
 log = logging.getLogger("kaggle_digits.local_kaggle")
 
 DEMO_USER = "demo-user"
-DEMO_KEY = "local-demo-key-0000"
-DEMO_TOKEN = "KGAT_local_demo_token_0000"
+MAX_BODY = 32 << 20  # bytes a request body may have (a pushed kernel script is ~200 kB; an upload goes to storage)
+MAX_FAULTS = 100  # injected faults pending at once, each at most MAX_FAULT_COUNT times and MAX_FAULT_DELAY s
+MAX_FAULT_COUNT = 1000
+MAX_FAULT_DELAY = 30.0
+
+
+def new_token() -> str:
+    """A secret made at each start (nothing published works): handed to the server's own children."""
+    return "KGAT_local_" + secrets.token_urlsafe(24)
 
 
 @dataclass
@@ -52,8 +59,11 @@ class Upload:
 @dataclass
 class State:
     competitions: dict[str, Competition]
-    users: dict[str, str] = field(default_factory=lambda: {DEMO_USER: DEMO_KEY})  # legacy username -> key
-    tokens: dict[str, str] = field(default_factory=lambda: {DEMO_TOKEN: DEMO_USER})  # access token -> username
+    # This start's secrets: an access token and a legacy key for DEMO_USER, random unless a test names its own.
+    token: str = field(default_factory=new_token)
+    key: str = field(default_factory=lambda: secrets.token_hex(20))
+    users: dict[str, str] = field(default_factory=dict)  # legacy username -> key (DEMO_USER's added at start)
+    tokens: dict[str, str] = field(default_factory=dict)  # access token -> username (DEMO_USER's added at start)
     daily_limit: int = 5
     scoring_delay: float = 0.5
     visibility_delay: float = 0.5  # GetSubmission answers 404 this long after a create, as kaggle.com can
@@ -72,6 +82,13 @@ class State:
     storage_auth_seen: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     kernels: Any = None  # kernels.KernelRunner, set by the server (it needs this state)
+    # Every credential value that reached the API host (Authorization headers, introspected tokens): tests
+    # assert that a user's stored credentials never appear here.
+    credentials_seen: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.users.setdefault(DEMO_USER, self.key)
+        self.tokens.setdefault(self.token, DEMO_USER)
 
     def take_fault(self, method: str) -> Fault | None:
         with self.lock:
@@ -114,8 +131,41 @@ class BaseHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.connection.shutdown(2)
 
-    def body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+    def parse_request(self) -> bool:
+        """Before any handler: only this server's loopback Host names, and no browser's cross-origin request.
+
+        A web page can reach 127.0.0.1 by DNS rebinding (its own name resolving to loopback): its requests
+        then carry its own Host name, and a browser adds Origin; the official client sends neither."""
+        if not super().parse_request():
+            return False
+        port = self.server.server_address[1]  # type: ignore[index]
+        host = (self.headers.get("Host") or "").strip().lower()
+        names = ("localhost", "127.0.0.1", "[::1]")
+        allowed = {f"{name}:{port}" for name in names} | (set(names) if port == 80 else set())  # HTTP omits :80
+        if host not in allowed:
+            self.close_connection = True
+            self.error(421, f"this server answers loopback names with its port only (localhost:{port}, 127.0.0.1:{port}), not {host!r}")
+            return False
+        if self.headers.get("Origin") is not None:
+            self.close_connection = True
+            self.error(403, "cross-origin requests are refused (a browser page cannot use this server)")
+            return False
+        return True
+
+    def body(self, limit: int = MAX_BODY) -> bytes | None:
+        """The request body, or None after answering 400/413 (a bad or too large Content-Length)."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self.error(400, "bad Content-Length")
+            return None
+        if length > limit:
+            self.close_connection = True  # the body is never read
+            self.error(413, f"request body over {limit} bytes")
+            return None
         return self.rfile.read(length) if length else b""
 
     def apply_fault(self, method: str) -> bool:

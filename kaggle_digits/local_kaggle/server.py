@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,13 @@ def serve_builtin(port: int = DEFAULT_PORT, source: Path | None = None, **state:
             f"(another 'kaggle-digits serve-local'?) or pass --port"
         ) from None
     return server.start()
+
+
+def write_token_file(server: LocalKaggleServer, path: Path) -> Path:
+    """This start's token in a file only its owner can read (KAGGLE_API_TOKEN may name a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an older file of another mode is tightened too
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(server.state.token + "\n")
+    return path

@@ -124,6 +124,8 @@ class StorageHandler(BaseHandler):
 
     def do_PUT(self) -> None:  # noqa: N802
         body = self.body()
+        if body is None:
+            return
         self.state.requests.append("PUT upload")
         if self._refuse_credentials() or self.apply_fault("upload"):
             return
