@@ -113,22 +113,37 @@ def test_two_writers_of_the_ledger_lose_no_row(workdir):
 
 
 def test_a_process_waiting_for_the_ledger_says_so(tmp_path, caplog):
+    """Another process holds the ledger: an add waits, says so, and goes on once it is released. No timing luck:
+    the holder lets go only after the waiting line was logged."""
+    import threading
+
     ledger = submission.Ledger(tmp_path / "ledger.csv")
+    release = tmp_path / "release"
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"import time; from kaggle_digits import submission\nwith submission.Ledger({str(ledger.path)!r}).locked():\n"
-            "    print('held', flush=True); time.sleep(1.5)",
+            "import pathlib, time; from kaggle_digits import submission\n"
+            f"with submission.Ledger({str(ledger.path)!r}).locked():\n"
+            "    print('held', flush=True)\n"
+            f"    while not pathlib.Path({str(release)!r}).exists(): time.sleep(0.05)",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert holder.stdout.readline().strip() == "held"
-    started = time.monotonic()
     with caplog.at_level("INFO", logger="kaggle_digits"):
-        ledger.add(run_id="r", task="digit-recognizer", file="x.csv", checksum="c", status="COMPLETE")
-    assert time.monotonic() - started > 0.5 and holder.wait(timeout=10) == 0
+        adding = threading.Thread(
+            target=ledger.add, kwargs={"run_id": "r", "task": "digit-recognizer", "file": "x.csv", "status": "COMPLETE"}
+        )
+        adding.start()
+        deadline = time.monotonic() + 60
+        while "waiting for it" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not ledger.path.exists(), "nothing was written while the other process held the ledger"
+        release.touch()
+        adding.join(timeout=60)
+    assert holder.wait(timeout=10) == 0
     assert "another kaggle-digits process is using it; waiting for it" in caplog.text
     assert [row["run_id"] for row in ledger.rows()] == ["r"]
 
