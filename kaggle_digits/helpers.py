@@ -24,12 +24,20 @@ log = logging.getLogger("kaggle_digits")
 STAMPED_PACKAGES = ("kaggle-digits", "numpy", "pandas", "scikit-learn", "tensorflow", "keras", "kaggle", "kagglesdk")
 
 
+_LOCKS: dict[str, FileLock] = {}
+
+
 @contextlib.contextmanager
 def exclusive(lock_path: Path, what: str) -> Iterator[None]:
     """Hold an OS-level lock on `lock_path` (released by the kernel if this process dies); when another
     process holds it, say so on one line and wait. Reentrant within a process (one lock object per path)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path), is_singleton=True)
+    # One lock object per path (a FileLock object is reentrant): kept here rather than through filelock's own
+    # is_singleton, which older filelocks (a Kaggle image's, say) do not have; this runs in kernels too.
+    key = str(lock_path.resolve())
+    if key not in _LOCKS:
+        _LOCKS[key] = FileLock(key)
+    lock = _LOCKS[key]
     try:
         lock.acquire(timeout=0)
     except Timeout:
