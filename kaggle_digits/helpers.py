@@ -142,9 +142,13 @@ def _swap_lock(folder: Path) -> Path:
     """The lock of a folder's swap: in a private folder of this user's, keyed by the folder's absolute path, so
     that nothing is added beside the folder (a models folder is copied and listed whole)."""
     locks = Path(tempfile.gettempdir()) / f"kaggle-digits-locks-{os.getuid()}"
-    locks.mkdir(mode=0o700, exist_ok=True)
-    if locks.stat().st_uid != os.getuid() or locks.is_symlink():
-        raise OSError(f"{locks} belongs to another user; remove it")  # never share locks through a folder someone else controls
+    try:
+        locks.mkdir(mode=0o700, exist_ok=True)
+        private = not locks.is_symlink() and locks.stat().st_uid == os.getuid()
+    except OSError:
+        private = False
+    if not private:  # never share locks through a folder someone else controls: beside the folder, hidden, instead
+        return folder.with_name(f".{folder.name}.lock")
     return locks / f"{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:32]}.lock"
 
 
