@@ -31,6 +31,7 @@ takes_predict := MODEL TASK SEED DATA_DIR ARGS
 takes_evaluate := MODEL TASK SEED DATA_DIR ARGS
 takes_submit := MODEL TASK SEED DATA_DIR COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE ACCELERATOR
 takes_status := TASK COMPETITION ARGS
+takes_leaderboard := TASK COMPETITION ARGS
 takes_resubmit := MODEL TASK SEED COMPETITION MESSAGE ARGS
 takes_serve-local := ARGS
 takes_tasks :=
@@ -143,6 +144,10 @@ submit: $(VENV)/.installed ## fetch, train once (with its accuracy estimate), pr
 .PHONY: status
 status: $(VENV)/.installed ## the ledger next to Kaggle's submission list
 	$(CLI) status --task "$$KD_TASK" $(call arg,COMPETITION,--competition) $(args_opt)
+
+.PHONY: leaderboard
+leaderboard: $(VENV)/.installed ## your team on the public leaderboard: rank, rank among honest scores, a picture (ARGS="--json --threshold 0.999")
+	$(CLI) leaderboard --task "$$KD_TASK" $(call arg,COMPETITION,--competition) $(args_opt)
 
 .PHONY: resubmit
 resubmit: $(VENV)/.installed ## the scheduled run for cron: lock, fetch if changed, train, submit unless nothing to do

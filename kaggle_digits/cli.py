@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
 import time
 from pathlib import Path
 
-from . import bench, config, demo, local_kaggle, make_sample, models, plots, redact, remote, runs, workflow
+from . import bench, config, demo, leaderboard, local_kaggle, make_sample, models, plots, redact, remote, runs, workflow
 from .errors import EXIT_CODES, Skipped, ToolkitError, UsageError
 from .helpers import recover_folders
 from .tasks import all_tasks, competition_name, get_task
@@ -191,7 +192,9 @@ def cmd_submit(args) -> int:
 def cmd_status(args) -> int:
     """The ledger next to Kaggle's own submission list: holdout accuracy beside public score."""
     settings = _settings(args)
-    rows = workflow.status(settings, competition=args.competition)
+    workflow.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
+    kaggle = workflow.kaggle_client(settings, args.competition)  # one client (one credential check) for the list and the board
+    rows = workflow.status(settings, kaggle=kaggle)
     if not rows:
         print("no submissions yet: 'make submit' makes the first")
         return 0
@@ -203,6 +206,31 @@ def cmd_status(args) -> int:
     chart = plots.score_history(rows, f"{settings.task.name}: scored submissions", config.SUBMISSIONS_DIR / "score_history.png")
     if chart:
         print(f"score history: {chart}")
+    if any(row["status"] == "COMPLETE" and row["public"] for row in rows):
+        try:
+            standing, _ = leaderboard.read(kaggle)
+        except ToolkitError as error:  # the table above is what status is for; the rank is a bonus
+            print(f"leaderboard: not available ({error})", file=sys.stderr)
+        else:
+            print(f"leaderboard: {leaderboard.summary(standing)[0]}")
+            print(f"leaderboard: {leaderboard.summary(standing)[1]}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    """The public leaderboard: the team's best score, its rank among all teams and among honest scores, and a picture."""
+    settings = _settings(args)
+    workflow.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
+    kaggle = workflow.kaggle_client(settings, args.competition)
+    standing, scores = leaderboard.read(kaggle, threshold=args.threshold, team=args.team)
+    picture = plots.leaderboard(scores, standing, config.SUBMISSIONS_DIR / "leaderboard.png")
+    if args.json:
+        print(json.dumps({**standing.as_json(), "plot": str(picture)}))
+        return 0
+    print(f"leaderboard: '{standing.competition}', {standing.teams:,} teams on the public leaderboard")
+    for line in leaderboard.summary(standing):
+        print(line)
+    print(f"picture: {picture}")
     return 0
 
 
@@ -353,6 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
     status.add_argument("--competition", type=competition_name, help="Kaggle competition name; default: the task's")
+    board = add("leaderboard", cmd_leaderboard)
+    _common(board, model=False, data=False)
+    board.add_argument("--competition", type=competition_name, help="Kaggle competition name; default: the task's")
+    board.add_argument(
+        "--threshold",
+        type=leaderboard.threshold_value,
+        default=leaderboard.DEFAULT_THRESHOLD,
+        help="scores at or above it count as leaks, not models (the honest rank leaves them out); default %(default)s",
+    )
+    board.add_argument("--team", help="look up this team instead of your own (default: the teamName on your submissions)")
+    board.add_argument("--json", action="store_true", help="print one JSON object (score, rank, teams, honest_rank, ...)")
     ledger = add("ledger", cmd_ledger)
     _common(ledger, model=False, data=False)
     ledger.add_argument(

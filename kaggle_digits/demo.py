@@ -44,7 +44,7 @@ def fresh_folder(workdir: Path) -> None:
 
 
 def run(submit_args: list[str]) -> int:
-    """Returns `submit`'s own exit code; a server that cannot start raises (the CLI reports it)."""
+    """Returns `submit`'s own exit code (then `leaderboard`'s); a server that cannot start raises (the CLI reports it)."""
     workdir = config.DEMO_DIR
     fresh_folder(workdir)
     start = time.perf_counter()
@@ -67,6 +67,11 @@ def run(submit_args: list[str]) -> int:
     print(f"demo: running 'kaggle-digits submit {' '.join(submit_args)}' in {_shown(workdir)}/", flush=True)
     try:
         code = subprocess.call(command, cwd=workdir, env=environment, stdin=subprocess.DEVNULL)
+        if code == 0 and "--no-upload" not in submit_args:
+            # Where that score stands on the server's public leaderboard (synthetic rivals, leak plateau and all).
+            print("demo: running 'kaggle-digits leaderboard'", flush=True)
+            board = [sys.executable, "-m", "kaggle_digits", "leaderboard", "-q"]
+            code = subprocess.call(board, cwd=workdir, env=environment, stdin=subprocess.DEVNULL)
     finally:
         server.stop()
     took = time.perf_counter() - start

@@ -50,6 +50,12 @@ class AlreadyRunning(ToolkitError):
     exit_code = 6
 
 
+class NotRanked(ToolkitError):
+    """The team is not on the public leaderboard (no scored submission in its window), or the board is empty."""
+
+    exit_code = 7
+
+
 class Skipped(ToolkitError):
     """Nothing to do (no quota, identical predictions, too soon): not a failure, but not a submission."""
 
@@ -64,6 +70,7 @@ EXIT_CODES = {
     AuthError.exit_code: "authentication error",
     KaggleError.exit_code: "Kaggle failure after retries",
     AlreadyRunning.exit_code: "already running",
+    NotRanked.exit_code: "not on the public leaderboard (leaderboard)",
     Skipped.exit_code: "skipped: nothing to do",
     130: "interrupted (Ctrl-C / SIGINT)",
 }

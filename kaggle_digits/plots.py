@@ -1,4 +1,4 @@
-"""Pictures people would rather see than read: learning curves, confusion matrix, misclassified digits."""
+"""Pictures people would rather see than read: learning curves, confusion matrix, misclassified digits, the leaderboard."""
 
 from __future__ import annotations
 
@@ -125,5 +125,39 @@ def accuracy_vs_minutes(curves: dict[str, list[dict]], title: str, path: Path) -
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def leaderboard(scores: list[float], standing, path: Path) -> Path:
+    """How many teams score what, near the top: the leak plateau shaded, the honest top and the team marked."""
+    plt = lazy.pyplot()
+    values = np.array([value for value in scores if np.isfinite(value)])
+    low = np.floor(min(0.97, standing.score - 0.005) * 1000) / 1000  # the team is always in the picture
+    shown = values[values >= low]
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    axes.hist(shown, bins=np.linspace(low, 1.0005, 101), color="#7a9cc6", log=True)
+    axes.axvspan(
+        standing.threshold,
+        1.0005,
+        color="#d62728",
+        alpha=0.15,
+        label=f"leak plateau (>= {standing.threshold:g}): {standing.plateau_teams:,} teams",
+    )
+    if standing.honest_top is not None:
+        axes.axvline(standing.honest_top, color="#2ca02c", linestyle="--", label=f"honest top {standing.honest_top:.5f}")
+    honest = f", honest rank {standing.honest_rank:,} of {standing.honest_teams:,}" if standing.honest_rank else ""
+    axes.axvline(standing.score, color="black", linewidth=2, label=f"{standing.team}: {standing.score:.5f}, rank {standing.rank:,}{honest}")
+    axes.set_xlabel("public score")
+    axes.set_ylabel("teams (log scale)")
+    below = int(np.sum(values < low))
+    axes.set_title(
+        f"{standing.competition}: public leaderboard, {standing.teams:,} teams ({below:,} below {low:.3f}, not shown)", fontsize=10
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
     return path

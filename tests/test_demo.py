@@ -37,6 +37,9 @@ def test_demo_runs_the_submit_flow_offline_and_ignores_real_credentials(tmp_path
     ledger = (demo_dir / "submissions" / "ledger.csv").read_text()
     assert ",COMPLETE," in ledger
     assert "KGAT_users_real_token_must_not_be_sent" not in out + result.stderr + ledger
+    # Then where that score stands: the local board of 1,400 synthetic teams and the demo's own.
+    assert "team 'demo-user': best public score 0." in out and "of 1,401 (top" in out and "the honest top is 0.99757" in out
+    assert (demo_dir / "submissions" / "leaderboard.png").stat().st_size > 0
 
 
 def test_demo_with_remote_kaggle_trains_in_a_local_kernel(tmp_path):

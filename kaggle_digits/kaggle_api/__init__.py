@@ -8,13 +8,14 @@ Two kinds of host, kept apart (as on kaggle.com):
 - credentials.py: the official client's sources, in its order. retries.py: the transport policy.
 """
 
-from .client import Kaggle, Limits, SubmissionState
+from .client import Kaggle, LeaderboardEntry, Limits, SubmissionState
 from .credentials import TOKEN_HELP, Credentials
 from .kernels import GpuQuota, KernelOutput, Kernels, KernelState, PushedKernel
 from .retries import RetryPolicy
 
 __all__ = [
     "Kaggle",
+    "LeaderboardEntry",
     "Limits",
     "SubmissionState",
     "Credentials",

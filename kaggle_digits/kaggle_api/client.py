@@ -35,6 +35,7 @@ log = logging.getLogger("kaggle_digits")
 
 UPLOAD_ATTEMPTS = 3  # each one a fresh StartSubmissionUpload, as the official client starts over
 MAX_PAGES = 200  # a listing's pages: far past any team's submissions (20 a page), never forever
+LEADERBOARD_PAGE_SIZE = 200  # the most GetLeaderboard answers per page (the official CLI: "max is 200")
 VISIBILITY_GRACE = 120.0  # seconds GetSubmission may answer 404 right after a create: still pending
 
 
@@ -63,6 +64,17 @@ class SubmissionState:
     date: str = ""
     description: str = ""
     file_name: str = ""
+    team_name: str = ""  # the name the public leaderboard shows for the submitting team (not the user name)
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    """One team's row on the public leaderboard (GetLeaderboard), in the order Kaggle ranks them."""
+
+    team_id: int
+    team_name: str
+    score: str  # as Kaggle writes it, e.g. "0.99439"
+    date: str = ""
 
 
 class Kaggle:
@@ -498,6 +510,33 @@ class Kaggle:
             f"Kaggle's submission list for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try again later"
         )
 
+    def leaderboard(self) -> list[LeaderboardEntry]:
+        """The whole public leaderboard, best first, as Kaggle ranks it (ties: the earlier submission first): all pages."""
+
+        entries: list[LeaderboardEntry] = []
+        token, seen = "", set()
+        for _ in range(MAX_PAGES):
+            request = sdk().ApiGetLeaderboardRequest()
+            request.competition_name = self.name
+            request.page_size = LEADERBOARD_PAGE_SIZE
+            if token:
+                request.page_token = token
+            answer = self.call("reading the public leaderboard", lambda: self.competitions.get_leaderboard(request))  # noqa: B023
+            entries.extend(
+                LeaderboardEntry(
+                    team_id=row.team_id, team_name=row.team_name or "", score=row.score or "", date=utc_text(row.submission_date)
+                )
+                for row in answer.submissions
+                if row is not None
+            )
+            token = answer.next_page_token
+            if not token or token in seen:
+                return entries
+            seen.add(token)
+        raise KaggleError(
+            f"Kaggle's leaderboard for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try again later"
+        )
+
     def wait(self, ref: int, timeout: float = SCORING_WAIT_SECONDS, poll: float = 1.0, max_poll: float = 30.0) -> SubmissionState:
         """Poll until scored; the interval grows from `poll` to `max_poll` seconds.
 
@@ -555,4 +594,5 @@ def _describe(submission) -> SubmissionState:
         date=utc_text(submission.date),
         description=submission.description or "",
         file_name=submission.file_name or "",
+        team_name=submission.team_name or "",
     )

@@ -17,6 +17,7 @@ def sdk() -> SimpleNamespace:
     from kagglesdk.competitions.types.competition_api_service import (
         ApiCreateSubmissionRequest,
         ApiDownloadDataFilesRequest,
+        ApiGetLeaderboardRequest,
         ApiGetSubmissionLimitsRequest,
         ApiGetSubmissionRequest,
         ApiListSubmissionsRequest,
@@ -42,6 +43,7 @@ def sdk() -> SimpleNamespace:
         KaggleClient=KaggleClient,
         ApiCreateSubmissionRequest=ApiCreateSubmissionRequest,
         ApiDownloadDataFilesRequest=ApiDownloadDataFilesRequest,
+        ApiGetLeaderboardRequest=ApiGetLeaderboardRequest,
         ApiGetSubmissionLimitsRequest=ApiGetSubmissionLimitsRequest,
         ApiGetSubmissionRequest=ApiGetSubmissionRequest,
         ApiListSubmissionsRequest=ApiListSubmissionsRequest,

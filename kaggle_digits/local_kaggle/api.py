@@ -19,9 +19,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from . import storage
-from .competitions import Competition, Submission, score
+from .competitions import Competition, Submission, leaderboard, score
 from .kernels import OUTPUT_BUCKET, log_text
 from .plumbing import MAX_BODY, MAX_FAULT_COUNT, MAX_FAULT_DELAY, MAX_FAULTS, BaseHandler, Fault, Upload
+
+LEADERBOARD_MAX_PAGE = 200  # GetLeaderboard's largest page (the official CLI: "max is 200")
 
 
 class ApiHandler(BaseHandler):
@@ -238,6 +240,7 @@ class ApiHandler(BaseHandler):
                 description=request.get("submissionDescription", ""),
                 content=upload.content,
                 date=datetime.now(timezone.utc).replace(tzinfo=None),
+                team=self.state.teams.get(user, user),
                 visible_at=now + self.state.visibility_delay,
                 ready_at=now + self.state.scoring_delay,
             )
@@ -265,14 +268,39 @@ class ApiHandler(BaseHandler):
             page, token = paged
             self.json(200, {"submissions": [self._describe(s, user) for s in page], "nextPageToken": token})
 
+    def _api_GetLeaderboard(self, request, user) -> None:  # noqa: N802
+        competition = self._competition(request, joined=False)  # anyone may read a public leaderboard
+        if not competition:
+            return
+        for submission in self._mine(competition.name):
+            self._settle(submission)
+        board = leaderboard(competition, self._mine(competition.name))
+        paged = self._page(request, board, LEADERBOARD_MAX_PAGE)
+        if paged is not None:
+            page, token = paged
+            rows = [
+                {
+                    "teamId": team.team_id,
+                    "teamName": team.name,
+                    "submissionDate": team.date.isoformat(timespec="milliseconds") + "Z",
+                    "score": team.score,
+                }
+                for team in page
+            ]
+            self.json(200, {"submissions": rows, "nextPageToken": token})
+
     # --- scoring --------------------------------------------------------------------------------
+    def _settle(self, submission: Submission) -> None:
+        """Scored once its delay has passed, whoever asks first (a poll, a list, the leaderboard)."""
+        if submission.status == "PENDING" and time.monotonic() >= submission.ready_at:
+            score(submission, self.state.competitions[submission.competition])
+
     def _today_count(self, name: str) -> int:
         today = datetime.now(timezone.utc).date()
         return sum(1 for s in self._mine(name) if s.date.date() == today)
 
     def _describe(self, submission: Submission, user: str) -> dict[str, Any]:
-        if submission.status == "PENDING" and time.monotonic() >= submission.ready_at:
-            score(submission, self.state.competitions[submission.competition])
+        self._settle(submission)
         return {
             "ref": submission.ref,
             "totalBytes": len(submission.content),
@@ -284,7 +312,7 @@ class ApiHandler(BaseHandler):
             "privateScore": submission.private_score,
             "status": submission.status,
             "submittedBy": user,
-            "teamName": user,
+            "teamName": submission.team or user,
             "url": f"/submissions/{submission.ref}",
         }
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
-from datetime import datetime
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,59 @@ class Submission:
     description: str
     content: bytes
     date: datetime  # naive UTC, as Kaggle's JSON carries it
+    team: str = ""  # the submitting user's team (here: the user name), as the leaderboard shows it
     status: str = "PENDING"
     public_score: str = ""
     private_score: str = ""
     error_description: str = ""
     visible_at: float = 0.0  # GetSubmission answers 404 until then (monotonic clock)
     ready_at: float = 0.0  # scored from then on
+
+
+@dataclass(frozen=True)
+class Team:
+    """A team on the public leaderboard: its best public score (as Kaggle writes it) and when it was made."""
+
+    team_id: int
+    name: str
+    score: str
+    date: datetime  # naive UTC
+
+
+# Digit Recognizer's public leaderboard has about 1,400 teams; its public score is the accuracy on 7,000
+# of the 28,000 test images (25%), so every score is a multiple of 1/7,000 and ties are common.
+LEADERBOARD_TEAMS = 1_400
+PUBLIC_ROWS = 7_000
+
+
+def synthetic_rivals(teams: int = LEADERBOARD_TEAMS, seed: int = 2026, now: datetime | None = None) -> list[Team]:
+    """Teams shaped like Digit Recognizer's board: a leak plateau on top, the honest top at 0.99757, a long tail.
+
+    About 6% score 1.00000 and 2% 0.999x (MNIST's own test labels); one team holds the best published honest
+    score (0.99757, a committee of 15 CNNs); the rest spread down from 0.9975 as the real board does. Every score
+    is a count of 7,000 public rows; submission dates fall within the rolling window (the last 60 days).
+    """
+    rng = np.random.default_rng(seed)
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    perfect, near = round(teams * 0.06), round(teams * 0.02)
+    rest = teams - perfect - near - 1
+    bands = [(0.990, 0.9975, 0.33), (0.975, 0.990, 0.35), (0.90, 0.975, 0.22), (0.10, 0.90, 0.10)]
+    counts = rng.multinomial(rest, [share for _, _, share in bands])
+    honest = np.concatenate([rng.uniform(low, high, count) for (low, high, _), count in zip(bands, counts, strict=True)])
+    accuracies = np.concatenate([np.ones(perfect), rng.uniform(0.9990, 0.99996, near), [0.99757], honest])
+    correct = np.minimum(np.round(accuracies * PUBLIC_ROWS), PUBLIC_ROWS)
+    correct[perfect + near] = round(0.99757 * PUBLIC_ROWS)  # 6983 of 7,000: 0.99757
+    ages = rng.uniform(0, 60 * 24 * 3600, teams)
+    order = rng.permutation(teams)  # team names say nothing about rank
+    return [
+        Team(
+            team_id=10_000 + int(order[index]),
+            name=f"synthetic-team-{int(order[index]) + 1:04d}",
+            score=f"{value / PUBLIC_ROWS:.5f}",
+            date=now - timedelta(seconds=int(ages[index])),
+        )
+        for index, value in enumerate(correct)
+    ]
 
 
 @dataclass
@@ -46,6 +94,9 @@ class Competition:
     public_mask: np.ndarray | None = None
     rules_accepted: bool = True
     is_dataset: bool = False
+    # The other teams on the public leaderboard (synthetic); the users' own best scores join them when served.
+    # Empty: the competition has no leaderboard to show.
+    rivals: list[Team] = field(default_factory=list)
 
     @property
     def archive(self) -> bytes:
@@ -104,7 +155,11 @@ def builtin_competitions(source: Path | None = None) -> list[Competition]:
     """
     digits = config.BUILTIN_TASKS["digit-recognizer"]
     sample = data.load(Path(source or config.SAMPLE_ZIP), digits, use_cache=False)
-    return [competition_from_arrays(task, sample.train_images, sample.train_labels) for task in config.BUILTIN_TASKS.values()]
+    competitions = [competition_from_arrays(task, sample.train_images, sample.train_labels) for task in config.BUILTIN_TASKS.values()]
+    for competition in competitions:
+        if competition.name == "digit-recognizer":  # the others are stand-ins: no leaderboard to show
+            competition.rivals = synthetic_rivals()
+    return competitions
 
 
 def score(submission: Submission, competition: Competition) -> None:
@@ -135,3 +190,21 @@ def score(submission: Submission, competition: Competition) -> None:
     submission.public_score = f"{correct[public].mean():.5f}"
     submission.private_score = f"{correct[~public].mean():.5f}"
     submission.status = "COMPLETE"
+
+
+def leaderboard(competition: Competition, submissions: list[Submission]) -> list[Team]:
+    """The public leaderboard as kaggle.com ranks it: each team's best public score, highest first, ties to the
+    earlier submission. The users' own teams join the rivals with their best scored submission."""
+    if not competition.rivals:
+        return []
+    best: dict[str, Submission] = {}
+    for item in submissions:
+        if item.competition != competition.name or item.status != "COMPLETE" or not item.public_score:
+            continue
+        held = best.get(item.team)
+        if held is None or float(item.public_score) > float(held.public_score):
+            best[item.team] = item
+    own = [
+        Team(team_id=zlib.crc32(team.encode()) % 10_000, name=team, score=item.public_score, date=item.date) for team, item in best.items()
+    ]
+    return sorted([*competition.rivals, *own], key=lambda team: (-float(team.score), team.date))

@@ -64,6 +64,7 @@ class State:
     key: str = field(default_factory=lambda: secrets.token_hex(20))
     users: dict[str, str] = field(default_factory=dict)  # legacy username -> key (DEMO_USER's added at start)
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> username (DEMO_USER's added at start)
+    teams: dict[str, str] = field(default_factory=dict)  # username -> team name (default: the user name), as on the board
     daily_limit: int = 5
     scoring_delay: float = 0.5
     visibility_delay: float = 0.5  # GetSubmission answers 404 this long after a create, as kaggle.com can
