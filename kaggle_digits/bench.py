@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import platform
+import queue
 import resource
 import shutil
 import subprocess
@@ -169,7 +170,19 @@ def run_one(
     results = context.Queue()
     child = context.Process(target=_measure, args=(model_name, overrides, str(source), task_name, seed, folds, curve, results, run_folds))
     child.start()
-    result = results.get()
+    return collect(child, results, model_name)
+
+
+def collect(child, results, model_name: str, poll: float = 5.0) -> dict:
+    """The child's result; a child killed outright (out of memory: SIGKILL) never sends one, and the row says so."""
+    while True:
+        try:
+            result = results.get(timeout=poll)
+            break
+        except queue.Empty:
+            if not child.is_alive() and results.empty():
+                child.join()
+                return {"model": model_name, "error": f"its process died without a result (exit code {child.exitcode})"}
     child.join()
     return result
 

@@ -412,7 +412,7 @@ def stop_own_kernels(kaggle) -> list[str]:
 
 
 def _owner(kaggle) -> str:
-    owner = kaggle.check_credentials()
+    owner = kaggle.username  # a legacy key's name is checked by the push itself (403: no such kernel for this account)
     if not owner:
         raise UsageError(
             "--remote kaggle needs the account's user name (an access token, or a legacy key with its user name). "

@@ -121,10 +121,7 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
     workflow.require_submissions(settings.task, "Nothing to schedule. Fix: use 'make evaluate TASK={task}' to score the model on it")
     kaggle = Kaggle(settings.task, competition=options.competition)
     ledger = submission.Ledger()
-    user = kaggle.check_credentials()
-    log.info(
-        "run: %s '%s' at %s%s, model %s", settings.task.source, kaggle.name, kaggle.endpoint, f" as {user}" if user else "", settings.model
-    )
+    log.info("run: %s '%s' at %s%s, model %s", settings.task.source, kaggle.name, kaggle.endpoint, kaggle.account(), settings.model)
     workflow.settle_open_rows(ledger, kaggle, settings.task.name)  # restores a lost ledger from Kaggle's list too
     workflow.require_quota(kaggle, "nothing trained")
     if options.dry_run:

@@ -274,13 +274,12 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
     Returns (folder, changed). An unchanged remote zip (same ETag and size) is not downloaded again.
     """
     kaggle = kaggle or kaggle_client(settings, competition)
-    user = kaggle.check_credentials()
     log.info(
         "fetch: %s '%s' from %s%s (credentials: %s)",
         settings.task.source,
         kaggle.name,
         kaggle.endpoint,
-        f" as {user}" if user else "",
+        kaggle.account(),
         kaggle.credentials.source,
     )
     archive = config.RAW_DIR / settings.task.archive_name
@@ -397,7 +396,16 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
         expected_ids = None
         if settings.resolved_data_dir.exists():  # with the data at hand, check the rows against test.csv too
             expected_ids = load_data(settings).test_ids
-        submission.check_submission(path, settings.task, expected_ids)
+        rows = submission.check_submission(path, settings.task, expected_ids)
+        if expected_ids is None:  # say what could not be checked, rather than pass it as checked
+            log.warning(
+                "submit: no %s at hand (%s), so %s was checked for its header, labels and unique ids only: not that its "
+                "%d rows are the test file's. Fix: 'make data' first to check it fully",
+                settings.task.test_file,
+                settings.resolved_data_dir,
+                path.name,
+                rows,
+            )
     if options.upload:
         kaggle = kaggle or kaggle_client(settings, options.competition)
         # Before any guard (and before training): an earlier upload whose outcome is open is settled

@@ -113,3 +113,15 @@ def test_bench_refuses_a_bad_curve_and_one_fold(workdir):
         result = run_cli("bench", "--quick", *args, cwd=workdir)
         assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
         assert not (workdir / "data" / "bench").exists()
+
+
+def test_a_benchmark_child_that_dies_without_a_result_is_a_failed_row_not_a_hang():
+    import multiprocessing
+    import os
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=os._exit, args=(9,))  # as the kernel's OOM killer leaves it: no word sent
+    child.start()
+    row = bench.collect(child, results, "cnn", poll=0.1)
+    assert row == {"model": "cnn", "error": "its process died without a result (exit code 9)"}

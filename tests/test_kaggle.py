@@ -133,8 +133,11 @@ def test_legacy_kaggle_json_works_and_loose_permissions_are_warned(server, kaggl
     monkeypatch.delenv("KAGGLE_API_TOKEN")
     monkeypatch.setattr(Kaggle, "is_kaggle", property(lambda self: True))  # the local server stands in for kaggle.com
     with caplog.at_level("WARNING", logger="kaggle_digits"):
-        Kaggle(config.BUILTIN_TASKS["digit-recognizer"]).limits()
+        client = Kaggle(config.BUILTIN_TASKS["digit-recognizer"])
+        client.limits()
     assert "kaggle.json is readable by other users" in caplog.text and "chmod 600" in caplog.text
+    # A legacy key's user name is the file's word: the log never presents it as one Kaggle confirmed.
+    assert client.account() == f" as {local_kaggle.DEMO_USER} (not yet checked by Kaggle)"
     (home / "kaggle.json").write_text(json.dumps({"username": local_kaggle.DEMO_USER, "key": "wrong-key"}))
     with pytest.raises(AuthError, match=r"kaggle.json \(HTTP 401"):
         Kaggle(config.BUILTIN_TASKS["digit-recognizer"]).limits()

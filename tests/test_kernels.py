@@ -134,7 +134,12 @@ def test_a_pushed_script_runs_with_kaggles_layout_offline_and_without_the_toolki
     assert requests.get(weights.url.replace("X-Goog-Signature=", "X-Goog-Signature=0"), timeout=10).status_code == 403
 
 
-def test_versions_are_named_v_n_and_the_latest_reads_stale_just_after_a_push(client):
+def held_until(release: Path) -> str:
+    """A kernel script that runs until the test creates `release`: the test, not a sleep, says when it ends."""
+    return f"import pathlib, time\nwhile not pathlib.Path({str(release)!r}).exists():\n    time.sleep(0.05)\n"
+
+
+def test_versions_are_named_v_n_and_the_latest_reads_stale_just_after_a_push(client, tmp_path):
     from requests.exceptions import HTTPError
 
     push(client)
@@ -142,11 +147,12 @@ def test_versions_are_named_v_n_and_the_latest_reads_stale_just_after_a_push(cli
     with pytest.raises(HTTPError) as bare:
         status(client, 1)  # a bare number is 404 on kaggle.com too (Kaggle/kaggle-cli#1200)
     assert bare.value.response.status_code == 404
-    again = push(client, "import time; time.sleep(2)")
+    again = push(client, held_until(tmp_path / "release"))
     assert again.version_number == 2  # every push is a new version: SaveKernel is not idempotent
     # For a moment the latest version is still the previous, finished session: a client must pin v2.
     assert status(client).status.name == "COMPLETE"
     assert status(client, "v2").status.name in ("QUEUED", "RUNNING")
+    (tmp_path / "release").touch()
     assert wait(client, 2).status.name == "COMPLETE"
 
 
@@ -225,13 +231,15 @@ def test_delete_kernel_stops_its_session_and_frees_the_gpu(client, kernels_serve
     assert gone.value.response.status_code == 403
 
 
-def test_the_quota_counts_time_reserved_by_running_sessions(client, kernels_server):
+def test_the_quota_counts_time_reserved_by_running_sessions(client, kernels_server, tmp_path):
     from kagglesdk.kernels.types.kernels_api_service import ApiGetAcceleratorQuotaStatisticsRequest
 
-    push(client, "import time; time.sleep(2)")
-    time.sleep(1.0)
+    push(client, held_until(tmp_path / "release"))
+    while status(client).status.name != "RUNNING":  # the session holds the GPU until the test lets it end
+        time.sleep(0.05)
     running = client.get_accelerator_quota_statistics(ApiGetAcceleratorQuotaStatisticsRequest()).gpu_quota
     assert running.time_reserved.total_seconds() > 0 and running.time_used.total_seconds() == 0
+    (tmp_path / "release").touch()
     assert wait(client, 1).status.name == "COMPLETE"
     done = client.get_accelerator_quota_statistics(ApiGetAcceleratorQuotaStatisticsRequest()).gpu_quota
     assert done.time_reserved.total_seconds() == 0 and done.time_used.total_seconds() >= running.time_reserved.total_seconds()

@@ -108,6 +108,7 @@ class Kaggle:
         self.storage = Storage(self.policy)
         self.competitions = self.client.competitions.competition_api_client
         self.username = ""
+        self.username_checked = False  # True once Kaggle itself named the account (IntrospectToken)
         if credentials is not None:
             self._use(credentials)
         else:
@@ -140,7 +141,7 @@ class Kaggle:
             self._use(token)
             username = self._introspect(token)
             if username:
-                self.username = username
+                self.username, self.username_checked = username, True
                 return
             rejected = token
         legacy = found.legacy_key()
@@ -188,7 +189,7 @@ class Kaggle:
         username = self._introspect(token)
         if not username:
             raise AuthError(f"{self.endpoint} rejected the token from {token.source}; no other credentials are tried there. Fix: check it")
-        self.username = username
+        self.username, self.username_checked = username, True
 
     def _introspect(self, token: Credentials) -> str | None:
         """The user name, or None when Kaggle says the token is not valid (400, 403 or 404 there, as
@@ -210,9 +211,12 @@ class Kaggle:
             return None
         return answer.username
 
-    def check_credentials(self) -> str:
-        """The account's user name when known (a legacy key is checked by the first real call)."""
-        return self.username
+    def account(self) -> str:
+        """Who the calls go out as, for the log: " as NAME" when Kaggle named the account, and saying so when it
+        did not (a legacy key's user name is the file's word until Kaggle's first answer); "" when unknown."""
+        if not self.username:
+            return ""
+        return f" as {self.username}" if self.username_checked else f" as {self.username} (not yet checked by Kaggle)"
 
     @property
     def page(self) -> str:

@@ -104,7 +104,7 @@ class KerasModel(Model):
     @property
     def augment(self) -> bool:
         params = self.params
-        return any(getattr(params, name, 0) > 0 for name in ("rotation", "zoom", "shift"))
+        return any(getattr(params, name, 0) > 0 for name in ("rotation", "zoom", "shift", "elastic"))
 
     def network(self):
         raise NotImplementedError
@@ -627,4 +627,6 @@ class EnsembleModel(Model):
             member.save(member_folder)
 
     def _load_weights(self, folder: Path) -> None:
-        self.members = [CNNModel.load(member_folder, self._member_params(), self.seed) for member_folder in sorted(folder.glob("member-*"))]
+        # Each member with its own seed, as it was trained (member-<index>; sorted by number, so member-10 follows member-9).
+        folders = sorted(folder.glob("member-*"), key=lambda path: int(path.name.split("-", 1)[1]))
+        self.members = [CNNModel.load(path, self._member_params(), self.member_seed(int(path.name.split("-", 1)[1]))) for path in folders]
