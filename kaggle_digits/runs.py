@@ -121,7 +121,16 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
     workflow.require_submissions(settings.task, "Nothing to schedule. Fix: use 'make evaluate TASK={task}' to score the model on it")
     kaggle = Kaggle(settings.task, competition=options.competition)
     ledger = submission.Ledger()
-    log.info("run: %s '%s' at %s%s, model %s", settings.task.source, kaggle.name, kaggle.endpoint, kaggle.account(), settings.model)
+    # Which credential a scheduled run used goes in its log (cron and systemd do not see the shell's exports).
+    log.info(
+        "run: %s '%s' at %s%s (credentials: %s), model %s",
+        settings.task.source,
+        kaggle.name,
+        kaggle.endpoint,
+        kaggle.account(),
+        kaggle.credentials.source,
+        settings.model,
+    )
     workflow.settle_open_rows(ledger, kaggle, settings.task.name)  # restores a lost ledger from Kaggle's list too
     workflow.require_quota(kaggle, "nothing trained")
     if options.dry_run:

@@ -383,8 +383,43 @@ def produce_submission(
     dataset = load_data(settings)
     if remote is not None:
         return remote.train(settings, kaggle or kaggle_client(settings, competition), dataset)
+    ready = None if refit else unsubmitted_prediction(settings, dataset)
+    if ready is not None:
+        return ready
     fit_for_submission(settings, dataset, refit)
     return predict(settings, dataset)
+
+
+def unsubmitted_prediction(settings: Settings, dataset: data.Dataset) -> Path | None:
+    """The newest file `make predict` wrote for this model, when it was made with exactly these settings and
+    this data and has not been uploaded: `make train predict` then `make submit` uploads it, not a new training.
+    When there is such a file but it does not qualify, the log says why and submit trains as usual."""
+    prefix = "" if settings.task.name == config.DEFAULT_TASK else f"{settings.task.name}-"
+    files = sorted(config.SUBMISSIONS_DIR.glob(f"*-{prefix}{settings.model}.csv"))
+    if not files:
+        return None
+    path, sidecar = files[-1], submission.read_sidecar(files[-1])
+    expected = submission.config_hash(
+        settings.task.name, settings.model, models.params_dict(settings.params()), settings.seed, dataset.checksum
+    )
+    checksum = submission.file_checksum(path)
+    if submission.Ledger().find_submitted(settings.task.name, checksum):
+        return None  # already up (or on its way): a new submission needs a new file
+    reason = ""
+    if sidecar.get("config") != expected or sidecar.get("data_checksum") != dataset.checksum:
+        reason = "it was made with other settings (model parameters, seed) or other data"
+    elif sidecar.get("checksum") != checksum:
+        reason = "it changed since it was written"
+    else:
+        try:
+            submission.check_submission(path, settings.task, dataset.test_ids)
+        except DataError as error:
+            reason = str(error)
+    if reason:
+        log.info("submit: not uploading %s, the newest prediction of '%s': %s; training anew", path.name, settings.model, reason)
+        return None
+    log.info("submit: %s was predicted with exactly these settings and data and never uploaded: uploading it, no training", path.name)
+    return path
 
 
 def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = None) -> SubmitResult:

@@ -251,3 +251,26 @@ def test_a_create_answer_without_a_ref_still_works(server, kaggle_env, workdir):
     assert result.returncode == 0, result.stderr
     (row,) = ledger_rows(workdir)
     assert row["kaggle_ref"] == str(server.state.submissions[0].ref) and row["status"] == "COMPLETE"
+
+
+@pytest.mark.slow
+def test_submit_after_train_and_predict_uploads_that_file_without_training(server, kaggle_env, workdir):
+    assert kd("fetch", "-q", cwd=workdir, env=kaggle_env).returncode == 0
+    for step in ("train", "predict"):
+        assert kd(step, "-q", *FAST_MODEL, cwd=workdir, env=kaggle_env).returncode == 0
+    (predicted,) = (workdir / "submissions").glob("*-logreg.csv")
+    models = workdir / "data" / "models"
+    stamps = {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()}
+    submitted = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
+    assert submitted.returncode == 0, submitted.stderr
+    assert f"{predicted.name} was predicted with exactly these settings and data and never uploaded" in submitted.stderr
+    assert server.state.submissions[0].content == predicted.read_bytes()
+    assert {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()} == stamps, "no model was fitted"
+    # A prediction of a model with other settings is not what submit is asked for: it says so, and trains.
+    for step in ("train", "predict"):
+        assert kd(step, "-q", *FAST_MODEL, "-p", "C=0.001", cwd=workdir, env=kaggle_env).returncode == 0
+    again = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
+    assert again.returncode == 0, again.stderr
+    assert "it was made with other settings (model parameters, seed) or other data; training anew" in again.stderr
+    assert "validate: model logreg" in again.stderr or "train: model logreg" in again.stderr
+    assert len(server.state.submissions) == 2

@@ -46,6 +46,7 @@ def test_second_unchanged_run_skips_with_its_own_code(server, kaggle_env, workdi
     assert len(server.state.submissions) == 1
     first_log, second_log = logs(workdir)
     assert "INFO submit: uploaded" in first_log and first_log[:4].isdigit()  # timestamped lines
+    assert "as demo-user (credentials: KAGGLE_API_TOKEN), model logreg" in first_log  # which credential the run used
     assert "keep-alive" in second_log
     # The daily allowance, read as Kaggle means it (numTotal is a lifetime count, not a cap).
     assert "submissions used today: 1, left now: 4 (in all on this competition: 1)" in second_log
