@@ -176,4 +176,4 @@ clean: ## remove the cache, models and reports (keeps .venv, data/raw and submis
 # The option check (see OPTIONS above): `make resubmit DATA_DIR=x` stops here with one line, exit 2.
 $(foreach goal,$(MAKECMDGOALS),$(if $(filter-out undefined,$(origin takes_$(goal))),$(foreach option,$(OPTIONS),\
   $(if $(and $(filter command line,$(origin $(option))),$(if $(filter $(option),$(takes_$(goal))),,refused)),\
-    $(error make $(goal) does not take $(option)=; it takes: $(or $(takes_$(goal)),no options). See "Make variables" in README.md)))))
+    $(error make $(goal) does not take $(option)=; it takes: $(or $(takes_$(goal)),no options). See "Make variables" in docs/reference.md)))))

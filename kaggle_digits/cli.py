@@ -52,7 +52,7 @@ def _uploading(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--refit",
         action="store_true",
-        help="after the validation training, train again on every row (two trainings; default: one, see README)",
+        help="after the validation training, train again on every row (two trainings; default: one, see README.md: Against Kaggle)",
     )
 
 

@@ -1,4 +1,4 @@
-"""The toolkit's failures and the exit codes cron and scripts see. The codes are stable: see README."""
+"""The toolkit's failures and the exit codes cron and scripts see. The codes are stable: see README.md (Exit codes)."""
 
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ def load_task_file(path: Path) -> Task:
     try:
         content = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{path}: not valid TOML ({error}). Fix: see the example in README.md (Tasks)") from None
+        raise UsageError(f"{path}: not valid TOML ({error}). Fix: see the example in docs/reference.md (Tasks)") from None
     fields = {field.name: field for field in dataclasses.fields(Task)}
     unknown = sorted(set(content) - set(fields))
     if unknown:

@@ -113,6 +113,10 @@ def test_bench_refuses_a_bad_curve_and_one_fold(workdir):
         result = run_cli("bench", "--quick", *args, cwd=workdir)
         assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
         assert not (workdir / "data" / "bench").exists()
+    # A user's checkout without the full data: one line that says how to get it, not a benchmark of the sample.
+    result = run_cli("bench", cwd=workdir)
+    assert result.returncode == 2 and result.stderr.startswith("error: no full data to benchmark on"), result.stderr
+    assert "'make data'" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_a_benchmark_child_that_dies_without_a_result_is_a_failed_row_not_a_hang():

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO, TEST_TOKEN, run_cli
@@ -257,15 +258,22 @@ def test_epochs_chosen_by_validation_do_not_count_as_a_change(workdir):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (REPO / ".venv" / "bin" / "kaggle-digits").exists(), reason="needs the repository's .venv (make install)")
-def test_the_readme_cron_line_starts_and_logs_on_a_fresh_copy(server, kaggle_env, tmp_path, local_client):
-    """The README's crontab line, word for word, run the way cron runs it: /bin/sh, a bare PATH, a fresh folder."""
+def test_the_readme_crontab_runs_with_its_token_in_a_file_and_mails_only_a_failure(server, kaggle_env, tmp_path, local_client):
+    """The README's crontab, word for word, run the way cron runs it: /bin/sh, a bare environment (no token exported
+    from a shell), the crontab's own variables, a fresh folder. The token is in a file the crontab names."""
     block = (REPO / "README.md").read_text().split("```cron\n", 1)[1].split("```", 1)[0]
+    variables = dict(line.split("=", 1) for line in block.splitlines() if line and line[0].isalpha() and "=" in line.split()[0])
+    assert set(variables) == {"CRON_TZ", "MAILTO"}
     job = next(line for line in block.splitlines() if line[:1].isdigit())
     command = job.split(None, 5)[5]
     fresh = tmp_path / "kaggle-digits"
     shutil.copytree(REPO, fresh, ignore=shutil.ignore_patterns(".venv", ".git", "data", "submissions", "__pycache__", "*.egg-info"))
     (fresh / ".venv").symlink_to(REPO / ".venv")  # what `make install` leaves there
     assert not (fresh / "data").exists()
+    token_file = Path(kaggle_env["HOME"]) / "secrets" / "kaggle-token"
+    token_file.parent.mkdir()
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     # Today's one submission is used (from the website), so the run skips before training: fast, and a real run.
     server.state.daily_limit = 1
     answer = tmp_path / "answer.csv"
@@ -276,18 +284,38 @@ def test_the_readme_cron_line_starts_and_logs_on_a_fresh_copy(server, kaggle_env
         "LOGNAME": "kaggle",
         "SHELL": "/bin/sh",
         "PATH": "/usr/bin:/bin",
-        **{key: value for key, value in kaggle_env.items() if key.startswith("KAGGLE")},
+        **variables,
+        # The crontab's commented line, as one pointed at the local server writes it (a non-kaggle.com endpoint
+        # takes only a token named explicitly): the file, never the token itself.
+        "KAGGLE_API_TOKEN": str(token_file),
+        "KAGGLE_API_ENVIRONMENT": "TEST",
+        "KAGGLE_CONFIG_DIR": kaggle_env["KAGGLE_CONFIG_DIR"],
+        "KAGGLE_DIGITS_BACKOFF": "0.05",
     }
-    result = subprocess.run(
-        ["/bin/sh", "-c", command.replace("/path/to/kaggle-digits", str(fresh))],
-        env=cron_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+
+    def cron(environment):
+        return subprocess.run(
+            ["/bin/sh", "-c", command.replace("/path/to/kaggle-digits", str(fresh))],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+
+    result = cron(cron_env)
     assert result.returncode == 10, result.stdout + result.stderr
-    assert result.stdout + result.stderr == "", "everything goes to the log: cron mails nothing"
+    assert result.stdout + result.stderr == "", "a skipped run prints nothing: cron mails nothing"
     text = (fresh / "data" / "logs" / "cron.log").read_text()
     assert text.startswith("kaggle-digits run skipped (exit 10") and "no submissions left today" in text
-    assert TOKEN not in text
+    (run_log,) = (fresh / "data" / "logs").glob("*-run.log")
+    assert f"(credentials: KAGGLE_API_TOKEN (file {token_file}))" in run_log.read_text()  # the log names the credential it used
+    # A run that fails prints its line on stderr, which cron mails; its run log says why.
+    token_file.unlink()
+    failed = cron(cron_env)
+    assert failed.returncode == 4 and failed.stdout == ""
+    assert failed.stderr.startswith("kaggle-digits run failed (exit 4") and failed.stderr.count("\n") == 1
+    assert f"KAGGLE_API_TOKEN names the file {token_file}, which does not exist" in failed.stderr
+    assert (fresh / "data" / "logs" / "cron.log").read_text() == text, "the failure is mailed, not appended"
+    for path in (fresh / "data" / "logs").glob("*"):
+        assert TOKEN not in path.read_text()

@@ -108,6 +108,8 @@ def explicit_token() -> Credentials | None:
         where = f"KAGGLE_API_TOKEN (file {value})"
         token = _token_file(Path(value), where)
         return Credentials(source=where, token=token) if token else None
+    if "/" in value:  # a token has no slash: this names a file that is gone (cron's crontab line, say)
+        raise AuthError(f"KAGGLE_API_TOKEN names the file {value}, which does not exist. Fix: save the token there (mode 600)")
     return Credentials(source="KAGGLE_API_TOKEN", token=_checked_token(value, "KAGGLE_API_TOKEN"))
 
 
