@@ -213,7 +213,7 @@ def time_submit(source: Path, task_name: str, model: str, overrides: dict[str, s
     timing: dict = {"model": model}
     with tempfile.TemporaryDirectory(prefix="bench-submit-") as folder:
         for run in ("first", "second"):
-            # The first run's file, never uploaded, would be taken as it is (see workflow.unsubmitted_prediction):
+            # The first run's file, never uploaded, would be taken as it is (see submit.unsubmitted_prediction):
             # the second run is timed from the validation on file, as a second `make submit` after an upload.
             shutil.rmtree(Path(folder) / "submissions", ignore_errors=True)
             start = time.perf_counter()

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench, config, demo, leaderboard, local_kaggle, make_sample, models, plots, redact, remote, runs, workflow
+from . import bench, config, demo, leaderboard, local_kaggle, make_sample, models, pipeline, plots, redact, remote, runs, submit
 from .errors import EXIT_CODES, Skipped, ToolkitError, UsageError
 from .helpers import recover_folders
 from .tasks import all_tasks, competition_name, get_task
@@ -56,8 +56,8 @@ def _uploading(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args) -> workflow.Settings:
-    settings = workflow.Settings(
+def _settings(args) -> pipeline.Settings:
+    settings = pipeline.Settings(
         task=get_task(args.task),
         data_dir=getattr(args, "data_dir", None),
         model=getattr(args, "model", config.DEFAULT_MODEL),
@@ -75,7 +75,7 @@ def _settings(args) -> workflow.Settings:
 def cmd_validate(args) -> int:
     """Estimate accuracy on a stratified holdout (or k-fold); write metrics.json and plots."""
     settings = _settings(args)
-    result, files = workflow.validate(settings)
+    result, files = pipeline.validate(settings)
     spread = f" ± {result.accuracy_std:.4f}" if result.accuracy_std is not None else ""
     print(
         f"{settings.model}: {result.scheme} accuracy {result.accuracy:.4f}{spread}"
@@ -96,7 +96,9 @@ def cmd_validate(args) -> int:
 def cmd_evaluate(args) -> int:
     """Fit on the task's train file and score its labeled test file (Fashion-MNIST): accuracy per class, plots."""
     settings = _settings(args)
-    result, files = workflow.evaluate(settings)
+    if settings.data_dir is None:  # like submit: fetch first (nothing is downloaded when unchanged)
+        settings = settings.with_data(submit.fetch(settings)[0])
+    result, files = pipeline.evaluate(settings)
     print(
         f"{settings.model} on {settings.task.name}: test accuracy {result.accuracy:.4f} "
         f"({result.validation_rows} rows of {settings.task.test_file}; {result.fit_seconds:.0f} s training)"
@@ -122,7 +124,7 @@ def cmd_tasks(args) -> int:
 def cmd_train(args) -> int:
     """Fit the final model on the full train.csv (epochs chosen by the last validate) and save it."""
     settings = _settings(args)
-    folder, meta = workflow.train(settings)
+    folder, meta = pipeline.train(settings)
     print(f"model: {folder} ({meta['train_seconds']:.0f} s on {meta['train_rows']} rows)")
     return 0
 
@@ -135,7 +137,7 @@ def cmd_predict(args) -> int:
             f"task '{settings.task.name}' has no submission (its test file is labeled). "
             f"Fix: use 'kaggle-digits evaluate --task {settings.task.name}'"
         )
-    path = workflow.predict(settings)
+    path = pipeline.predict(settings)
     print(f"submission: {path}")
     return 0
 
@@ -143,7 +145,7 @@ def cmd_predict(args) -> int:
 def cmd_fetch(args) -> int:
     """Download the task's data through the Kaggle API, check it, extract it into data/raw/<task>/."""
     settings = _settings(args)
-    folder, changed = workflow.fetch(settings, force=args.force, competition=args.competition)
+    folder, changed = submit.fetch(settings, force=args.force, competition=args.competition)
     print(f"data: {folder} ({'downloaded and checked' if changed else 'already up to date'})")
     return 0
 
@@ -169,7 +171,7 @@ def cmd_submit(args) -> int:
             accelerator=None if args.remote_cpu else (args.remote_accelerator or config.DEFAULT_ACCELERATOR),
             sessions=args.remote_sessions,
         )
-    options = workflow.SubmitOptions(
+    options = submit.SubmitOptions(
         file=args.file,
         upload=not args.no_upload,
         force=args.force,
@@ -179,7 +181,7 @@ def cmd_submit(args) -> int:
         refit=args.refit,
         remote=remote_options,
     )
-    result = workflow.submit(settings, options)
+    result = submit.submit(settings, options)
     if not result.uploaded:
         print(f"submission: {result.file} (not uploaded: --no-upload)")
         return 0
@@ -192,9 +194,9 @@ def cmd_submit(args) -> int:
 def cmd_status(args) -> int:
     """The ledger next to Kaggle's own submission list: holdout accuracy beside public score."""
     settings = _settings(args)
-    workflow.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
-    kaggle = workflow.kaggle_client(settings, args.competition)  # one client (one credential check) for the list and the board
-    rows = workflow.status(settings, kaggle=kaggle)
+    submit.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
+    kaggle = submit.kaggle_client(settings, args.competition)  # one client (one credential check) for the list and the board
+    rows = submit.status(settings, kaggle=kaggle)
     if not rows:
         print("no submissions yet: 'make submit' makes the first")
         return 0
@@ -220,8 +222,8 @@ def cmd_status(args) -> int:
 def cmd_leaderboard(args) -> int:
     """The public leaderboard: the team's best score, its rank among all teams and among honest scores, and a picture."""
     settings = _settings(args)
-    workflow.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
-    kaggle = workflow.kaggle_client(settings, args.competition)
+    submit.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
+    kaggle = submit.kaggle_client(settings, args.competition)
     standing, scores = leaderboard.read(kaggle, threshold=args.threshold, team=args.team)
     picture = plots.leaderboard(scores, standing, config.SUBMISSIONS_DIR / "leaderboard.png")
     if args.json:
@@ -239,7 +241,7 @@ def cmd_ledger(args) -> int:
     if not args.rebuild:
         raise UsageError("ledger: say what to do. Fix: 'kaggle-digits ledger --rebuild' (or see 'kaggle-digits status')")
     settings = _settings(args)
-    added, kept = workflow.rebuild_ledger(settings, competition=args.competition)
+    added, kept = submit.rebuild_ledger(settings, competition=args.competition)
     if kept:
         print(f"ledger: the damaged ledger is kept as {kept}")
     print(f"ledger: restored {added} submission{'' if added == 1 else 's'} from Kaggle's list into {config.LEDGER_PATH}")
@@ -249,7 +251,7 @@ def cmd_ledger(args) -> int:
 def cmd_remote(args) -> int:
     """The toolkit's kernels on Kaggle: 'remote stop' deletes its running kernels (kaggle-digits-*), which stops their sessions."""
     settings = _settings(args)
-    stopped = remote.stop_own_kernels(workflow.kaggle_client(settings))
+    stopped = remote.stop_own_kernels(submit.kaggle_client(settings))
     print(f"remote: stopped {len(stopped)} running kernel{'' if len(stopped) == 1 else 's'}{': ' if stopped else ''}{', '.join(stopped)}")
     return 0
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, config, data, models, splits, submission, training, workflow
+from . import __version__, config, data, models, pipeline, splits, submission, training
 from .errors import DataError, KaggleError, KaggleUnavailable, UsageError
 from .helpers import artifact_dir, versions, write_atomically, write_folder_atomically
 from .kaggle_api import Kaggle, Kernels
@@ -90,8 +90,8 @@ class RemoteOptions:
         """What the sidecar and the ledger say it trained on: Kaggle's name for the accelerator, or CPU."""
         return self.accelerator or "CPU"
 
-    def train(self, settings: workflow.Settings, kaggle: Kaggle, dataset: data.Dataset) -> Path:
-        """workflow.RemoteTraining: `submit --remote kaggle` trains through here."""
+    def train(self, settings: pipeline.Settings, kaggle: Kaggle, dataset: data.Dataset) -> Path:
+        """submit.RemoteTraining: `submit --remote kaggle` trains through here."""
         return train_on_kaggle(settings, kaggle, kaggle.name, dataset, self)
 
 
@@ -500,11 +500,11 @@ def _install_ensemble(homes, settings, params, dataset, machine: str) -> Path:
     ensemble.members = members
     accuracy = float(np.mean(out_of_fold == dataset.train_labels))
     log.info("remote: %d members back; their out-of-fold accuracy %.4f over %d rows", len(members), accuracy, len(out_of_fold))
-    meta = workflow.model_meta(
+    meta = pipeline.model_meta(
         settings, params, dataset, accuracy, f"{params.members}-fold out-of-fold (members)", len(dataset.train_labels), seconds
     )
     first, last = homes[0][0], homes[-1][0]
     meta["trained_on"] = f"kaggle kernels {first.ref} {first.label} .. {last.ref} {last.label}"
     meta["accelerator"] = machine
     training.save_model(ensemble, artifact_dir(config.MODELS_DIR, settings.model, settings.task.name), meta)
-    return workflow.predict(settings, dataset)
+    return pipeline.predict(settings, dataset)

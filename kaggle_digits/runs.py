@@ -19,10 +19,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from . import config, models, redact, submission, workflow
+from . import config, models, pipeline, redact, submission, submit
 from .errors import AlreadyRunning, DataError, Skipped, ToolkitError
 from .helpers import alive, utc_now
 from .kaggle_api import Kaggle
+from .ledger import Ledger, settle_open_rows
 
 log = logging.getLogger("kaggle_digits")
 
@@ -36,7 +37,7 @@ class RunOptions:
     dry_run: bool = False
     competition: str | None = None
     wait_timeout: float = config.SCORING_WAIT_SECONDS
-    refit: bool = False  # train again on every row after the validation training (see workflow.fit_for_submission)
+    refit: bool = False  # train again on every row after the validation training (see pipeline.fit_for_submission)
 
 
 class RunLock:
@@ -81,12 +82,12 @@ class RunLock:
         return f"pid {record['pid']} since {record['started']}" if record else "pid unknown"
 
 
-def _last_scored(ledger: submission.Ledger, task_name: str) -> dict | None:
+def _last_scored(ledger: Ledger, task_name: str) -> dict | None:
     scored = [row for row in ledger.rows(task_name) if row["status"] == "COMPLETE"]
     return scored[-1] if scored else None
 
 
-def _unchanged_since(last: dict, settings: workflow.Settings, data_checksum: str) -> bool:
+def _unchanged_since(last: dict, settings: pipeline.Settings, data_checksum: str) -> bool:
     """Same data, model, hyperparameters and seed as the last scored submission.
 
     From the row's config hash (it is also in the description on Kaggle, so a ledger rebuilt from
@@ -112,15 +113,15 @@ def _age(stamp: str) -> timedelta:
     return datetime.now(timezone.utc) - when
 
 
-def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
+def scheduled_run(settings: pipeline.Settings, options: RunOptions) -> str:
     """The whole run; returns the summary line. Raises Skipped (exit 10) when there is nothing to do.
 
-    The guards are submit's own (workflow.require_quota, refuse_identical, upload_and_wait): the quota
+    The guards are submit's own (submit.require_quota, refuse_identical, upload_and_wait): the quota
     is asked once before training too, so a day without submissions left costs no training.
     """
-    workflow.require_submissions(settings.task, "Nothing to schedule. Fix: use 'make evaluate TASK={task}' to score the model on it")
+    submit.require_submissions(settings.task, "Nothing to schedule. Fix: use 'make evaluate TASK={task}' to score the model on it")
     kaggle = Kaggle(settings.task, competition=options.competition)
-    ledger = submission.Ledger()
+    ledger = Ledger()
     # Which credential a scheduled run used goes in its log (cron and systemd do not see the shell's exports).
     log.info(
         "run: %s '%s' at %s%s (credentials: %s), model %s",
@@ -131,12 +132,12 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
         kaggle.credentials.source,
         settings.model,
     )
-    workflow.settle_open_rows(ledger, kaggle, settings.task.name)  # restores a lost ledger from Kaggle's list too
-    workflow.require_quota(kaggle, "nothing trained")
+    settle_open_rows(ledger, kaggle, settings.task.name)  # restores a lost ledger from Kaggle's list too
+    submit.require_quota(kaggle, "nothing trained")
     if options.dry_run:
         return _dry_run(settings, options, kaggle, ledger)
-    settings = settings.with_data(workflow.fetch(settings, kaggle=kaggle)[0])
-    dataset = workflow.load_data(settings)
+    settings = settings.with_data(submit.fetch(settings, kaggle=kaggle)[0])
+    dataset = pipeline.load_data(settings)
     last = _last_scored(ledger, settings.task.name)
     keep_alive_due = False
     if last and _unchanged_since(last, settings, dataset.checksum):
@@ -150,13 +151,13 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
         if kept_alive:
             return kept_alive
         keep_alive_due = True  # the file is gone (a new machine): the new one goes up even if identical
-    workflow.fit_for_submission(settings, dataset, options.refit)
-    path = workflow.predict(settings, dataset)
+    pipeline.fit_for_submission(settings, dataset, options.refit)
+    path = pipeline.predict(settings, dataset)
     # submit refuses predictions identical to a submitted file (exit 10), unless the keep-alive is due.
-    options_submit = workflow.SubmitOptions(
+    options_submit = submit.SubmitOptions(
         file=path, message=options.message, wait_timeout=options.wait_timeout, competition=options.competition, force=keep_alive_due
     )
-    outcome = workflow.submit(settings, options_submit, kaggle=kaggle)
+    outcome = submit.submit(settings, options_submit, kaggle=kaggle)
     return (
         f"submitted {outcome.file.name} (ref {outcome.ref}): public score {outcome.public_score}, holdout {outcome.holdout_accuracy:.4f}"
         if outcome.holdout_accuracy is not None
@@ -164,7 +165,7 @@ def scheduled_run(settings: workflow.Settings, options: RunOptions) -> str:
     )
 
 
-def _keepalive(settings: workflow.Settings, options: RunOptions, kaggle, last: dict, age: timedelta, dataset) -> str | None:
+def _keepalive(settings: pipeline.Settings, options: RunOptions, kaggle, last: dict, age: timedelta, dataset) -> str | None:
     """Re-upload the last scored file, unchanged and without training, so the team stays on a rolling
     leaderboard. None when that file is gone or no longer matches the ledger (then the run retrains)."""
     path = config.SUBMISSIONS_DIR / last["file"]
@@ -184,9 +185,9 @@ def _keepalive(settings: workflow.Settings, options: RunOptions, kaggle, last: d
         age.days,
     )
     message = f"keep-alive of ref {last['kaggle_ref']}" + (f" - {options.message}" if options.message else "")
-    outcome = workflow.submit(
+    outcome = submit.submit(
         settings,
-        workflow.SubmitOptions(file=path, force=True, message=message, wait_timeout=options.wait_timeout, competition=options.competition),
+        submit.SubmitOptions(file=path, force=True, message=message, wait_timeout=options.wait_timeout, competition=options.competition),
         kaggle=kaggle,
     )
     return (
@@ -230,7 +231,7 @@ def start_log(quiet: bool) -> tuple[Path, logging.Handler]:
     return path, handler
 
 
-def run_command(settings: workflow.Settings, options: RunOptions, quiet: bool) -> None:
+def run_command(settings: pipeline.Settings, options: RunOptions, quiet: bool) -> None:
     """Lock, log, run. One summary line, which cron mails, ends every run: printed here when the run
     submitted; carried by the error (Skipped: exit 10, and the rest) for the CLI to print otherwise."""
     log_path, log_file = start_log(quiet)

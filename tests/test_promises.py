@@ -17,7 +17,8 @@ import pytest
 from conftest import SAMPLE_ZIP, SECRETS, TEST_TOKEN, run_cli
 from test_kaggle import kd, ledger_rows
 
-from kaggle_digits import config, demo, helpers, local_kaggle, remote, submission, training
+from kaggle_digits import config, demo, helpers, local_kaggle, remote, training
+from kaggle_digits import ledger as ledger_module
 
 PUBLISHED = ("KGAT_local_demo_token_0000", "demo-user:local-demo-key-0000")  # what earlier READMEs printed
 
@@ -96,8 +97,8 @@ def test_uploads_started_together_go_up_once_each_and_the_ledger_keeps_every_row
 
 ADD_ROWS = """
 import sys
-from kaggle_digits import submission
-ledger = submission.Ledger()
+from kaggle_digits import ledger as ledger_module
+ledger = ledger_module.Ledger()
 for number in range(60):
     ledger.add(run_id=f"{sys.argv[1]}-{number}", task="digit-recognizer", file="x.csv", checksum=sys.argv[1], status="COMPLETE")
 """
@@ -108,7 +109,7 @@ def test_two_writers_of_the_ledger_lose_no_row(workdir):
     env = {**os.environ, "KAGGLE_DIGITS_HOME": str(workdir)}
     writers = [subprocess.Popen([sys.executable, "-c", ADD_ROWS, name], cwd=workdir, env=env, stdin=subprocess.DEVNULL) for name in "pq"]
     assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
-    rows = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
+    rows = ledger_module.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert len(rows) == 120 and len({row["run_id"] for row in rows}) == 120
 
 
@@ -117,14 +118,14 @@ def test_a_process_waiting_for_the_ledger_says_so(tmp_path, caplog):
     the holder lets go only after the waiting line was logged."""
     import threading
 
-    ledger = submission.Ledger(tmp_path / "ledger.csv")
+    ledger = ledger_module.Ledger(tmp_path / "ledger.csv")
     release = tmp_path / "release"
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import pathlib, time; from kaggle_digits import submission\n"
-            f"with submission.Ledger({str(ledger.path)!r}).locked():\n"
+            "import pathlib, time; from kaggle_digits import ledger as ledger_module\n"
+            f"with ledger_module.Ledger({str(ledger.path)!r}).locked():\n"
             "    print('held', flush=True)\n"
             f"    while not pathlib.Path({str(release)!r}).exists(): time.sleep(0.05)",
         ],
@@ -152,7 +153,7 @@ def test_an_open_row_is_failed_only_past_the_grace_and_only_from_its_own_competi
     """Kaggle's list can lag behind a create: a fresh row without a ref stays open; one of another competition
     is not settled from this one's list at all."""
     kaggle = local_client()
-    ledger = submission.Ledger(tmp_path / "ledger.csv")
+    ledger = ledger_module.Ledger(tmp_path / "ledger.csv")
     ledger.add(
         run_id="fresh",
         time=helpers.utc_now(),
@@ -172,7 +173,7 @@ def test_an_open_row_is_failed_only_past_the_grace_and_only_from_its_own_competi
         competition="another-competition",
     )
     monkeypatch.setattr(config, "SETTLE_GRACE_SECONDS", 300.0)
-    from kaggle_digits.workflow import settle_open_rows
+    from kaggle_digits.ledger import settle_open_rows
 
     settle_open_rows(ledger, kaggle, "digit-recognizer")
     assert [row["status"] for row in ledger.rows()] == ["UPLOADING", "UNKNOWN"]
@@ -407,9 +408,9 @@ def test_a_competition_name_with_a_newline_pushes_nothing(server, kaggle_env, wo
 
 
 def test_the_kernel_script_carries_its_arguments_as_data(tmp_path):
-    from kaggle_digits import workflow
+    from kaggle_digits import pipeline
 
-    settings = workflow.Settings(task=config.BUILTIN_TASKS["digit-recognizer"], model="logreg", seed=1, overrides={"C": "1\nimport os"})
+    settings = pipeline.Settings(task=config.BUILTIN_TASKS["digit-recognizer"], model="logreg", seed=1, overrides={"C": "1\nimport os"})
     script = remote.submit_script(settings, "digit-recognizer")
     assert "import os" not in script.replace("import base64, json, os, sys, tempfile", "")
     compile(script, "kernel.py", "exec")  # still a valid script

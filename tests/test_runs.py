@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, TEST_TOKEN, run_cli
 
-from kaggle_digits import submission
-from kaggle_digits.workflow import settle_open_rows
+from kaggle_digits import ledger as ledger_module
+from kaggle_digits.ledger import settle_open_rows
 
 TOKEN = TEST_TOKEN
 RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
@@ -198,12 +198,12 @@ def test_failed_create_gives_the_kaggle_code_and_a_consistent_ledger(server, kag
     assert failed.returncode == 5
     assert "kaggle-digits run failed (exit 5" in summary(failed) and "CreateSubmission" in failed.stderr
     assert server.state.requests.count("POST CreateSubmission") == 1, "never resent"
-    (row,) = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
+    (row,) = ledger_module.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert row["status"] == "UNKNOWN" and row["kaggle_ref"] == ""
     server.state.faults.clear()
     retried = run_cli(*RUN, cwd=workdir, env=kaggle_env)
     assert retried.returncode == 0, retried.stderr
-    rows = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
+    rows = ledger_module.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert [row["status"] for row in rows] == ["FAILED", "COMPLETE"]
     assert len(server.state.submissions) == 1
 
@@ -214,7 +214,7 @@ def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir,
     answer = workdir / "answer.csv"
     answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
     ref = kaggle.submit(answer, "kaggle-digits 20260101T000000Z-cnn: cnn, holdout 0.9900")
-    ledger = submission.Ledger(workdir / "ledger.csv")
+    ledger = ledger_module.Ledger(workdir / "ledger.csv")
     # As a run killed after CreateSubmission leaves it: no ref yet. And one killed before the upload.
     ledger.add(run_id="20260101T000000Z-cnn", file="a.csv", checksum="a", status="UPLOADING", task="digit-recognizer")
     ledger.add(run_id="20260102T000000Z-cnn", file="b.csv", checksum="b", status="UPLOADING", task="digit-recognizer")
@@ -235,13 +235,13 @@ def test_lost_create_in_a_scheduled_run_is_settled_by_the_next_run_not_repeated(
         again = run_cli(*RUN, cwd=workdir, env=kaggle_env)
         assert again.returncode == 10, again.stdout + again.stderr
     assert len(server.state.submissions) == 1
-    (row,) = submission.Ledger(workdir / "submissions" / "ledger.csv").rows()
+    (row,) = ledger_module.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert row["status"] == "COMPLETE" and row["kaggle_ref"] == str(server.state.submissions[0].ref)
 
 
 def test_epochs_chosen_by_validation_do_not_count_as_a_change(workdir):
     """The model trains for validation's best epoch, but the user asked for the default: that is 'unchanged'."""
-    from kaggle_digits import models, workflow
+    from kaggle_digits import models, pipeline
     from kaggle_digits.runs import _unchanged_since
 
     asked = models.params_dict(models.params_for("cnn"))
@@ -250,10 +250,10 @@ def test_epochs_chosen_by_validation_do_not_count_as_a_change(workdir):
     (workdir / "submissions" / "a.json").write_text(
         json.dumps({"data_checksum": "abc", "model": "cnn", "seed": 42, "params": trained, "requested_params": asked})
     )
-    settings = workflow.Settings(model="cnn")
+    settings = pipeline.Settings(model="cnn")
     assert _unchanged_since({"file": "a.csv"}, settings, "abc")
     assert not _unchanged_since({"file": "a.csv"}, settings, "other data")
-    assert not _unchanged_since({"file": "a.csv"}, workflow.Settings(model="cnn", overrides={"epochs": "20"}), "abc")
+    assert not _unchanged_since({"file": "a.csv"}, pipeline.Settings(model="cnn", overrides={"epochs": "20"}), "abc")
 
 
 @pytest.mark.slow

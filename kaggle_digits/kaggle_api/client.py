@@ -25,6 +25,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from ..config import SCORING_WAIT_SECONDS, Task
 from ..errors import AuthError, KaggleError, KaggleUnavailable, SubmissionOutcomeUnknown, ToolkitError, UsageError
+from ..submission_state import SubmissionState
 from . import credentials as found
 from .credentials import TOKEN_HELP, Credentials
 from .retries import RetryPolicy
@@ -50,21 +51,6 @@ class Limits:
     @property
     def joined(self) -> bool:
         return (self.today, self.total, self.allowed_now) != (0, 0, 0)  # all zeros: rules not accepted
-
-
-@dataclass(frozen=True)
-class SubmissionState:
-    """One submission as Kaggle lists it (GetSubmission, ListSubmissions); dates are UTC text."""
-
-    ref: int
-    status: str  # PENDING, COMPLETE or ERROR
-    public_score: str = ""
-    private_score: str = ""
-    error: str = ""
-    date: str = ""
-    description: str = ""
-    file_name: str = ""
-    team_name: str = ""  # the name the public leaderboard shows for the submitting team (not the user name)
 
 
 @dataclass(frozen=True)
