@@ -91,3 +91,11 @@ def scipy_stats() -> ModuleType:
     import scipy.stats
 
     return scipy.stats
+
+
+@functools.cache
+def scipy_ndimage() -> ModuleType:
+    """For distorting the training images once, before training (the `distorted_copies` option)."""
+    import scipy.ndimage
+
+    return scipy.ndimage

@@ -165,3 +165,30 @@ def test_elastic_distortion_shares_the_affine_resampling(sample):
     moved = np.abs(distorted - images.numpy()).mean()
     assert moved > 0.02, f"elastic=34 should move strokes (mean change {moved:.3f})"
     assert distorted.sum() == pytest.approx(float(tf.reduce_sum(images)), rel=0.05), "a smooth field keeps the ink"
+
+
+def test_distorted_copies_are_made_once_with_scipy_and_keep_the_digits(sample):
+    from kaggle_digits.models.keras_models import elastic_copies
+
+    images = sample.train_images[:300]
+    copies = elastic_copies(images, 2, 34.0, 4.0, seed=5)
+    assert copies.shape == (600, 784) and copies.dtype == np.uint8
+    np.testing.assert_array_equal(copies, elastic_copies(images, 2, 34.0, 4.0, seed=5))  # the seed decides them
+    first, second = copies[:300].astype(int), copies[300:].astype(int)
+    assert np.abs(first - images).mean() > 5 and np.abs(first - second).mean() > 5  # strokes move, each copy its own way
+    assert first.sum() == pytest.approx(images.astype(int).sum(), rel=0.05)  # a smooth field keeps the ink
+    # With copies made beforehand, the online augmentation does the affine part only (no second elastic pass).
+    model = models.create("cnn", models.params_for("cnn", {"distorted_copies": "2", "elastic": "34"}), seed=1)
+    assert model.augment
+
+
+@pytest.mark.slow
+def test_a_cnn_trains_on_its_pool_of_distorted_copies(sample):
+    """An epoch is len(images) draws from the originals and their copies: the schedule's steps stay the same."""
+    x, y = sample.train_images[:1000], sample.train_labels[:1000]
+    params = models.params_for("cnn", {"epochs": "2", "filters": "8", "batch_size": "100", "distorted_copies": "1"})
+    model = models.create("cnn", params, seed=2)
+    history = model.fit(x, y, validation=(sample.train_images[4000:4200], sample.train_labels[4000:4200]), verbose=False)
+    assert len(history.curves["loss"]) == 2
+    assert model.model.optimizer.iterations.numpy() == 2 * 10  # 1,000 rows, batch 100: ten steps an epoch, not twenty
+    assert model.predict(sample.train_images[4000:4200]).shape == (200,)
