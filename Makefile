@@ -8,9 +8,11 @@ BIN := $(VENV)/bin
 CLI := $(BIN)/kaggle-digits
 
 # Options (make VAR=value): see `make help` and README.md.
-MODEL ?= cnn
-TASK ?= digit-recognizer
-SEED ?= 42
+# Unset options are not passed: the command's own defaults apply (written once, in kaggle_digits/config.py:
+# MODEL cnn, TASK digit-recognizer, SEED 42; `kaggle-digits <command> --help` shows them).
+MODEL ?=
+TASK ?=
+SEED ?=
 DATA_DIR ?=
 DATA ?=
 COMPETITION ?=
@@ -53,7 +55,8 @@ takes_help :=
 $(foreach name,$(OPTIONS),$(eval export KD_$(name) = $$(value $(name))))
 given = $(strip $(value $(1)))
 arg = $(if $(call given,$(1)),$(2) "$$KD_$(1)")
-model_opts = --task "$$KD_TASK" --model "$$KD_MODEL" --seed "$$KD_SEED" $(call arg,DATA_DIR,--data-dir)
+task_opt = $(call arg,TASK,--task)
+model_opts = $(task_opt) $(call arg,MODEL,--model) $(call arg,SEED,--seed) $(call arg,DATA_DIR,--data-dir)
 force_opt = $(if $(filter 1 yes true,$(value FORCE)),--force)
 remote_opt = $(call arg,REMOTE,--remote) $(call arg,ACCELERATOR,--remote-accelerator)
 args_opt = $(if $(call given,ARGS),$$KD_ARGS)# split into words on purpose (ARGS="-p epochs=20 -q"), never run
@@ -118,7 +121,7 @@ check: lint typecheck test ## lint + typecheck + the whole test suite: what CI r
 
 .PHONY: data
 data: $(VENV)/.installed ## download and check the competition data into data/raw/ (FORCE=1 downloads again)
-	$(CLI) fetch --task "$$KD_TASK" $(call arg,COMPETITION,--competition) $(force_opt) $(args_opt)
+	$(CLI) fetch $(task_opt) $(call arg,COMPETITION,--competition) $(force_opt) $(args_opt)
 
 .PHONY: validate
 validate: $(VENV)/.installed ## holdout accuracy, confusion matrix and plots for MODEL
@@ -143,15 +146,15 @@ submit: $(VENV)/.installed ## fetch, train once (with its accuracy estimate), pr
 
 .PHONY: status
 status: $(VENV)/.installed ## the ledger next to Kaggle's submission list
-	$(CLI) status --task "$$KD_TASK" $(call arg,COMPETITION,--competition) $(args_opt)
+	$(CLI) status $(task_opt) $(call arg,COMPETITION,--competition) $(args_opt)
 
 .PHONY: leaderboard
 leaderboard: $(VENV)/.installed ## your team on the public leaderboard: rank, rank among honest scores, a picture (ARGS="--json --threshold 0.999")
-	$(CLI) leaderboard --task "$$KD_TASK" $(call arg,COMPETITION,--competition) $(args_opt)
+	$(CLI) leaderboard $(task_opt) $(call arg,COMPETITION,--competition) $(args_opt)
 
 .PHONY: resubmit
 resubmit: $(VENV)/.installed ## the scheduled run for cron: lock, fetch if changed, train, submit unless nothing to do
-	$(CLI) run --task "$$KD_TASK" --model "$$KD_MODEL" --seed "$$KD_SEED" $(call arg,COMPETITION,--competition) $(call arg,MESSAGE,--message) $(args_opt)
+	$(CLI) run $(task_opt) $(call arg,MODEL,--model) $(call arg,SEED,--seed) $(call arg,COMPETITION,--competition) $(call arg,MESSAGE,--message) $(args_opt)
 
 .PHONY: serve-local
 serve-local: $(VENV)/.installed ## run the Kaggle-compatible server on 127.0.0.1:7777 (embedded sample)
@@ -163,7 +166,7 @@ tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
 
 .PHONY: bench
 bench: $(VENV)/.installed ## out-of-fold benchmark: presets and the published peer beside softmax (DATA=zip or folder; ARGS=--quick)
-	$(CLI) bench --task "$$KD_TASK" $(call arg,DATA,--data) $(args_opt)
+	$(CLI) bench $(task_opt) $(call arg,DATA,--data) $(args_opt)
 
 .PHONY: sample
 sample: $(VENV)/.installed ## redraw the embedded sample (kaggle_digits/sample/) from a full download (DATA=../shared/data/digit-recognizer.zip)

@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--remote-timeout",
         type=float,
-        default=4 * 3600,
+        default=config.REMOTE_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="how long the kernel may run (Kaggle stops it then too); default %(default)s",
     )
@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--remote-sessions",
         type=int,
-        default=2,
+        default=config.REMOTE_SESSIONS,
         metavar="N",
         help="kernels at once for the ensemble's members (one per member); default %(default)s",
     )
@@ -418,10 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--dry-run", action="store_true", help="say what the run would do; download, train and upload nothing")
     serve = add("serve-local", cmd_serve_local)
-    serve.add_argument("--port", type=int, default=7777, help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)")
+    serve.add_argument(
+        "--port", type=int, default=local_kaggle.DEFAULT_PORT, help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)"
+    )
     serve.add_argument("--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)")
-    serve.add_argument("--daily-limit", type=int, default=5, help="submissions per day; default %(default)s")
-    serve.add_argument("--scoring-delay", type=float, default=0.5, help="seconds a submission stays PENDING; default %(default)s")
+    serve.add_argument("--daily-limit", type=int, default=local_kaggle.State.daily_limit, help="submissions per day; default %(default)s")
+    serve.add_argument(
+        "--scoring-delay",
+        type=float,
+        default=local_kaggle.State.scoring_delay,
+        help="seconds a submission stays PENDING; default %(default)s",
+    )
     serve.add_argument(
         "--kernel-python",
         help="the interpreter pushed kernels run with, standing in for Kaggle's image (KAGGLE_DIGITS_KERNEL_PYTHON; default: this one)",

@@ -64,6 +64,8 @@ SETTLE_GRACE_SECONDS = _number("KAGGLE_DIGITS_SETTLE_GRACE", 300.0, 0.0, "a numb
 # official client's `kernels push --accelerator` help and Kaggle/kaggle-cli#1198, #1156). `enableGpu` alone
 # gets a P100 on kaggle.com, which the current image's CUDA builds no longer run on; TPUs are left out:
 # the toolkit's Keras training does not use one.
+REMOTE_TIMEOUT_SECONDS = 4 * 3600.0  # --remote-timeout: how long a kernel may run (Kaggle stops it then too)
+REMOTE_SESSIONS = 2  # --remote-sessions: the ensemble's member kernels in flight (kaggle.com allows 2 GPU sessions)
 ACCELERATORS = {"NvidiaTeslaT4": "GPU T4 x2", "NvidiaL4": "GPU L4"}
 DEFAULT_ACCELERATOR = "NvidiaTeslaT4"
 # kaggle.com refuses a GPU push past its concurrent-session cap: the first wait is 4 polls (a minute), doubling up to this.

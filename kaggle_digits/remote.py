@@ -76,10 +76,10 @@ os.environ["KAGGLE_DIGITS_HOME"] = os.path.abspath("{home}")
 
 @dataclass
 class RemoteOptions:
-    timeout: float = 4 * 3600.0  # seconds to follow the session; Kaggle stops it then too
+    timeout: float = config.REMOTE_TIMEOUT_SECONDS  # seconds to follow the session; Kaggle stops it then too
     poll: float = config.KERNEL_POLL_SECONDS
     accelerator: str | None = config.DEFAULT_ACCELERATOR  # Kaggle's machineShape; None: the CPU
-    sessions: int = 2  # kernels in flight at once (the ensemble's members); Kaggle caps GPU sessions at 2
+    sessions: int = config.REMOTE_SESSIONS  # kernels in flight at once (the ensemble's members)
 
     @property
     def gpu(self) -> bool:
