@@ -126,7 +126,10 @@ def _measure(
                 model.fit(images[train], labels[train], verbose=False)
                 seconds = time.perf_counter() - start
                 points.append((budget, seconds / 60, float(np.mean(model.predict(images[val]) == labels[val]))))
-                print(f"bench: {model_name} curve: {budget} epochs on fold 1: {points[-1][2]:.4f}, {seconds:.0f} s", flush=True)
+                print(
+                    f"bench: {model_name} curve: {budget} epochs on fold 1: {points[-1][2]:.4f}, {seconds:.0f} s",
+                    flush=True,
+                )
             points.append((epochs, fold_seconds[0] / 60, float(np.mean(out_of_fold[val] == labels[val]))))
             points.sort()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -168,7 +171,9 @@ def run_one(
 ) -> dict:
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no TensorFlow state shared
     results = context.Queue()
-    child = context.Process(target=_measure, args=(model_name, overrides, str(source), task_name, seed, folds, curve, results, run_folds))
+    child = context.Process(
+        target=_measure, args=(model_name, overrides, str(source), task_name, seed, folds, curve, results, run_folds)
+    )
     child.start()
     return collect(child, results, model_name)
 
@@ -290,7 +295,8 @@ def table(rows: list[dict], labels: np.ndarray) -> str:
     reference = next((row for row in rows if row["model"] == REFERENCE and "error" not in row), None)
     default = next((row for row in rows if row["model"] == DEFAULT_MODEL and "error" not in row), None)
     lines = [
-        f"| model | epochs | out-of-fold accuracy [95% interval] | vs `{DEFAULT_MODEL}` (paired, 95%) | errors vs {REFERENCE} "
+        f"| model | epochs | out-of-fold accuracy [95% interval] | vs `{DEFAULT_MODEL}` (paired, 95%) | errors vs "
+        f"{REFERENCE} "
         f"| training time, all folds | time vs {REFERENCE} | images/s | predict 28,000 | peak memory |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -308,8 +314,10 @@ def table(rows: list[dict], labels: np.ndarray) -> str:
             error_ratio = f"{(1 - row['oof_accuracy']) / max(1e-9, 1 - reference['oof_accuracy']):.2f}x"
             time_ratio = f"{row['train_seconds'] / reference['train_seconds']:.1f}x"
         lines.append(
-            f"| `{row['model']}` | {row['epochs'] or '-'} | {row['oof_accuracy']:.4f} [{low:.4f}, {high:.4f}] | {versus} | {error_ratio} "
-            f"| {row['train_seconds']:.0f} s | {time_ratio} | {row['images_per_second']:,.0f} | {row['predict_seconds_28k']:.2f} s "
+            f"| `{row['model']}` | {row['epochs'] or '-'} | {row['oof_accuracy']:.4f} [{low:.4f}, {high:.4f}] | "
+            f"{versus} | {error_ratio} "
+            f"| {row['train_seconds']:.0f} s | {time_ratio} | {row['images_per_second']:,.0f} | "
+            f"{row['predict_seconds_28k']:.2f} s "
             f"| {row['peak_memory_mb']:.0f} MB |"
         )
     return "\n".join(lines)
@@ -342,11 +350,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         type=Path,
-        help=f"Kaggle-layout zip or folder (default: data/raw/<task>.zip of 'make data', else {SHARED_ZIP}; --quick: the sample)",
+        help=f"Kaggle-layout zip or folder (default: data/raw/<task>.zip of 'make data', else {SHARED_ZIP}; --quick: "
+        f"the sample)",
     )
     parser.add_argument("--task", default=config.DEFAULT_TASK)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; default %(default)s")
-    parser.add_argument("--quick", action="store_true", help="embedded sample, 2 folds, few epochs: a one-minute smoke run for CI")
+    parser.add_argument(
+        "--quick", action="store_true", help="embedded sample, 2 folds, few epochs: a one-minute smoke run for CI"
+    )
     parser.add_argument("--folds", type=int, help=f"k of the k-fold (default {DEFAULT_FOLDS}; 2 with --quick)")
     parser.add_argument(
         "--run-folds",
@@ -357,7 +368,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "none of its members saw",
     )
     parser.add_argument(
-        "--epochs", type=int, help=f"epoch budget for `{DEFAULT_MODEL}` and the peer `{PEER}` alike (default: {DEFAULT_MODEL}'s own)"
+        "--epochs",
+        type=int,
+        help=f"epoch budget for `{DEFAULT_MODEL}` and the peer `{PEER}` alike (default: {DEFAULT_MODEL}'s own)",
     )
     parser.add_argument(
         "--curve",
@@ -380,12 +393,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL:KEY=VALUE",
         help="override one model's hyperparameter, e.g. -p cnn:epochs=20 (repeatable)",
     )
-    parser.add_argument("--out", type=Path, default=config.DATA_DIR / "bench", help="folder for bench.md, bench.json and the curve plot")
+    parser.add_argument(
+        "--out", type=Path, default=config.DATA_DIR / "bench", help="folder for bench.md, bench.json and the curve plot"
+    )
 
 
 def _overrides(args, names: list[str]) -> dict[str, dict[str, str]]:
-    overrides: dict[str, dict[str, str]] = {name: dict(QUICK_OVERRIDES.get(name, {})) if args.quick else {} for name in names}
-    budget = args.epochs or int(overrides.get(DEFAULT_MODEL, {}).get("epochs", 0)) or models.params_for(DEFAULT_MODEL).epochs
+    overrides: dict[str, dict[str, str]] = {
+        name: dict(QUICK_OVERRIDES.get(name, {})) if args.quick else {} for name in names
+    }
+    budget = (
+        args.epochs or int(overrides.get(DEFAULT_MODEL, {}).get("epochs", 0)) or models.params_for(DEFAULT_MODEL).epochs
+    )
     for name in (DEFAULT_MODEL, PEER):
         if name in names and (args.epochs or name == PEER):
             overrides[name]["epochs"] = str(budget)
@@ -394,7 +413,8 @@ def _overrides(args, names: list[str]) -> dict[str, dict[str, str]]:
         key, _, value = assignment.partition("=")
         if model_name not in names or not key or "=" not in assignment:
             raise UsageError(
-                f"-p {item}: bench takes MODEL:KEY=VALUE for one of the models benchmarked ({', '.join(names)}), e.g. -p cnn:epochs=20"
+                f"-p {item}: bench takes MODEL:KEY=VALUE for one of the models benchmarked ({', '.join(names)}), e.g. "
+                f"-p cnn:epochs=20"
             )
         overrides.setdefault(model_name, {})[key] = value
     for name in names:
@@ -420,7 +440,8 @@ def run(args: argparse.Namespace) -> None:
         if not found:
             raise UsageError(
                 f"no full data to benchmark on ({config.RAW_DIR / task.archive_name} and {SHARED_ZIP} are absent). "
-                f"Fix: 'make data' to download it, pass DATA=<Kaggle-layout zip or folder>, or ARGS=--quick for a smoke run on the sample"
+                f"Fix: 'make data' to download it, pass DATA=<Kaggle-layout zip or folder>, or ARGS=--quick for a "
+                f"smoke run on the sample"
             )
         source = found[0]
     if not Path(source).exists():
@@ -445,7 +466,8 @@ def run(args: argparse.Namespace) -> None:
 
     print(
         f"bench: {source} ({task.name}), {len(labels):,} rows, {folds}-fold out-of-fold, seed {args.seed}; "
-        f"parse+validate {timings['parse_and_validate_seconds']:.2f} s, cached load {timings['cached_load_seconds']:.3f} s",
+        f"parse+validate {timings['parse_and_validate_seconds']:.2f} s, cached load "
+        f"{timings['cached_load_seconds']:.3f} s",
         flush=True,
     )
     rows = []
@@ -466,7 +488,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"bench: {name} failed: {row['error']}", flush=True)
         else:
             print(
-                f"bench: {name}: out-of-fold accuracy {row['oof_accuracy']:.4f}, {row['train_seconds']:.0f} s training, "
+                f"bench: {name}: out-of-fold accuracy {row['oof_accuracy']:.4f}, {row['train_seconds']:.0f} s "
+                f"training, "
                 f"{row['images_per_second']:,.0f} images/s",
                 flush=True,
             )
@@ -481,7 +504,8 @@ def run(args: argparse.Namespace) -> None:
     scheme = (
         f"{folds}-fold out-of-fold (every row predicted once by the model that did not see it)"
         if args.run_folds in (None, folds)
-        else f"the first {args.run_folds} of {folds} folds (each row they hold out predicted by the model that did not see it)"
+        else f"the first {args.run_folds} of {folds} folds (each row they hold out predicted by the model that did "
+        f"not see it)"
     )
     header = (
         f"{task.name}, {Path(source).name}: {len(labels):,} rows, {scheme}, seed {args.seed}"
@@ -495,19 +519,23 @@ def run(args: argparse.Namespace) -> None:
     elif submit_timing:
         first, second = submit_timing["first"], submit_timing["second"]
         markdown += (
-            f"`kaggle-digits submit --no-upload --model {DEFAULT_MODEL}`, data at hand, wall time: {first['seconds']:.0f} s "
-            f"from a fresh folder (one training, on {first['train_rows']:,} rows, scored on the rest); {second['seconds']:.0f} s "
+            f"`kaggle-digits submit --no-upload --model {DEFAULT_MODEL}`, data at hand, wall time: "
+            f"{first['seconds']:.0f} s "
+            f"from a fresh folder (one training, on {first['train_rows']:,} rows, scored on the rest); "
+            f"{second['seconds']:.0f} s "
             f"the second time (that validation on file: one training, on all {second['train_rows']:,} rows).\n\n"
         )
     markdown += (
-        f"Data: parse and validate {timings['parse_and_validate_seconds']:.2f} s; load from cache {timings['cached_load_seconds']:.3f} s.\n"
+        f"Data: parse and validate {timings['parse_and_validate_seconds']:.2f} s; "
+        f"load from cache {timings['cached_load_seconds']:.3f} s.\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     curves = {row["model"]: row["curve"] for row in rows if row.get("curve")}
     if curves:
         plot = plots.accuracy_vs_minutes(
             curves,
-            f"{task.name}: accuracy on fold 1's {curves[next(iter(curves))][0]['rows']:,} held-out rows vs training minutes",
+            f"{task.name}: accuracy on fold 1's {curves[next(iter(curves))][0]['rows']:,} held-out rows vs training "
+            f"minutes",
             args.out / "accuracy_vs_minutes.png",
         )
         markdown += f"\nAccuracy against training minutes (fold 1): {plot.name}\n"
@@ -532,6 +560,10 @@ def run(args: argparse.Namespace) -> None:
         )
     )
     print(f"bench: wrote {args.out / 'bench.md'} and {args.out / 'bench.json'}")
-    failed = [row["model"] for row in rows if "error" in row] + (["submit timing"] if submit_timing and "error" in submit_timing else [])
+    failed = [row["model"] for row in rows if "error" in row] + (
+        ["submit timing"] if submit_timing and "error" in submit_timing else []
+    )
     if failed:
-        raise ToolkitError(f"bench: {', '.join(failed)} failed (see {args.out / 'bench.md'}); the other rows were measured")
+        raise ToolkitError(
+            f"bench: {', '.join(failed)} failed (see {args.out / 'bench.md'}); the other rows were measured"
+        )

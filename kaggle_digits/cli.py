@@ -10,7 +10,21 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench, config, demo, leaderboard, local_kaggle, make_sample, models, pipeline, plots, redact, remote, runs, submit
+from . import (
+    bench,
+    config,
+    demo,
+    leaderboard,
+    local_kaggle,
+    make_sample,
+    models,
+    pipeline,
+    plots,
+    redact,
+    remote,
+    runs,
+    submit,
+)
 from .errors import EXIT_CODES, Skipped, ToolkitError, UsageError
 from .helpers import recover_folders
 from .tasks import all_tasks, competition_name, get_task
@@ -24,11 +38,17 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def _common(parser: argparse.ArgumentParser, model: bool = True, data: bool = True) -> None:
-    parser.add_argument("--task", default=config.DEFAULT_TASK, help="which Kaggle task (see 'kaggle-digits tasks'); default %(default)s")
+    parser.add_argument(
+        "--task", default=config.DEFAULT_TASK, help="which Kaggle task (see 'kaggle-digits tasks'); default %(default)s"
+    )
     if data:
-        parser.add_argument("--data-dir", type=Path, help="folder or zip with the task's CSVs (default data/raw/<task>/)")
+        parser.add_argument(
+            "--data-dir", type=Path, help="folder or zip with the task's CSVs (default data/raw/<task>/)"
+        )
     if model:
-        parser.add_argument("--model", default=config.DEFAULT_MODEL, help="model name (see 'kaggle-digits models'); default %(default)s")
+        parser.add_argument(
+            "--model", default=config.DEFAULT_MODEL, help="model name (see 'kaggle-digits models'); default %(default)s"
+        )
         parser.add_argument(
             "-p",
             "--param",
@@ -38,8 +58,15 @@ def _common(parser: argparse.ArgumentParser, model: bool = True, data: bool = Tr
             metavar="KEY=VALUE",
             help="override a model hyperparameter, e.g. -p epochs=10 (repeatable)",
         )
-        parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="one seed for splits and training; default %(default)s")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output (for cron); results and errors only")
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=config.DEFAULT_SEED,
+            help="one seed for splits and training; default %(default)s",
+        )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress output (for cron); results and errors only"
+    )
 
 
 def _uploading(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +74,16 @@ def _uploading(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--competition", type=competition_name, help="Kaggle competition name; default: the task's")
     parser.add_argument("--message", help="text added to the submission message")
     parser.add_argument(
-        "--wait-timeout", type=float, default=config.SCORING_WAIT_SECONDS, help="seconds to wait for the score; default %(default)s"
+        "--wait-timeout",
+        type=float,
+        default=config.SCORING_WAIT_SECONDS,
+        help="seconds to wait for the score; default %(default)s",
     )
     parser.add_argument(
         "--refit",
         action="store_true",
-        help="after the validation training, train again on every row (two trainings; default: one, see README.md: Against Kaggle)",
+        help="after the validation training, train again on every row (two trainings; default: one, see README.md: "
+        "Against Kaggle)",
     )
 
 
@@ -84,7 +115,10 @@ def cmd_validate(args) -> int:
     )
     if not args.quiet:
         names = settings.task.class_names
-        print("per-class accuracy: " + "  ".join(f"{names[i]}:{value:.3f}" for i, value in enumerate(result.per_class_accuracy)))
+        print(
+            "per-class accuracy: "
+            + "  ".join(f"{names[i]}:{value:.3f}" for i, value in enumerate(result.per_class_accuracy))
+        )
         print("confusion matrix (rows true, columns predicted):")
         for i, row in enumerate(result.confusion_matrix):
             print(f"  {names[i][:11]:>11} " + " ".join(f"{count:5d}" for count in row))
@@ -115,9 +149,16 @@ def cmd_evaluate(args) -> int:
 def cmd_tasks(args) -> int:
     """List the tasks: where each one's data comes from and what it writes."""
     for task in all_tasks().values():
-        writes = f"submission {','.join(task.submission_header)}" if task.submits else "no submission (evaluate on the labeled test file)"
+        writes = (
+            f"submission {','.join(task.submission_header)}"
+            if task.submits
+            else "no submission (evaluate on the labeled test file)"
+        )
         files = ", ".join(name for name in (task.train_file, task.test_file, task.sample_submission_file) if name)
-        print(f"{task.name}\n  {task.source} {task.ref}: {files}\n  writes: {writes}\n  classes: {', '.join(task.class_names)}")
+        print(
+            f"{task.name}\n  {task.source} {task.ref}: {files}\n  writes: {writes}\n  classes: "
+            f"{', '.join(task.class_names)}"
+        )
     return 0
 
 
@@ -165,7 +206,9 @@ def cmd_submit(args) -> int:
         if args.remote_sessions < 1:
             raise UsageError(f"--remote-sessions {args.remote_sessions}: must be at least 1")
         if args.remote_cpu and args.remote_accelerator:
-            raise UsageError(f"--remote-cpu and --remote-accelerator {args.remote_accelerator} contradict each other. Fix: drop one")
+            raise UsageError(
+                f"--remote-cpu and --remote-accelerator {args.remote_accelerator} contradict each other. Fix: drop one"
+            )
         remote_options = remote.RemoteOptions(
             timeout=args.remote_timeout,
             accelerator=None if args.remote_cpu else (args.remote_accelerator or config.DEFAULT_ACCELERATOR),
@@ -195,7 +238,9 @@ def cmd_status(args) -> int:
     """The ledger next to Kaggle's own submission list: holdout accuracy beside public score."""
     settings = _settings(args)
     submit.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
-    kaggle = submit.kaggle_client(settings, args.competition)  # one client (one credential check) for the list and the board
+    kaggle = submit.kaggle_client(
+        settings, args.competition
+    )  # one client (one credential check) for the list and the board
     rows = submit.status(settings, kaggle=kaggle)
     if not rows:
         print("no submissions yet: 'make submit' makes the first")
@@ -205,7 +250,9 @@ def cmd_status(args) -> int:
     print("  ".join(column.ljust(widths[column]) for column in columns).rstrip())
     for row in rows:
         print("  ".join(str(row[column]).ljust(widths[column]) for column in columns).rstrip())
-    chart = plots.score_history(rows, f"{settings.task.name}: scored submissions", config.SUBMISSIONS_DIR / "score_history.png")
+    chart = plots.score_history(
+        rows, f"{settings.task.name}: scored submissions", config.SUBMISSIONS_DIR / "score_history.png"
+    )
     if chart:
         print(f"score history: {chart}")
     if any(row["status"] == "COMPLETE" and row["public"] for row in rows):
@@ -220,7 +267,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    """The public leaderboard: the team's best score, its rank among all teams and among honest scores, and a picture."""
+    """The public leaderboard: your team's best score, its rank among all teams and among honest scores."""
     settings = _settings(args)
     submit.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
     kaggle = submit.kaggle_client(settings, args.competition)
@@ -239,20 +286,27 @@ def cmd_leaderboard(args) -> int:
 def cmd_ledger(args) -> int:
     """The ledger (submissions/ledger.csv): --rebuild restores it from Kaggle's own list of submissions."""
     if not args.rebuild:
-        raise UsageError("ledger: say what to do. Fix: 'kaggle-digits ledger --rebuild' (or see 'kaggle-digits status')")
+        raise UsageError(
+            "ledger: say what to do. Fix: 'kaggle-digits ledger --rebuild' (or see 'kaggle-digits status')"
+        )
     settings = _settings(args)
     added, kept = submit.rebuild_ledger(settings, competition=args.competition)
     if kept:
         print(f"ledger: the damaged ledger is kept as {kept}")
-    print(f"ledger: restored {added} submission{'' if added == 1 else 's'} from Kaggle's list into {config.LEDGER_PATH}")
+    print(
+        f"ledger: restored {added} submission{'' if added == 1 else 's'} from Kaggle's list into {config.LEDGER_PATH}"
+    )
     return 0
 
 
 def cmd_remote(args) -> int:
-    """The toolkit's kernels on Kaggle: 'remote stop' deletes its running kernels (kaggle-digits-*), which stops their sessions."""
+    """The toolkit's kernels on Kaggle: 'remote stop' deletes its running kernels (kaggle-digits-*)."""
     settings = _settings(args)
     stopped = remote.stop_own_kernels(submit.kaggle_client(settings))
-    print(f"remote: stopped {len(stopped)} running kernel{'' if len(stopped) == 1 else 's'}{': ' if stopped else ''}{', '.join(stopped)}")
+    print(
+        f"remote: stopped {len(stopped)} running "
+        f"kernel{'' if len(stopped) == 1 else 's'}{': ' if stopped else ''}{', '.join(stopped)}"
+    )
     return 0
 
 
@@ -261,7 +315,11 @@ def cmd_serve_local(args) -> int:
     kernels = local_kaggle.KernelSettings()
     kernels.python = args.kernel_python or kernels.python  # (KernelSettings reads KAGGLE_DIGITS_KERNEL_PYTHON)
     server = local_kaggle.serve_builtin(
-        port=args.port, source=args.source, daily_limit=args.daily_limit, scoring_delay=args.scoring_delay, kernels=kernels
+        port=args.port,
+        source=args.source,
+        daily_limit=args.daily_limit,
+        scoring_delay=args.scoring_delay,
+        kernels=kernels,
     )
     names = ", ".join(server.state.competitions)
     token_file = local_kaggle.write_token_file(server, config.LOCAL_TOKEN_PATH)
@@ -297,7 +355,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The whole `make submit` flow offline, against the local Kaggle server, on the embedded sample (in ./data/demo/)."""
+    """The whole `make submit` flow offline, against the local Kaggle server, on the embedded sample."""
     return demo.run(args.submit_args)
 
 
@@ -336,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = add("validate", cmd_validate)
     _common(validate)
-    validate.add_argument("--holdout", type=float, default=config.DEFAULT_HOLDOUT, help="fraction held out; default %(default)s")
+    validate.add_argument(
+        "--holdout", type=float, default=config.DEFAULT_HOLDOUT, help="fraction held out; default %(default)s"
+    )
     validate.add_argument("--folds", type=int, default=0, help="k-fold cross-validation instead of a holdout (e.g. 5)")
     _common(add("train", cmd_train))
     _common(add("evaluate", cmd_evaluate))
@@ -345,11 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("models", cmd_models)
     fetch = add("fetch", cmd_fetch)
     _common(fetch, model=False, data=False)
-    fetch.add_argument("--competition", type=competition_name, help="Kaggle competition (or owner/data set) name; default: the task's")
+    fetch.add_argument(
+        "--competition", type=competition_name, help="Kaggle competition (or owner/data set) name; default: the task's"
+    )
     fetch.add_argument("--force", action="store_true", help="download again even when up to date")
     submit = add("submit", cmd_submit)
     _common(submit)
-    submit.add_argument("--holdout", type=float, default=config.DEFAULT_HOLDOUT, help="holdout fraction for the accuracy in the message")
+    submit.add_argument(
+        "--holdout", type=float, default=config.DEFAULT_HOLDOUT, help="holdout fraction for the accuracy in the message"
+    )
     _uploading(submit)
     submit.add_argument("--file", type=Path, help="upload this submission file instead of training")
     submit.add_argument("--no-upload", action="store_true", help="stop after writing the file (Make: UPLOAD=0)")
@@ -357,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--remote",
         choices=["kaggle"],
-        help="train and predict in a private Kaggle kernel on Kaggle's GPU, then check and upload here (Make: REMOTE=kaggle)",
+        help="train and predict in a private Kaggle kernel on Kaggle's GPU, then check and upload here (Make: "
+        "REMOTE=kaggle)",
     )
     submit.add_argument(
         "--remote-timeout",
@@ -369,10 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--remote-accelerator",
         choices=sorted(config.ACCELERATORS),
-        help=f"the kernel's accelerator, by Kaggle's name ({', '.join(f'{k}: {v}' for k, v in config.ACCELERATORS.items())}); "
+        help=f"the kernel's accelerator, by Kaggle's name "
+        f"({', '.join(f'{k}: {v}' for k, v in config.ACCELERATORS.items())}); "
         f"default {config.DEFAULT_ACCELERATOR} (Make: ACCELERATOR=)",
     )
-    submit.add_argument("--remote-cpu", action="store_true", help="the kernel without an accelerator (no GPU quota used)")
+    submit.add_argument(
+        "--remote-cpu", action="store_true", help="the kernel without an accelerator (no GPU quota used)"
+    )
     submit.add_argument(
         "--remote-sessions",
         type=int,
@@ -392,19 +460,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=leaderboard.DEFAULT_THRESHOLD,
         help="scores at or above it count as leaks, not models (the honest rank leaves them out); default %(default)s",
     )
-    board.add_argument("--team", help="look up this team instead of your own (default: the teamName on your submissions)")
-    board.add_argument("--json", action="store_true", help="print one JSON object (score, rank, teams, honest_rank, ...)")
+    board.add_argument(
+        "--team", help="look up this team instead of your own (default: the teamName on your submissions)"
+    )
+    board.add_argument(
+        "--json", action="store_true", help="print one JSON object (score, rank, teams, honest_rank, ...)"
+    )
     ledger = add("ledger", cmd_ledger)
     _common(ledger, model=False, data=False)
     ledger.add_argument(
         "--rebuild",
         action="store_true",
-        help="add the toolkit's submissions on Kaggle's list that the ledger lacks; a damaged ledger is kept aside first",
+        help="add the toolkit's submissions on Kaggle's list that the ledger lacks; a damaged ledger is kept aside "
+        "first",
     )
     ledger.add_argument("--competition", type=competition_name, help="Kaggle competition name; default: the task's")
     bench.add_arguments(add("bench", cmd_bench))
     make_sample.add_arguments(add("sample", cmd_sample))
-    demo_command = add("demo", cmd_demo, epilog="Any other options go to 'kaggle-digits submit', e.g. --remote kaggle or -p epochs=2.")
+    demo_command = add(
+        "demo", cmd_demo, epilog="Any other options go to 'kaggle-digits submit', e.g. --remote kaggle or -p epochs=2."
+    )
     demo_command.set_defaults(submit_args=[])
     run = add("run", cmd_run)
     _common(run, data=False)
@@ -416,13 +491,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-upload the last scored file (no training) once it is this many days old and nothing changed, "
         "to stay on the rolling leaderboard (submissions drop off after two months); default %(default)g",
     )
-    run.add_argument("--dry-run", action="store_true", help="say what the run would do; download, train and upload nothing")
+    run.add_argument(
+        "--dry-run", action="store_true", help="say what the run would do; download, train and upload nothing"
+    )
     serve = add("serve-local", cmd_serve_local)
     serve.add_argument(
-        "--port", type=int, default=local_kaggle.DEFAULT_PORT, help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)"
+        "--port",
+        type=int,
+        default=local_kaggle.DEFAULT_PORT,
+        help="port on 127.0.0.1; default %(default)s (the client's TEST endpoint)",
     )
-    serve.add_argument("--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)")
-    serve.add_argument("--daily-limit", type=int, default=local_kaggle.State.daily_limit, help="submissions per day; default %(default)s")
+    serve.add_argument(
+        "--source", type=Path, help="labeled Kaggle-layout zip for digit-recognizer (default: the embedded sample)"
+    )
+    serve.add_argument(
+        "--daily-limit",
+        type=int,
+        default=local_kaggle.State.daily_limit,
+        help="submissions per day; default %(default)s",
+    )
     serve.add_argument(
         "--scoring-delay",
         type=float,
@@ -431,11 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--kernel-python",
-        help="the interpreter pushed kernels run with, standing in for Kaggle's image (KAGGLE_DIGITS_KERNEL_PYTHON; default: this one)",
+        help="the interpreter pushed kernels run with, standing in for Kaggle's image (KAGGLE_DIGITS_KERNEL_PYTHON; "
+        "default: this one)",
     )
     remote_command = add("remote", cmd_remote)
     _common(remote_command, model=False, data=False)
-    remote_command.add_argument("action", choices=["stop"], help="stop: delete the toolkit's running kernels (named kaggle-digits-*)")
+    remote_command.add_argument(
+        "action", choices=["stop"], help="stop: delete the toolkit's running kernels (named kaggle-digits-*)"
+    )
     return parser
 
 
@@ -451,7 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
     for handler in logging.getLogger().handlers:
         redact.install(handler)  # every line on the console, the toolkit's and the libraries', is scrubbed
     try:
@@ -462,7 +556,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except ToolkitError as error:
         if error.summary:  # a command's own account of how it ended (the scheduled run's line for cron)
-            print(redact.scrub(error.summary), file=sys.stdout if isinstance(error, Skipped) else sys.stderr, flush=True)
+            print(
+                redact.scrub(error.summary), file=sys.stdout if isinstance(error, Skipped) else sys.stderr, flush=True
+            )
         else:
             print(f"error: {redact.scrub(str(error))}", file=sys.stderr)
         return error.exit_code
@@ -473,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         if config.DEBUG:
             raise
         print(
-            f"error: internal error {type(error).__name__}: {redact.scrub(str(error))}. This is a bug: rerun with KAGGLE_DIGITS_DEBUG=1 "
+            f"error: internal error {type(error).__name__}: {redact.scrub(str(error))}. This is a bug: rerun with "
+            f"KAGGLE_DIGITS_DEBUG=1 "
             "for the traceback and report it",
             file=sys.stderr,
         )

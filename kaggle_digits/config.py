@@ -40,7 +40,9 @@ def _number(name: str, default: float, minimum: float, allowed: str, integer: bo
     except ValueError:
         value = None
     if value is None or not math.isfinite(value) or value < minimum:
-        SETTING_ERRORS.append(f"{name}={raw!r} is not allowed: {allowed}. Fix: correct it, or unset it for the default ({default:g})")
+        SETTING_ERRORS.append(
+            f"{name}={raw!r} is not allowed: {allowed}. Fix: correct it, or unset it for the default ({default:g})"
+        )
         return default
     return value
 
@@ -51,7 +53,9 @@ KERNEL_POLL_SECONDS = _number("KAGGLE_DIGITS_KERNEL_POLL", 15.0, 0.01, "a positi
 # at a virtual environment with the Kaggle image's versions). Unset: the one running the server.
 KERNEL_PYTHON = os.environ.get("KAGGLE_DIGITS_KERNEL_PYTHON") or None
 DEBUG = bool(os.environ.get("KAGGLE_DIGITS_DEBUG"))  # tracebacks for internal errors; TensorFlow's own log lines
-DEMO_DIR = Path(os.environ.get("KAGGLE_DIGITS_DEMO_DIR") or HOME / "data" / "demo")  # where `demo` runs its fresh competitor
+DEMO_DIR = Path(
+    os.environ.get("KAGGLE_DIGITS_DEMO_DIR") or HOME / "data" / "demo"
+)  # where `demo` runs its fresh competitor
 # The Kaggle client's retry policy (kaggle_api/retries.py); tests make it quick. None: the policy's defaults.
 RETRIES = int(_number("KAGGLE_DIGITS_RETRIES", 5, 0, "a whole number of retries, 0 or more, e.g. 5", integer=True))
 BACKOFF = _number("KAGGLE_DIGITS_BACKOFF", 1.0, 0.0, "the first backoff in seconds, 0 or more, e.g. 1")
@@ -68,7 +72,8 @@ REMOTE_TIMEOUT_SECONDS = 4 * 3600.0  # --remote-timeout: how long a kernel may r
 REMOTE_SESSIONS = 2  # --remote-sessions: the ensemble's member kernels in flight (kaggle.com allows 2 GPU sessions)
 ACCELERATORS = {"NvidiaTeslaT4": "GPU T4 x2", "NvidiaL4": "GPU L4"}
 DEFAULT_ACCELERATOR = "NvidiaTeslaT4"
-# kaggle.com refuses a GPU push past its concurrent-session cap: the first wait is 4 polls (a minute), doubling up to this.
+# kaggle.com refuses a GPU push past its concurrent-session cap: the first wait is 4 polls (a minute), doubling up to
+# this.
 KERNEL_CAP_BACKOFF_MAX = 600.0
 KERNEL_TITLE_MAX = 50  # kaggle.com has answered 500 for longer titles (the kernel's title is its slug)
 
@@ -173,7 +178,12 @@ BUILTIN_TASKS: dict[str, Task] = {
         submission_columns=None,
         class_names=FASHION_NAMES,
         description="Zalando's Fashion-MNIST data set: labeled train and test files, evaluate only",
-        extra_files=("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+        extra_files=(
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ),
     ),
     "kannada-mnist": Task(
         name="kannada-mnist",

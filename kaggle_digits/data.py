@@ -67,7 +67,9 @@ def find_sources(data_dir: Path, task: Task) -> tuple[list[Path], dict[str, _Mem
                     f"{task.train_file if name != task.train_file else task.test_file}"
                 )
         return [data_dir / name for name in wanted if files[name] is not None], files
-    archives = [data_dir / task.archive_name] if (data_dir / task.archive_name).exists() else sorted(data_dir.glob("*.zip"))
+    archives = (
+        [data_dir / task.archive_name] if (data_dir / task.archive_name).exists() else sorted(data_dir.glob("*.zip"))
+    )
     if len(archives) == 1:
         return _zip_sources(archives[0], wanted)
     raise DataError(
@@ -120,7 +122,8 @@ def check_member_sizes(archive: Path, zf: zipfile.ZipFile) -> None:
     if (largest and largest.file_size > MAX_MEMBER_BYTES) or total > MAX_ARCHIVE_BYTES:
         raise DataError(
             f"{archive}: inflates to {total / 1e9:.1f} GB ({largest.filename if largest else ''}: "
-            f"{(largest.file_size if largest else 0) / 1e9:.1f} GB), past the {MAX_MEMBER_BYTES >> 30} GiB a member may have; "
+            f"{(largest.file_size if largest else 0) / 1e9:.1f} GB), past the {MAX_MEMBER_BYTES >> 30} GiB a member "
+            f"may have; "
             f"nothing was extracted. Fix: delete it and {REFETCH_HINT}"
         )
 
@@ -154,7 +157,8 @@ def load(data_dir: Path, task: Task | None = None, cache_dir: Path | None = None
             cache_path.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     arrays = parse(members, task)
     if use_cache:
-        helpers.write_atomically(cache_path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]  # numpy stubs: **kwds as bool
+        # (numpy's stubs type savez's **kwds as bool)
+        helpers.write_atomically(cache_path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
     return _dataset(arrays, digest, from_cache=False)
 
 
@@ -286,7 +290,9 @@ def _check_values(table, member: _Member, header: list[str], task: Task) -> None
                 )
     ranges = [(task.pixel_columns, 0, 255, "pixels must be 0..255")]
     if task.label_column in table.columns:
-        ranges.insert(0, ([task.label_column], 0, len(task.class_names) - 1, f"labels must be 0..{len(task.class_names) - 1}"))
+        ranges.insert(
+            0, ([task.label_column], 0, len(task.class_names) - 1, f"labels must be 0..{len(task.class_names) - 1}")
+        )
     for columns, low, high, rule in ranges:
         values = table[columns].to_numpy()
         outside = (values < low) | (values > high)
@@ -318,16 +324,19 @@ def _check_sample_submission(member: _Member, task: Task, test_ids: np.ndarray) 
     expected = list(task.submission_columns or ())
     if list(sample.columns) != expected:
         raise DataError(
-            f"{name} line 1: header is {','.join(map(str, sample.columns))}, expected {','.join(expected)}. Fix: {REFETCH_HINT}"
+            f"{name} line 1: header is {','.join(map(str, sample.columns))}, expected {','.join(expected)}. Fix: "
+            f"{REFETCH_HINT}"
         )
     if len(sample) != len(test_ids):
         raise DataError(
-            f"{name}: {len(sample)} rows, but {task.test_file} has {len(test_ids)}: the two files do not belong together. "
+            f"{name}: {len(sample)} rows, but {task.test_file} has {len(test_ids)}: the two files do not belong "
+            f"together. "
             f"Fix: {REFETCH_HINT}"
         )
     ids = sample[expected[0]].to_numpy()
     if not np.array_equal(ids, test_ids):
         row = int(np.flatnonzero(ids != test_ids)[0])
         raise DataError(
-            f"{name} line {row + 2}: {expected[0]} {ids[row]} does not match test row {row + 1} ({test_ids[row]}). Fix: {REFETCH_HINT}"
+            f"{name} line {row + 2}: {expected[0]} {ids[row]} does not match test row {row + 1} ({test_ids[row]}). "
+            f"Fix: {REFETCH_HINT}"
         )

@@ -35,7 +35,8 @@ def fresh_folder(workdir: Path) -> None:
     if workdir.exists() or workdir.is_symlink():
         if workdir.is_symlink() or not workdir.is_dir() or not (workdir / MARKER).is_file():
             raise UsageError(
-                f"the demo folder {workdir} exists and was not made by the demo (no {MARKER} in it); nothing was deleted. "
+                f"the demo folder {workdir} exists and was not made by the demo (no {MARKER} in it); nothing was "
+                f"deleted. "
                 f"Fix: point KAGGLE_DIGITS_DEMO_DIR at a new folder, or remove {workdir} yourself"
             )
         shutil.rmtree(workdir)
@@ -44,13 +45,15 @@ def fresh_folder(workdir: Path) -> None:
 
 
 def run(submit_args: list[str]) -> int:
-    """Returns `submit`'s own exit code (then `leaderboard`'s); a server that cannot start raises (the CLI reports it)."""
+    """Returns `submit`'s exit code (then `leaderboard`'s); a server that cannot start raises (the CLI says so)."""
     workdir = config.DEMO_DIR
     fresh_folder(workdir)
     start = time.perf_counter()
     server = local_kaggle.serve_builtin(port=local_kaggle.DEFAULT_PORT)
     print(
-        f"demo: local Kaggle server on http://127.0.0.1:{server.port} (competition digit-recognizer, from the embedded sample)", flush=True
+        f"demo: local Kaggle server on http://127.0.0.1:{server.port} (competition digit-recognizer, from the "
+        f"embedded sample)",
+        flush=True,
     )
     environment = {
         **os.environ,

@@ -62,11 +62,15 @@ def _score(entry: LeaderboardEntry) -> float:
 def standing(entries: list[LeaderboardEntry], team: str, threshold: float, competition: str) -> Standing:
     """The team's standing on `entries` (the board in Kaggle's order); NotRanked when it is not there."""
     if not entries:
-        raise NotRanked(f"'{competition}' has no public leaderboard entries (no team is ranked on it). Fix: check the competition's name")
+        raise NotRanked(
+            f"'{competition}' has no public leaderboard entries (no team is ranked on it). Fix: check the "
+            f"competition's name"
+        )
     position = next((index for index, entry in enumerate(entries) if entry.team_name == team), None)
     if position is None:
         raise NotRanked(
-            f"team '{team}' is not on the public leaderboard of '{competition}' ({len(entries):,} teams): it has no scored "
+            f"team '{team}' is not on the public leaderboard of '{competition}' ({len(entries):,} teams): it has no "
+            f"scored "
             f"submission there, or its submissions are older than the rolling leaderboard keeps (about two months). "
             f"Fix: 'make submit', then run this again once the submission is scored"
         )
@@ -120,15 +124,18 @@ def summary(standing: Standing) -> list[str]:
     if standing.honest_rank is not None:
         gap = f", {standing.gap_to_honest_top:.5f} above yours" if standing.gap_to_honest_top else " (yours)"
         lines.append(
-            f"among honest scores (below {standing.threshold:g}): rank {standing.honest_rank:,} of {standing.honest_teams:,} "
+            f"among honest scores (below {standing.threshold:g}): rank {standing.honest_rank:,} of "
+            f"{standing.honest_teams:,} "
             f"(top {100 - (standing.honest_percentile or 0):.1f}%); the honest top is {standing.honest_top:.5f}{gap}"
         )
     else:
         lines.append(
-            f"your score is at or above the leak threshold {standing.threshold:g}: among the {standing.plateau_teams:,} teams of "
+            f"your score is at or above the leak threshold {standing.threshold:g}: among the "
+            f"{standing.plateau_teams:,} teams of "
             f"the plateau, not among honest scores (a model learned from train.csv alone does not score there)"
         )
     lines.append(
-        f"leak plateau: {standing.plateau_teams:,} teams at {standing.threshold:g} or more (MNIST's own test labels score 1.00000)"
+        f"leak plateau: {standing.plateau_teams:,} teams at {standing.threshold:g} or more (MNIST's own test labels "
+        f"score 1.00000)"
     )
     return lines

@@ -49,7 +49,9 @@ LEDGER_COLUMNS = [
     "competition",  # where it went: open rows are settled from that competition's list only
 ]
 # A ledger written before the config, trained_on, accelerator and competition columns is still read.
-REQUIRED_COLUMNS = [column for column in LEDGER_COLUMNS if column not in ("config", "trained_on", "accelerator", "competition")]
+REQUIRED_COLUMNS = [
+    column for column in LEDGER_COLUMNS if column not in ("config", "trained_on", "accelerator", "competition")
+]
 STATUSES = {"UPLOADING", "UNKNOWN", "PENDING", "COMPLETE", "ERROR", "FAILED"}
 SHORT_CHECKSUM = 16  # hex digits of the file's SHA-256 carried in the description on Kaggle
 
@@ -92,7 +94,7 @@ class Ledger:
             yield self
 
     def rows(self, task: str | None = None) -> list[dict[str, str]]:
-        """Every row (of one task's, when given); [] when there is no ledger. A damaged one is an error, never read as empty."""
+        """Every row (one task's, when given); [] when there is no ledger. A damaged one is an error, never empty."""
         if not self.path.exists():
             return []
         try:
@@ -105,7 +107,9 @@ class Ledger:
                 if None in row or None in row.values() or row["status"] not in STATUSES:
                     raise self.damaged(f"line {reader.line_num} is not a ledger row")
                 row.setdefault("config", "")
-                if task is None or (row.get("task") or config.DEFAULT_TASK) == task:  # rows before the task column: digits
+                if (
+                    task is None or (row.get("task") or config.DEFAULT_TASK) == task
+                ):  # rows before the task column: digits
                     rows.append(row)
         except UnicodeDecodeError:
             raise self.damaged("not UTF-8 text") from None
@@ -225,12 +229,14 @@ def refuse_identical(ledger: Ledger, task_name: str, path: Path, force: bool) ->
         return
     if not earlier["kaggle_ref"]:
         raise Skipped(
-            f"{path.name} may already be on Kaggle: its upload of {earlier['time']} is {earlier['status']} in the ledger; "
+            f"{path.name} may already be on Kaggle: its upload of {earlier['time']} is {earlier['status']} in the "
+            f"ledger; "
             f"not uploaded again. Fix: run 'make status' to settle it, or --force (FORCE=1) to submit it anyway"
         )
     raise Skipped(
         f"{path.name} is identical to {earlier['file']}, submitted {earlier['time']} (ref {earlier['kaggle_ref']}, "
-        f"public score {earlier['public_score'] or 'pending'}); not uploaded. Fix: --force (FORCE=1) to submit it anyway"
+        f"public score {earlier['public_score'] or 'pending'}); not uploaded. Fix: --force (FORCE=1) to submit it "
+        f"anyway"
     )
 
 
@@ -261,7 +267,8 @@ def settle_open_rows(ledger: Ledger, kaggle, task_name: str) -> None:
                 (
                     item
                     for item in remote
-                    if (row["kaggle_ref"] and str(item.ref) == row["kaggle_ref"]) or f"kaggle-digits {row['run_id']}:" in item.description
+                    if (row["kaggle_ref"] and str(item.ref) == row["kaggle_ref"])
+                    or f"kaggle-digits {row['run_id']}:" in item.description
                 ),
                 None,
             )
@@ -273,7 +280,12 @@ def settle_open_rows(ledger: Ledger, kaggle, task_name: str) -> None:
                     public_score=match.public_score,
                     private_score=match.private_score,
                 )
-                log.info("submit: ledger row %s settled from Kaggle's list: ref %s, %s", row["run_id"], match.ref, match.status)
+                log.info(
+                    "submit: ledger row %s settled from Kaggle's list: ref %s, %s",
+                    row["run_id"],
+                    match.ref,
+                    match.status,
+                )
             elif not row["kaggle_ref"] and _seconds_since(row["time"]) >= config.SETTLE_GRACE_SECONDS:
                 ledger.update(row["run_id"], status="FAILED")
                 log.info(
@@ -283,7 +295,8 @@ def settle_open_rows(ledger: Ledger, kaggle, task_name: str) -> None:
                 )
             elif not row["kaggle_ref"]:
                 log.info(
-                    "submit: ledger row %s (%s) is not on Kaggle's list yet; it is settled once %.0f s have passed since its upload "
+                    "submit: ledger row %s (%s) is not on Kaggle's list yet; it is settled once %.0f s have passed "
+                    "since its upload "
                     "(Kaggle's list can lag)",
                     row["run_id"],
                     row["status"],
@@ -304,5 +317,7 @@ def restore_ledger(ledger: Ledger, remote: list[SubmissionState], task_name: str
     """Rows for the toolkit's submissions on Kaggle's list that the ledger lacks (a new machine, an expired cache)."""
     added = ledger.restore(remote, task_name, competition)
     if added:
-        log.info("ledger: restored %d submission%s from Kaggle's list into %s", added, "" if added == 1 else "s", ledger.path)
+        log.info(
+            "ledger: restored %d submission%s from Kaggle's list into %s", added, "" if added == 1 else "s", ledger.path
+        )
     return added

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     task = config.BUILTIN_TASKS["digit-recognizer"]
     full = data.load(args.source, task, use_cache=False)
-    chosen = np.random.default_rng(args.seed).choice(len(full.train_labels), SAMPLE_TRAIN_ROWS + SAMPLE_TEST_ROWS, replace=False)
+    chosen = np.random.default_rng(args.seed).choice(
+        len(full.train_labels), SAMPLE_TRAIN_ROWS + SAMPLE_TEST_ROWS, replace=False
+    )
     train, test = chosen[:SAMPLE_TRAIN_ROWS], chosen[SAMPLE_TRAIN_ROWS:]
     files = layout.task_files(task, full.train_images[train], full.train_labels[train], full.train_images[test])
     layout.write_zip(args.out, files)

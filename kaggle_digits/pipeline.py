@@ -60,7 +60,9 @@ def load_data(settings: Settings) -> data.Dataset:
     return dataset
 
 
-def validate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[training.ValidationResult, dict[str, Path]]:
+def validate(
+    settings: Settings, dataset: data.Dataset | None = None
+) -> tuple[training.ValidationResult, dict[str, Path]]:
     """Estimate accuracy; write metrics.json and the plots into data/reports/<model>/."""
     dataset = dataset or load_data(settings)
     scheme = f"{settings.folds}-fold" if settings.folds > 1 else f"{settings.holdout:.0%} holdout"
@@ -82,13 +84,17 @@ def write_report(settings: Settings, result: training.ValidationResult, images, 
     files["confusion_matrix"] = plots.confusion_matrix(
         result.confusion_matrix, settings.task.class_names, title, folder / "confusion_matrix.png"
     )
-    grid = plots.misclassified(images, result.misclassified, settings.task.class_names, title, folder / "misclassified.png")
+    grid = plots.misclassified(
+        images, result.misclassified, settings.task.class_names, title, folder / "misclassified.png"
+    )
     if grid:
         files["misclassified"] = grid
     return files
 
 
-def evaluate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[training.ValidationResult, dict[str, Path]]:
+def evaluate(
+    settings: Settings, dataset: data.Dataset | None = None
+) -> tuple[training.ValidationResult, dict[str, Path]]:
     """Tasks with a labeled test file (Fashion-MNIST): fit on the train file, score on the test file.
 
     The test file is passed to Keras only to draw the learning curves; early stopping is off, so
@@ -114,7 +120,10 @@ def evaluate(settings: Settings, dataset: data.Dataset | None = None) -> tuple[t
     model = models.create(settings.model, params, settings.seed)
     start = time.perf_counter()
     history = model.fit(
-        dataset.train_images, dataset.train_labels, validation=(dataset.test_images, dataset.test_labels), verbose=settings.verbose
+        dataset.train_images,
+        dataset.train_labels,
+        validation=(dataset.test_images, dataset.test_labels),
+        verbose=settings.verbose,
     )
     seconds = time.perf_counter() - start
     result_score = training.score(model, dataset.test_images, dataset.test_labels)
@@ -161,7 +170,13 @@ def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path
 
 
 def model_meta(
-    settings: Settings, params, dataset: data.Dataset, estimate: float | None, scheme: str | None, rows: int, seconds: float
+    settings: Settings,
+    params,
+    dataset: data.Dataset,
+    estimate: float | None,
+    scheme: str | None,
+    rows: int,
+    seconds: float,
 ) -> dict[str, Any]:
     return {
         "model": settings.model,
@@ -202,8 +217,12 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
         return train(settings, dataset)[1]
     params = settings.params()
     log.info("validate: model %s, %.0f%% holdout, seed %d", settings.model, settings.holdout * 100, settings.seed)
-    result, model = training.validate_and_keep(dataset, settings.model, params, settings.seed, settings.holdout, 0, settings.verbose)
-    write_report(settings, result, dataset.train_images, artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name))
+    result, model = training.validate_and_keep(
+        dataset, settings.model, params, settings.seed, settings.holdout, 0, settings.verbose
+    )
+    write_report(
+        settings, result, dataset.train_images, artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name)
+    )
     log.info("validate: %s accuracy %.4f", result.scheme, result.accuracy)
     if refit:
         return train(settings, dataset)[1]
@@ -225,7 +244,10 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
     folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
     model, meta = training.load_model(folder)
     if meta.get("data_checksum") != dataset.checksum:
-        log.warning("predict: the model was trained on other data than %s; run 'make train' to refresh it", settings.resolved_data_dir)
+        log.warning(
+            "predict: the model was trained on other data than %s; run 'make train' to refresh it",
+            settings.resolved_data_dir,
+        )
     start = time.perf_counter()
     labels = model.predict(dataset.test_images)
     seconds = time.perf_counter() - start
@@ -250,7 +272,9 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         ),
         "versions": versions(),
         **({"trained_on": meta["trained_on"]} if meta.get("trained_on") else {}),  # a Kaggle kernel (--remote kaggle)
-        **({"accelerator": meta["accelerator"]} if meta.get("accelerator") else {}),  # which one (Kaggle's machineShape)
+        **(
+            {"accelerator": meta["accelerator"]} if meta.get("accelerator") else {}
+        ),  # which one (Kaggle's machineShape)
         "durations": {"train_seconds": meta.get("train_seconds"), "predict_seconds": round(seconds, 3)},
         "written_at": utc_now(),
     }

@@ -1,4 +1,4 @@
-"""Pictures people would rather see than read: learning curves, confusion matrix, misclassified digits, the leaderboard."""
+"""Pictures people would rather see than read: learning curves, confusion matrices, digits, the leaderboard."""
 
 from __future__ import annotations
 
@@ -44,7 +44,12 @@ def confusion_matrix(counts: list[list[int]], class_names: tuple[str, ...], titl
             colour = "white" if matrix[row, column] > matrix.max() / 3 else "black"
             axis.text(column, row, str(count), ha="center", va="center", fontsize=8, color=colour)
     ticks = np.arange(len(class_names))
-    axis.set_xticks(ticks, class_names, rotation=45 if len(class_names[0]) > 2 else 0, ha="right" if len(class_names[0]) > 2 else "center")
+    axis.set_xticks(
+        ticks,
+        class_names,
+        rotation=45 if len(class_names[0]) > 2 else 0,
+        ha="right" if len(class_names[0]) > 2 else "center",
+    )
     axis.set_yticks(ticks, class_names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
@@ -57,7 +62,12 @@ def confusion_matrix(counts: list[list[int]], class_names: tuple[str, ...], titl
 
 
 def misclassified(
-    images: np.ndarray, mistakes: list[tuple[int, int, int]], class_names: tuple[str, ...], title: str, path: Path, limit: int = 40
+    images: np.ndarray,
+    mistakes: list[tuple[int, int, int]],
+    class_names: tuple[str, ...],
+    title: str,
+    path: Path,
+    limit: int = 40,
 ) -> Path | None:
     """A grid of wrongly classified validation digits, each captioned 'true -> predicted'."""
     if not mistakes:
@@ -92,7 +102,9 @@ def score_history(rows: list[dict[str, str]], title: str, path: Path) -> Path | 
     axis.plot(positions, public, marker="o", label="public score (Kaggle)")
     axis.plot(positions, holdout, marker="s", linestyle="--", label="holdout accuracy (local)")
     for position, row, value in zip(positions, scored, public, strict=True):
-        axis.annotate(row["model"], (position, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+        axis.annotate(
+            row["model"], (position, value), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8
+        )
     axis.set_xticks(positions, [row["time"][:10] for row in scored], rotation=30, ha="right", fontsize=8)
     axis.set_ylabel("accuracy")
     axis.set_title(title)
@@ -115,7 +127,11 @@ def accuracy_vs_minutes(curves: dict[str, list[dict]], title: str, path: Path) -
         axes.errorbar(minutes, accuracy, yerr=half, marker="o", capsize=3, label=model)
         for point in points:
             axes.annotate(
-                f"{point['epochs']}", (point["minutes"], point["accuracy"]), textcoords="offset points", xytext=(4, -10), fontsize=7
+                f"{point['epochs']}",
+                (point["minutes"], point["accuracy"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
             )
     axes.set_xlabel("training minutes (this machine)")
     axes.set_ylabel("accuracy on held-out rows")
@@ -145,14 +161,22 @@ def leaderboard(scores: list[float], standing, path: Path) -> Path:
         label=f"leak plateau (>= {standing.threshold:g}): {standing.plateau_teams:,} teams",
     )
     if standing.honest_top is not None:
-        axes.axvline(standing.honest_top, color="#2ca02c", linestyle="--", label=f"honest top {standing.honest_top:.5f}")
+        axes.axvline(
+            standing.honest_top, color="#2ca02c", linestyle="--", label=f"honest top {standing.honest_top:.5f}"
+        )
     honest = f", honest rank {standing.honest_rank:,} of {standing.honest_teams:,}" if standing.honest_rank else ""
-    axes.axvline(standing.score, color="black", linewidth=2, label=f"{standing.team}: {standing.score:.5f}, rank {standing.rank:,}{honest}")
+    axes.axvline(
+        standing.score,
+        color="black",
+        linewidth=2,
+        label=f"{standing.team}: {standing.score:.5f}, rank {standing.rank:,}{honest}",
+    )
     axes.set_xlabel("public score")
     axes.set_ylabel("teams (log scale)")
     below = int(np.sum(values < low))
     axes.set_title(
-        f"{standing.competition}: public leaderboard, {standing.teams:,} teams ({below:,} below {low:.3f}, not shown)", fontsize=10
+        f"{standing.competition}: public leaderboard, {standing.teams:,} teams ({below:,} below {low:.3f}, not shown)",
+        fontsize=10,
     )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="upper left")

@@ -104,7 +104,9 @@ def bundle() -> bytes:
         for path in sorted(PACKAGE.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix == ".py":
                 name = (Path("kaggle_digits") / path.relative_to(PACKAGE)).as_posix()
-                archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), path.read_bytes(), zipfile.ZIP_DEFLATED)
+                archive.writestr(
+                    zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), path.read_bytes(), zipfile.ZIP_DEFLATED
+                )
     return buffer.getvalue()
 
 
@@ -139,7 +141,11 @@ def kernel_script(what: str, spec: dict, call: str) -> str:
 
 
 def submit_script(settings, competition: str) -> str:
-    spec = {"argv": kernel_argv(settings, competition), "competition": competition, "train_file": settings.task.train_file}
+    spec = {
+        "argv": kernel_argv(settings, competition),
+        "competition": competition,
+        "train_file": settings.task.train_file,
+    }
     call = (
         "from kaggle_digits import cli, remote\n\nargv = SPEC['argv']\n"
         "argv[argv.index('--data-dir') + 1] = remote.find_input(SPEC['competition'], SPEC['train_file'])\n"
@@ -156,7 +162,9 @@ def member_script(settings, competition: str, index: int) -> str:
         "competition": competition,
         "member": index,
     }
-    return kernel_script("an ensemble member", spec, "from kaggle_digits import remote\n\nsys.exit(remote.member_main(SPEC))")
+    return kernel_script(
+        "an ensemble member", spec, "from kaggle_digits import remote\n\nsys.exit(remote.member_main(SPEC))"
+    )
 
 
 def find_input(competition: str, train_file: str) -> str:
@@ -171,7 +179,7 @@ def find_input(competition: str, train_file: str) -> str:
 
 
 def member_main(spec: dict) -> int:
-    """In a kernel: train one ensemble member (the one that holds out fold `member`), save it and its held-out predictions."""
+    """In a kernel: train the ensemble member that holds out fold `member`; save it and its held-out predictions."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     task = get_task(spec["task"])
     dataset = data.load(Path(find_input(spec["competition"], task.train_file)), task)
@@ -204,7 +212,9 @@ def member_main(spec: dict) -> int:
         float((predicted == dataset.train_labels[held_out]).mean()),
         len(held_out),
         seconds,
-        ", ".join(f"{name} {version}" for name, version in versions().items()),  # the image's, as a local run's sidecar has them
+        ", ".join(
+            f"{name} {version}" for name, version in versions().items()
+        ),  # the image's, as a local run's sidecar has them
     )
     return 0
 
@@ -233,7 +243,9 @@ def train_on_kaggle(settings, kaggle, competition: str, dataset, options: Remote
     options = options or RemoteOptions()
     params = settings.params()  # a bad -p fails here, not in a kernel an hour later
     if settings.model == "ensemble" and params.members < 2:
-        raise UsageError(f"ensemble: members={params.members}: needs at least 2 (one kernel per fold). Fix: -p members=5")
+        raise UsageError(
+            f"ensemble: members={params.members}: needs at least 2 (one kernel per fold). Fix: -p members=5"
+        )
     owner = _owner(kaggle)
     kernels = Kernels(kaggle)
     if options.gpu:
@@ -242,14 +254,19 @@ def train_on_kaggle(settings, kaggle, competition: str, dataset, options: Remote
     slug = kernel_slug(settings)
     ensemble = settings.model == "ensemble"
     if ensemble:
-        jobs = [(short_slug(f"{slug}-member-{index + 1}"), member_script(settings, competition, index)) for index in range(params.members)]
+        jobs = [
+            (short_slug(f"{slug}-member-{index + 1}"), member_script(settings, competition, index))
+            for index in range(params.members)
+        ]
     else:
         jobs = [(slug, submit_script(settings, competition))]
     with tempfile.TemporaryDirectory(prefix=".kernel-output-", dir=_scratch_parent()) as scratch:
         finished = _run(kernels, owner, jobs, competition, options)
         homes = []
         for number, pushed in enumerate(finished):
-            output = kernels.output(pushed, Path(scratch) / str(number), (f"{HOME_IN_KERNEL}/member/",) if ensemble else KEEP)
+            output = kernels.output(
+                pushed, Path(scratch) / str(number), (f"{HOME_IN_KERNEL}/member/",) if ensemble else KEEP
+            )
             homes.append((pushed, Path(scratch) / str(number) / HOME_IN_KERNEL, output))
         if ensemble:
             return _install_ensemble(homes, settings, params, dataset, options.machine)
@@ -353,8 +370,10 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
                 f"{owner}/{job.slug} (never pushed)" for job in waiting
             ]
             raise KaggleError(
-                f"{', '.join(pending)} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); Kaggle stops a "
-                f"session at the same limit. Fix: see kaggle.com/code (or run 'kaggle-digits remote stop'); run again with "
+                f"{', '.join(pending)} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); Kaggle "
+                f"stops a "
+                f"session at the same limit. Fix: see kaggle.com/code (or run 'kaggle-digits remote stop'); run again "
+                f"with "
                 f"a longer --remote-timeout"
             )
         try:
@@ -362,7 +381,8 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
         except KeyboardInterrupt:
             for pushed in running.values():
                 log.error(
-                    "remote: stopped following %s %s. It keeps running on Kaggle: stop it with 'kaggle-digits remote stop' "
+                    "remote: stopped following %s %s. It keeps running on Kaggle: stop it with 'kaggle-digits remote "
+                    "stop' "
                     "(deletes the toolkit's running kernels), or at %s, or let it finish",
                     pushed.ref,
                     pushed.label,
@@ -385,11 +405,20 @@ def _push(kernels, owner: str, slug: str, script: str, competition: str, options
         except PushUnanswered as lost:
             now = kernels.current_version(owner, slug)
             if now > before:
-                log.warning("remote: the push of %s/%s got no answer, but Kaggle made version %d: following it", owner, slug, now)
+                log.warning(
+                    "remote: the push of %s/%s got no answer, but Kaggle made version %d: following it",
+                    owner,
+                    slug,
+                    now,
+                )
                 return PushedKernel(owner, slug, now, kernel_url(owner, slug))
             if attempt == PUSH_ATTEMPTS:
-                raise KaggleUnavailable(f"{lost} (Kaggle made no new version of {owner}/{slug}: nothing runs)") from None
-            log.warning("remote: the push of %s/%s got no answer and Kaggle made no version; pushing again", owner, slug)
+                raise KaggleUnavailable(
+                    f"{lost} (Kaggle made no new version of {owner}/{slug}: nothing runs)"
+                ) from None
+            log.warning(
+                "remote: the push of %s/%s got no answer and Kaggle made no version; pushing again", owner, slug
+            )
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
@@ -402,11 +431,19 @@ def stop_own_kernels(kaggle) -> list[str]:
     for kernel in kernels.own_kernels(owner, KERNEL_PREFIX):
         if not kernel.slug.startswith(KERNEL_PREFIX) or kernel.version < 1:
             continue
-        state = kernels.status(PushedKernel(kernel.owner, kernel.slug, kernel.version, kernel_url(kernel.owner, kernel.slug)))
+        state = kernels.status(
+            PushedKernel(kernel.owner, kernel.slug, kernel.version, kernel_url(kernel.owner, kernel.slug))
+        )
         if state.done:
             continue
         kernels.delete(kernel.owner, kernel.slug)
-        log.info("remote: deleted %s/%s (version %d was %s): its session stops", kernel.owner, kernel.slug, kernel.version, state.status)
+        log.info(
+            "remote: deleted %s/%s (version %d was %s): its session stops",
+            kernel.owner,
+            kernel.slug,
+            kernel.version,
+            state.status,
+        )
         stopped.append(f"{kernel.owner}/{kernel.slug}")
     return stopped
 
@@ -428,7 +465,8 @@ def _fail(kernels, pushed, state, others) -> None:
         log.error("remote: the last lines of the kernel's log:\n%s", "\n".join(f"  | {line}" for line in tail))
     still = f" ({', '.join(other.ref for other in others)} still running on Kaggle: stop them there)" if others else ""
     raise KaggleError(
-        f"the kernel {pushed.ref} {pushed.label} failed: {state.failure or state.status}{still}. Fix: read its log above "
+        f"the kernel {pushed.ref} {pushed.label} failed: {state.failure or state.status}{still}. Fix: read its log "
+        f"above "
         f"(or at {pushed.url}), then run again; nothing was kept"
     )
 
@@ -442,7 +480,10 @@ def _install(home: Path, settings, pushed, expected_ids, machine: str) -> Path:
     """Check the kernel's submission like a local one; then model, report and file go in place, each whole."""
     files = sorted((home / "submissions").glob("*.csv"))
     if not files:
-        raise KaggleError(f"the kernel {pushed.ref} {pushed.label} finished without a submission file. Fix: read its log at {pushed.url}")
+        raise KaggleError(
+            f"the kernel {pushed.ref} {pushed.label} finished without a submission file. Fix: read its log at "
+            f"{pushed.url}"
+        )
     source = files[-1]
     try:
         submission.check_submission(source, settings.task, expected_ids)
@@ -493,15 +534,28 @@ def _install_ensemble(homes, settings, params, dataset, machine: str) -> Path:
                 f"(checksums differ); nothing was kept. Fix: run again"
             )
         out_of_fold[np.asarray(held["rows"], dtype=np.int64)] = np.asarray(held["predicted"], dtype=np.int64)
-        members.append(type(ensemble.member(index)).load(folder, ensemble.member(index).params, ensemble.member_seed(index)))
+        members.append(
+            type(ensemble.member(index)).load(folder, ensemble.member(index).params, ensemble.member_seed(index))
+        )
         seconds += float(held.get("train_seconds") or 0.0)
     if (out_of_fold < 0).any():
         raise KaggleError("the members' held-out folds do not cover every row; nothing was kept. Fix: run again")
     ensemble.members = members
     accuracy = float(np.mean(out_of_fold == dataset.train_labels))
-    log.info("remote: %d members back; their out-of-fold accuracy %.4f over %d rows", len(members), accuracy, len(out_of_fold))
+    log.info(
+        "remote: %d members back; their out-of-fold accuracy %.4f over %d rows",
+        len(members),
+        accuracy,
+        len(out_of_fold),
+    )
     meta = pipeline.model_meta(
-        settings, params, dataset, accuracy, f"{params.members}-fold out-of-fold (members)", len(dataset.train_labels), seconds
+        settings,
+        params,
+        dataset,
+        accuracy,
+        f"{params.members}-fold out-of-fold (members)",
+        len(dataset.train_labels),
+        seconds,
     )
     first, last = homes[0][0], homes[-1][0]
     meta["trained_on"] = f"kaggle kernels {first.ref} {first.label} .. {last.ref} {last.label}"

@@ -62,7 +62,9 @@ class RunLock:
         stale = self._holder_record()
         if stale and not alive(stale.get("pid")):
             log.info(
-                "run: took over the lock left by pid %s (started %s), which is no longer running", stale.get("pid"), stale.get("started")
+                "run: took over the lock left by pid %s (started %s), which is no longer running",
+                stale.get("pid"),
+                stale.get("started"),
             )
         self.info.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now()}))
         return self
@@ -119,7 +121,9 @@ def scheduled_run(settings: pipeline.Settings, options: RunOptions) -> str:
     The guards are submit's own (submit.require_quota, refuse_identical, upload_and_wait): the quota
     is asked once before training too, so a day without submissions left costs no training.
     """
-    submit.require_submissions(settings.task, "Nothing to schedule. Fix: use 'make evaluate TASK={task}' to score the model on it")
+    submit.require_submissions(
+        settings.task, "Nothing to schedule. Fix: use 'make evaluate TASK={task}' to score the model on it"
+    )
     kaggle = Kaggle(settings.task, competition=options.competition)
     ledger = Ledger()
     # Which credential a scheduled run used goes in its log (cron and systemd do not see the shell's exports).
@@ -145,7 +149,8 @@ def scheduled_run(settings: pipeline.Settings, options: RunOptions) -> str:
         if age < timedelta(days=options.keep_alive_days):
             raise Skipped(
                 f"nothing changed since {last['file']} (ref {last['kaggle_ref']}, public {last['public_score']}), "
-                f"submitted {age.days} d {age.seconds // 3600} h ago; keep-alive resubmission after {options.keep_alive_days:g} d"
+                f"submitted {age.days} d {age.seconds // 3600} h ago; keep-alive resubmission after "
+                f"{options.keep_alive_days:g} d"
             )
         kept_alive = _keepalive(settings, options, kaggle, last, age, dataset)
         if kept_alive:
@@ -155,17 +160,24 @@ def scheduled_run(settings: pipeline.Settings, options: RunOptions) -> str:
     path = pipeline.predict(settings, dataset)
     # submit refuses predictions identical to a submitted file (exit 10), unless the keep-alive is due.
     options_submit = submit.SubmitOptions(
-        file=path, message=options.message, wait_timeout=options.wait_timeout, competition=options.competition, force=keep_alive_due
+        file=path,
+        message=options.message,
+        wait_timeout=options.wait_timeout,
+        competition=options.competition,
+        force=keep_alive_due,
     )
     outcome = submit.submit(settings, options_submit, kaggle=kaggle)
     return (
-        f"submitted {outcome.file.name} (ref {outcome.ref}): public score {outcome.public_score}, holdout {outcome.holdout_accuracy:.4f}"
+        f"submitted {outcome.file.name} (ref {outcome.ref}): public score {outcome.public_score}, holdout "
+        f"{outcome.holdout_accuracy:.4f}"
         if outcome.holdout_accuracy is not None
         else f"submitted {outcome.file.name}"
     )
 
 
-def _keepalive(settings: pipeline.Settings, options: RunOptions, kaggle, last: dict, age: timedelta, dataset) -> str | None:
+def _keepalive(
+    settings: pipeline.Settings, options: RunOptions, kaggle, last: dict, age: timedelta, dataset
+) -> str | None:
     """Re-upload the last scored file, unchanged and without training, so the team stays on a rolling
     leaderboard. None when that file is gone or no longer matches the ledger (then the run retrains)."""
     path = config.SUBMISSIONS_DIR / last["file"]
@@ -176,7 +188,9 @@ def _keepalive(settings: pipeline.Settings, options: RunOptions, kaggle, last: d
     except DataError:
         intact = False
     if not intact:
-        log.warning("run: keep-alive: %s is missing or changed since it was submitted; training a new file instead", path)
+        log.warning(
+            "run: keep-alive: %s is missing or changed since it was submitted; training a new file instead", path
+        )
         return None
     log.info(
         "run: keep-alive: nothing changed, but %s (ref %s) is %d days old: uploading it again, without training",
@@ -187,7 +201,9 @@ def _keepalive(settings: pipeline.Settings, options: RunOptions, kaggle, last: d
     message = f"keep-alive of ref {last['kaggle_ref']}" + (f" - {options.message}" if options.message else "")
     outcome = submit.submit(
         settings,
-        submit.SubmitOptions(file=path, force=True, message=message, wait_timeout=options.wait_timeout, competition=options.competition),
+        submit.SubmitOptions(
+            file=path, force=True, message=message, wait_timeout=options.wait_timeout, competition=options.competition
+        ),
         kaggle=kaggle,
     )
     return (
@@ -207,7 +223,11 @@ def _dry_run(settings, options, kaggle, ledger) -> str:
         recorded = None
     fetch = "would download the data (changed on Kaggle)" if etag != recorded else "data unchanged: would not download"
     last = _last_scored(ledger, settings.task.name)
-    last_text = f"last scored submission {last['file']} ({_age(last['time']).days} d old)" if last else "no scored submission yet"
+    last_text = (
+        f"last scored submission {last['file']} ({_age(last['time']).days} d old)"
+        if last
+        else "no scored submission yet"
+    )
     return (
         f"dry run: {fetch}; {last_text}; would train '{settings.model}' and submit unless the predictions "
         f"match a submitted file or nothing changed within {options.keep_alive_days:g} d"
@@ -238,15 +258,25 @@ def run_command(settings: pipeline.Settings, options: RunOptions, quiet: bool) -
     started = time.perf_counter()
 
     def summary(word: str, code: int, text: str) -> str:
-        line = redact.scrub(f"kaggle-digits run {word} (exit {code}, {time.perf_counter() - started:.0f} s): {text} [log: {log_path}]")
-        log_file.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "run: %s", (line,), None))  # the file gets it too
+        line = redact.scrub(
+            f"kaggle-digits run {word} (exit {code}, {time.perf_counter() - started:.0f} s): {text} [log: {log_path}]"
+        )
+        log_file.handle(
+            log.makeRecord(log.name, logging.INFO, __file__, 0, "run: %s", (line,), None)
+        )  # the file gets it too
         return line
 
     try:
         with RunLock(config.DATA_DIR):
             text = scheduled_run(settings, options)
     except ToolkitError as error:
-        word = "skipped" if isinstance(error, Skipped) else "not started" if isinstance(error, AlreadyRunning) else "failed"
+        word = (
+            "skipped"
+            if isinstance(error, Skipped)
+            else "not started"
+            if isinstance(error, AlreadyRunning)
+            else "failed"
+        )
         error.summary = summary(word, error.exit_code, str(error))
         raise
     except KeyboardInterrupt:

@@ -18,7 +18,9 @@ def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
         raise UsageError(f"--holdout {fraction}: must be between 0 and 1 (e.g. 0.1 for 10%)")
     indices = np.arange(len(labels))
     stratify = labels if np.bincount(labels).min() >= 2 else None
-    train, val = lazy.sklearn().model_selection.train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
+    train, val = lazy.sklearn().model_selection.train_test_split(
+        indices, test_size=fraction, random_state=seed, stratify=stratify
+    )
     return np.sort(train), np.sort(val)
 
 
@@ -26,7 +28,12 @@ def kfold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.nda
     """Stratified, seeded k-fold: every row is in exactly one fold's held-out part."""
     smallest = int(np.bincount(labels).min())
     if folds > smallest:
-        raise UsageError(f"--folds {folds}: the rarest class has only {smallest} rows. Fix: use at most {smallest} folds (5 is usual)")
+        raise UsageError(
+            f"--folds {folds}: the rarest class has only {smallest} rows. Fix: use at most {smallest} folds (5 is "
+            f"usual)"
+        )
     return list(
-        lazy.sklearn().model_selection.StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+        lazy.sklearn()
+        .model_selection.StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        .split(np.zeros(len(labels)), labels)
     )

@@ -19,7 +19,9 @@ from .helpers import write_atomically
 
 def config_hash(task: str, model: str, requested_params: dict[str, Any], seed: int, data_checksum: str) -> str:
     """What "nothing changed" compares: task, model, the hyperparameters asked for, seed and training data."""
-    text = json.dumps({"task": task, "model": model, "params": requested_params, "seed": seed, "data": data_checksum}, sort_keys=True)
+    text = json.dumps(
+        {"task": task, "model": model, "params": requested_params, "seed": seed, "data": data_checksum}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -59,13 +61,17 @@ def check_submission(path: Path, task: Task, expected_ids: np.ndarray | None = N
         raise DataError(f"{path}: not a text CSV. Fix: submit the CSV that 'make predict' wrote") from None
     if not lines or lines[0].strip() != f"{id_column},{label_column}":
         found = lines[0].strip() if lines else "(empty file)"
-        raise DataError(f"{path} line 1: header is '{found}', expected '{id_column},{label_column}'. Fix: write it with 'make predict'")
+        raise DataError(
+            f"{path} line 1: header is '{found}', expected '{id_column},{label_column}'. Fix: write it with 'make "
+            f"predict'"
+        )
     ids, labels = [], []
     for number, line in enumerate(lines[1:], start=2):
         parts = line.split(",")
         if len(parts) != 2 or not all(part.strip().lstrip("-").isdigit() for part in parts):
             raise DataError(
-                f"{path} line {number}: '{line}' is not two integers '{id_column},{label_column}'. Fix: write it with 'make predict'"
+                f"{path} line {number}: '{line}' is not two integers '{id_column},{label_column}'. Fix: write it with "
+                f"'make predict'"
             )
         ids.append(int(parts[0]))
         labels.append(int(parts[1]))
@@ -74,7 +80,8 @@ def check_submission(path: Path, task: Task, expected_ids: np.ndarray | None = N
         expected_ids = np.arange(1, len(ids) + 1) if task.test_id_column is None else np.sort(ids_array)
     if len(ids) != len(expected_ids):
         raise DataError(
-            f"{path}: {len(ids)} rows, expected {len(expected_ids)} (one per test image). Fix: predict again on the full test file"
+            f"{path}: {len(ids)} rows, expected {len(expected_ids)} (one per test image). Fix: predict again on the "
+            f"full test file"
         )
     if len(set(ids)) != len(ids):
         duplicate = int(ids_array[np.flatnonzero(np.diff(np.sort(ids_array)) == 0)[0]])
@@ -85,7 +92,8 @@ def check_submission(path: Path, task: Task, expected_ids: np.ndarray | None = N
     bad = np.flatnonzero((labels_array < 0) | (labels_array >= len(task.class_names)))
     if len(bad):
         raise DataError(
-            f"{path} line {bad[0] + 2}: {label_column} {labels_array[bad[0]]} is not 0..{len(task.class_names) - 1}. Fix: predict again"
+            f"{path} line {bad[0] + 2}: {label_column} {labels_array[bad[0]]} is not 0..{len(task.class_names) - 1}. "
+            f"Fix: predict again"
         )
     return len(ids)
 

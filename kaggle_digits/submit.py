@@ -16,7 +16,15 @@ from typing import Any, Protocol
 
 from . import config, data, models, submission
 from .config import Task
-from .errors import DataError, KaggleError, KaggleUnavailable, Skipped, SubmissionOutcomeUnknown, ToolkitError, UsageError
+from .errors import (
+    DataError,
+    KaggleError,
+    KaggleUnavailable,
+    Skipped,
+    SubmissionOutcomeUnknown,
+    ToolkitError,
+    UsageError,
+)
 from .helpers import exclusive, utc_now, write_folder_atomically
 from .kaggle_api import Kaggle, Limits
 from .ledger import Ledger, description, refuse_identical, restore_ledger, settle_open_rows
@@ -45,7 +53,8 @@ def fetch(settings: Settings, force: bool = False, competition: str | None = Non
         kaggle.credentials.source,
     )
     archive = config.RAW_DIR / settings.task.archive_name
-    # Two fetches at once (cron beside a terminal) would share one <zip>.part: the second waits, then finds it up to date.
+    # Two fetches at once (cron beside a terminal) would share one <zip>.part: the second waits, then finds it up to
+    # date.
     with exclusive(config.LOCKS_DIR / f"fetch-{archive.name}.lock", f"fetch {archive}"):
         return _fetch_locked(settings, kaggle, archive, force)
 
@@ -81,7 +90,12 @@ def _fetch_locked(settings: Settings, kaggle: Kaggle, archive: Path, force: bool
                         shutil.copyfileobj(inflated, out, 1 << 20)
 
     write_folder_atomically(folder, extract)
-    log.info("fetch: %d train and %d test rows checked, extracted to %s", len(dataset.train_labels), len(dataset.test_images), folder)
+    log.info(
+        "fetch: %d train and %d test rows checked, extracted to %s",
+        len(dataset.train_labels),
+        len(dataset.test_images),
+        folder,
+    )
     return folder, True
 
 
@@ -178,9 +192,17 @@ def unsubmitted_prediction(settings: Settings, dataset: data.Dataset) -> Path | 
         except DataError as error:
             reason = str(error)
     if reason:
-        log.info("submit: not uploading %s, the newest prediction of '%s': %s; training anew", path.name, settings.model, reason)
+        log.info(
+            "submit: not uploading %s, the newest prediction of '%s': %s; training anew",
+            path.name,
+            settings.model,
+            reason,
+        )
         return None
-    log.info("submit: %s was predicted with exactly these settings and data and never uploaded: uploading it, no training", path.name)
+    log.info(
+        "submit: %s was predicted with exactly these settings and data and never uploaded: uploading it, no training",
+        path.name,
+    )
     return path
 
 
@@ -196,7 +218,8 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
         rows = submission.check_submission(path, settings.task, expected_ids)
         if expected_ids is None:  # say what could not be checked, rather than pass it as checked
             log.warning(
-                "submit: no %s at hand (%s), so %s was checked for its header, labels and unique ids only: not that its "
+                "submit: no %s at hand (%s), so %s was checked for its header, labels and unique ids only: not that "
+                "its "
                 "%d rows are the test file's. Fix: 'make data' first to check it fully",
                 settings.task.test_file,
                 settings.resolved_data_dir,
@@ -210,7 +233,12 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
         settle_open_rows(ledger, kaggle, settings.task.name)
     if not options.file:
         path = produce_submission(
-            settings, kaggle, force_fetch=False, competition=options.competition, refit=options.refit, remote=options.remote
+            settings,
+            kaggle,
+            force_fetch=False,
+            competition=options.competition,
+            refit=options.refit,
+            remote=options.remote,
         )
     sidecar = submission.read_sidecar(path)
     result = SubmitResult(file=path, holdout_accuracy=sidecar.get("holdout_accuracy"), run_id=path.stem)
@@ -220,7 +248,9 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
     # its upload: a second process (cron beside a terminal) waits here, then sees this upload in the ledger.
     with ledger.locked():
         refuse_identical(ledger, settings.task.name, path, options.force)
-        require_quota(kaggle, f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}")
+        require_quota(
+            kaggle, f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}"
+        )
         ref = upload(settings, kaggle, ledger, path, sidecar, options, result)
     return wait_for_score(kaggle, ledger, path, ref, options, result)
 
@@ -228,14 +258,19 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
 def require_submissions(task: Task, fix: str) -> None:
     """Tasks whose test file is labeled (Fashion-MNIST) have nothing to submit."""
     if not task.submits:
-        raise UsageError(f"task '{task.name}' has no submissions (its test file is labeled). {fix.format(task=task.name)}")
+        raise UsageError(
+            f"task '{task.name}' has no submissions (its test file is labeled). {fix.format(task=task.name)}"
+        )
 
 
 def require_quota(kaggle: Kaggle, consequence: str) -> Limits:
     """Kaggle's own count decides (numAllowedNow); with none left the run stops before it spends anything."""
     limits = kaggle.limits()
     log.info(
-        "submit: submissions used today: %d, left now: %d (in all on this competition: %d)", limits.today, limits.allowed_now, limits.total
+        "submit: submissions used today: %d, left now: %d (in all on this competition: %d)",
+        limits.today,
+        limits.allowed_now,
+        limits.total,
     )
     if limits.allowed_now <= 0:
         raise Skipped(f"no submissions left today on '{kaggle.name}' ({limits.today} used today); {consequence}")
@@ -290,10 +325,14 @@ def upload(
     return ref
 
 
-def wait_for_score(kaggle: Kaggle, ledger: Ledger, path: Path, ref: int, options: SubmitOptions, result: SubmitResult) -> SubmitResult:
+def wait_for_score(
+    kaggle: Kaggle, ledger: Ledger, path: Path, ref: int, options: SubmitOptions, result: SubmitResult
+) -> SubmitResult:
     """Outside the ledger's lock: the row has its ref, so nothing another process does can mistake it."""
     state: SubmissionState = kaggle.wait(ref, timeout=options.wait_timeout)
-    ledger.update(result.run_id, status=state.status, public_score=state.public_score, private_score=state.private_score)
+    ledger.update(
+        result.run_id, status=state.status, public_score=state.public_score, private_score=state.private_score
+    )
     result.uploaded, result.ref, result.status = True, ref, state.status
     result.public_score, result.private_score = state.public_score, state.private_score
     if state.status == "ERROR":
@@ -334,7 +373,9 @@ def status(settings: Settings, competition: str | None = None, kaggle=None) -> l
     for row in ledger.rows(settings.task.name):
         item = remote.pop(row["kaggle_ref"], None) if row["kaggle_ref"] else None
         if item and (item.status != row["status"] or item.public_score != row["public_score"]):
-            ledger.update(row["run_id"], status=item.status, public_score=item.public_score, private_score=item.private_score)
+            ledger.update(
+                row["run_id"], status=item.status, public_score=item.public_score, private_score=item.private_score
+            )
         rows.append(
             {
                 "time": row["time"],

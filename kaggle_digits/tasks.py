@@ -74,7 +74,9 @@ def get_task(name_or_path: str) -> Task:
     if candidate.is_file():
         return load_task_file(candidate)
     known = ", ".join(all_tasks())
-    raise UsageError(f"unknown task '{name_or_path}'. Fix: choose one of {known}, or pass a task file (--task my-task.toml)")
+    raise UsageError(
+        f"unknown task '{name_or_path}'. Fix: choose one of {known}, or pass a task file (--task my-task.toml)"
+    )
 
 
 def load_task_file(path: Path) -> Task:
@@ -82,7 +84,9 @@ def load_task_file(path: Path) -> Task:
     try:
         content = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{path}: not valid TOML ({error}). Fix: see the example in docs/reference.md (Tasks)") from None
+        raise UsageError(
+            f"{path}: not valid TOML ({error}). Fix: see the example in docs/reference.md (Tasks)"
+        ) from None
     fields = {field.name: field for field in dataclasses.fields(Task)}
     unknown = sorted(set(content) - set(fields))
     if unknown:
@@ -93,7 +97,9 @@ def load_task_file(path: Path) -> Task:
     if content["source"] not in ("competition", "dataset"):
         raise UsageError(f'{path}: source = \'{content["source"]}\'. Fix: source must be "competition" or "dataset"')
     if content["source"] == "dataset" and "/" not in str(content["ref"]):
-        raise UsageError(f"{path}: ref = '{content['ref']}' is not owner/dataset. Fix: write it as on the data set's page")
+        raise UsageError(
+            f"{path}: ref = '{content['ref']}' is not owner/dataset. Fix: write it as on the data set's page"
+        )
     for key, dataset in (("name", False), ("ref", content["source"] == "dataset")):
         problem = slug_problem(str(content[key]), dataset)
         if problem:
@@ -112,9 +118,13 @@ def load_task_file(path: Path) -> Task:
         values[key] = value
     task = Task(**values)
     if task.submission_columns is not None and len(task.submission_columns) != 2:
-        raise UsageError(f'{path}: submission_columns must name two columns (id, label). Fix: e.g. ["ImageId", "Label"]')
+        raise UsageError(
+            f'{path}: submission_columns must name two columns (id, label). Fix: e.g. ["ImageId", "Label"]'
+        )
     if task.test_labeled and task.submission_columns and "submission_columns" in content:
-        raise UsageError(f"{path}: a task with a labeled test file has no submissions. Fix: drop submission_columns or test_labeled")
+        raise UsageError(
+            f"{path}: a task with a labeled test file has no submissions. Fix: drop submission_columns or test_labeled"
+        )
     if task.test_labeled and "submission_columns" not in content:
         task = dataclasses.replace(task, submission_columns=None, sample_submission_file=None)
     if len(task.class_names) != config.NUM_CLASSES:

@@ -45,7 +45,9 @@ class Score:
 
     @property
     def per_class_accuracy(self) -> list[float]:
-        return [round(float(value), 5) for value in self.confusion.diagonal() / np.maximum(self.confusion.sum(axis=1), 1)]
+        return [
+            round(float(value), 5) for value in self.confusion.diagonal() / np.maximum(self.confusion.sum(axis=1), 1)
+        ]
 
 
 def score(model: models.Model, images: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None) -> Score:
@@ -144,7 +146,9 @@ def read_metrics(folder: Path) -> dict[str, Any] | None:
     return metrics
 
 
-def matching_estimate(metrics: dict[str, Any] | None, params: Any, seed: int, dataset: Dataset) -> TypeGuard[dict[str, Any]]:
+def matching_estimate(
+    metrics: dict[str, Any] | None, params: Any, seed: int, dataset: Dataset
+) -> TypeGuard[dict[str, Any]]:
     """Whether a validation's figure speaks for this training: same data, same settings, same seed."""
     return (
         metrics is not None
@@ -159,7 +163,12 @@ def final_epochs(params: Any, metrics: dict[str, Any] | None, dataset: Dataset) 
 
     A model without early stopping (patience 0) keeps its epochs: its schedule is laid out over them.
     """
-    if not hasattr(params, "epochs") or not getattr(params, "patience", 0) or not metrics or not metrics.get("best_epoch"):
+    if (
+        not hasattr(params, "epochs")
+        or not getattr(params, "patience", 0)
+        or not metrics
+        or not metrics.get("best_epoch")
+    ):
         return params, f"{params.epochs} epochs" if hasattr(params, "epochs") else "no epochs"
     comparable = {key: value for key, value in metrics["params"].items() if key != "epochs"}
     current = {key: value for key, value in models.params_dict(params).items() if key != "epochs"}
@@ -205,7 +214,10 @@ def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
                 f"{folder} holds a '{meta['model']}' saved by an older version of the toolkit (its parameters "
                 f"{', '.join(gone)} no longer exist). {fix}"
             )
-        params = replace(params, **{key: (tuple(v) if isinstance(getattr(params, key), tuple) else v) for key, v in meta["params"].items()})
+        params = replace(
+            params,
+            **{key: (tuple(v) if isinstance(getattr(params, key), tuple) else v) for key, v in meta["params"].items()},
+        )
         seed = int(meta["seed"])
     except _OlderRecipe as error:
         raise DataError(str(error)) from None
@@ -214,7 +226,9 @@ def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
     try:
         return model_class.load(folder, params, seed), meta
     except Exception as error:  # whatever the library raises for a cut or garbled file, the file is unusable
-        raise DataError(f"the saved model in {folder} is damaged or unreadable ({type(error).__name__}). {fix}") from None
+        raise DataError(
+            f"the saved model in {folder} is damaged or unreadable ({type(error).__name__}). {fix}"
+        ) from None
 
 
 class _OlderRecipe(Exception):
@@ -222,8 +236,10 @@ class _OlderRecipe(Exception):
 
 
 def _make_command(target: str, folder: Path) -> str:
-    """The make command that writes `folder` again: data/models/cnn-kannada-mnist -> make train MODEL=cnn TASK=kannada-mnist."""
+    """The make command that writes `folder` again: cnn-kannada-mnist -> make train MODEL=cnn TASK=kannada-mnist."""
     name = folder.name.removesuffix("-evaluate")
-    model = max((known for known in models.REGISTRY if name == known or name.startswith(known + "-")), key=len, default=name)
+    model = max(
+        (known for known in models.REGISTRY if name == known or name.startswith(known + "-")), key=len, default=name
+    )
     task = name[len(model) + 1 :]
     return f"make {target} MODEL={model}" + (f" TASK={task}" if task else "")

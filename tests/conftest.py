@@ -36,7 +36,9 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def write_competition(folder: Path, sample, n_train: int = 600, n_test: int = 200, task=DIGITS, as_zip: bool = False) -> Path:
+def write_competition(
+    folder: Path, sample, n_train: int = 600, n_test: int = 200, task=DIGITS, as_zip: bool = False
+) -> Path:
     """A small Kaggle-layout competition drawn from the sample's labeled rows."""
     files = layout.task_files(
         task,
@@ -60,11 +62,19 @@ def small_competition(workdir, sample):
     return write_competition(workdir / "comp", sample)
 
 
-def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path, env: dict | None = None, timeout: float = 300, stdin=subprocess.DEVNULL
+) -> subprocess.CompletedProcess:
     """The command a user types, in a fresh process: real exit codes, real output."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "kaggle_digits", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=stdin
+        [sys.executable, "-m", "kaggle_digits", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=stdin,
     )
 
 

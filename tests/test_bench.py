@@ -54,17 +54,29 @@ def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(work
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads((out / "bench.json").read_text())
     cnn, peer = report["results"]
-    assert cnn["params"]["epochs"] == peer["params"]["epochs"] == 2, "the peer trains on the default model's epoch budget"
-    assert [point["epochs"] for point in cnn["curve"]] == [1, 2] and [point["epochs"] for point in peer["curve"]] == [1, 2]
+    assert cnn["params"]["epochs"] == peer["params"]["epochs"] == 2, (
+        "the peer trains on the default model's epoch budget"
+    )
+    assert [point["epochs"] for point in cnn["curve"]] == [1, 2] and [point["epochs"] for point in peer["curve"]] == [
+        1,
+        2,
+    ]
     assert all(point["rows"] == 750 and point["minutes"] > 0 for point in cnn["curve"] + peer["curve"])
-    assert cnn["curve"][1]["accuracy"] == pytest.approx(cnn["fold_accuracies"][0]), "the full budget's point is fold 1 of the run"
+    assert cnn["curve"][1]["accuracy"] == pytest.approx(cnn["fold_accuracies"][0]), (
+        "the full budget's point is fold 1 of the run"
+    )
     assert (out / "accuracy_vs_minutes.png").read_bytes().startswith(b"\x89PNG")
     first, second = report["submit"]["first"], report["submit"]["second"]
-    assert first["train_rows"] == 1350 and second["train_rows"] == 1500, "validated model first, then one fit on every row"
+    assert first["train_rows"] == 1350 and second["train_rows"] == 1500, (
+        "validated model first, then one fit on every row"
+    )
     assert first["seconds"] > 0 and second["seconds"] > 0 and "--no-upload" in second["summary"]
     assert json.loads((out / "submit-report" / "metrics.json").read_text())["params"]["batch_size"] == 32
     table = (out / "bench.md").read_text()
-    assert "`kaggle-digits submit --no-upload --model cnn`, data at hand, wall time: " in table and "on all 1,500 rows" in table
+    assert (
+        "`kaggle-digits submit --no-upload --model cnn`, data at hand, wall time: " in table
+        and "on all 1,500 rows" in table
+    )
     assert "| `deotte` | 2 | " in table and " ± " in table and "2-fold out-of-fold" in table
 
 
@@ -97,7 +109,9 @@ def test_bench_scores_a_committee_on_rows_none_of_its_members_saw(workdir, sampl
     assert held_out.sum() == 600 and (np.asarray(softmax["oof_predictions"]) >= 0).sum() == 600
     assert ensemble["oof_accuracy"] == pytest.approx(np.mean(committee[held_out] == labels[held_out]))
     members = [np.asarray(member) for member in ensemble["member_predictions"]]
-    assert len(members) == 2 and all(((member >= 0) == held_out).all() for member in members), "members predict the same rows"
+    assert len(members) == 2 and all(((member >= 0) == held_out).all() for member in members), (
+        "members predict the same rows"
+    )
     table = (out / "bench.md").read_text()
     assert "the first 1 of 2 folds" in table
     assert "`ensemble` on 600 rows none of its members saw: committee " in table and "its 2 members alone " in table

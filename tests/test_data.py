@@ -41,7 +41,10 @@ BAD_INPUTS = {
         lambda d: edit_line(d / "train.csv", 1, lambda line: line.replace("pixel5,", "pixel_5,")),
         ["train.csv line 1", "column 7", "pixel_5", "expected 'pixel5'"],
     ),
-    "too many columns": (lambda d: edit_line(d / "train.csv", 5, lambda line: line + ",0"), ["train.csv line 5", "786 values", "785"]),
+    "too many columns": (
+        lambda d: edit_line(d / "train.csv", 5, lambda line: line + ",0"),
+        ["train.csv line 5", "786 values", "785"],
+    ),
     "too few columns": (
         lambda d: edit_line(d / "train.csv", 6, lambda line: line.rsplit(",", 1)[0]),
         ["train.csv line 6", "784 values", "785"],
@@ -50,11 +53,26 @@ BAD_INPUTS = {
         lambda d: edit_line(d / "train.csv", 3, set_value(100, "abc")),
         ["train.csv line 3", "pixel99", "'abc'", "not a number"],
     ),
-    "fractional pixel": (lambda d: edit_line(d / "test.csv", 4, set_value(10, "1.5")), ["test.csv line 4", "pixel10", "not an integer"]),
-    "pixel 256": (lambda d: edit_line(d / "train.csv", 7, set_value(200, "256")), ["train.csv line 7", "pixel199", "256", "0..255"]),
-    "pixel -1": (lambda d: edit_line(d / "test.csv", 2, set_value(0, "-1")), ["test.csv line 2", "pixel0", "-1", "0..255"]),
-    "label 10": (lambda d: edit_line(d / "train.csv", 9, set_value(0, "10")), ["train.csv line 9", "column label", "10", "0..9"]),
-    "blank value": (lambda d: edit_line(d / "train.csv", 4, set_value(300, "")), ["train.csv line 4", "pixel299", "blank"]),
+    "fractional pixel": (
+        lambda d: edit_line(d / "test.csv", 4, set_value(10, "1.5")),
+        ["test.csv line 4", "pixel10", "not an integer"],
+    ),
+    "pixel 256": (
+        lambda d: edit_line(d / "train.csv", 7, set_value(200, "256")),
+        ["train.csv line 7", "pixel199", "256", "0..255"],
+    ),
+    "pixel -1": (
+        lambda d: edit_line(d / "test.csv", 2, set_value(0, "-1")),
+        ["test.csv line 2", "pixel0", "-1", "0..255"],
+    ),
+    "label 10": (
+        lambda d: edit_line(d / "train.csv", 9, set_value(0, "10")),
+        ["train.csv line 9", "column label", "10", "0..9"],
+    ),
+    "blank value": (
+        lambda d: edit_line(d / "train.csv", 4, set_value(300, "")),
+        ["train.csv line 4", "pixel299", "blank"],
+    ),
     "test.csv with a label column": (
         lambda d: (d / "test.csv").write_bytes((d / "train.csv").read_bytes()),
         ["test.csv line 1", "'label' column", "swap"],
@@ -85,7 +103,9 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(case, workdir, sample, c
     assert "Fix:" in err
     assert "Traceback" not in err
     # Nothing written: no cache, no report, no model, no submission.
-    assert set(files_under(workdir)) - before <= {folder / name for name in ("train.csv", "test.csv", "sample_submission.csv")}
+    assert set(files_under(workdir)) - before <= {
+        folder / name for name in ("train.csv", "test.csv", "sample_submission.csv")
+    }
     assert not (workdir / "data").exists()
 
 

@@ -58,7 +58,9 @@ def test_fetch_submit_wait_ledger_status(server, kaggle_env, workdir):
     assert 0.7 < float(row["public_score"]) <= 1.0
     assert float(row["holdout_accuracy"]) > 0.7
     description = server.state.submissions[0].description
-    assert description.startswith(f"kaggle-digits {row['run_id']}: logreg, holdout ") and description.endswith(" - first try")
+    assert description.startswith(f"kaggle-digits {row['run_id']}: logreg, holdout ") and description.endswith(
+        " - first try"
+    )
     assert (workdir / "submissions" / row["file"]).exists()
 
     status = kd("status", cwd=workdir, env=kaggle_env)
@@ -102,7 +104,10 @@ def test_wrong_token_is_an_auth_error_that_does_not_print_it(server, kaggle_env,
     wrong = "KGAT_wrong_token_123456"
     result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_API_TOKEN": wrong}, secret=wrong)
     assert result.returncode == 4
-    assert "rejected the token from KAGGLE_API_TOKEN; no other credentials are tried there" in result.stderr and "Fix:" in result.stderr
+    assert (
+        "rejected the token from KAGGLE_API_TOKEN; no other credentials are tried there" in result.stderr
+        and "Fix:" in result.stderr
+    )
 
 
 def test_no_credentials_lists_where_it_looked(kaggle_env, workdir, monkeypatch):
@@ -229,7 +234,11 @@ def test_cut_download_is_resumed_and_a_failed_one_leaves_nothing(server, kaggle_
     (raw / "digit-recognizer.zip.part").write_bytes(b"PK\x03\x04half a zip")
     clean = kd("fetch", cwd=other, env=kaggle_env)
     assert clean.returncode == 0, clean.stderr
-    assert sorted(p.name for p in raw.iterdir()) == ["digit-recognizer", "digit-recognizer.zip", "digit-recognizer.zip.json"]
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "digit-recognizer",
+        "digit-recognizer.zip",
+        "digit-recognizer.zip.json",
+    ]
 
 
 def test_malformed_upload_is_scored_as_error_by_the_server(server, tmp_path, local_client):
@@ -265,7 +274,9 @@ def test_submit_after_train_and_predict_uploads_that_file_without_training(serve
     assert submitted.returncode == 0, submitted.stderr
     assert f"{predicted.name} was predicted with exactly these settings and data and never uploaded" in submitted.stderr
     assert server.state.submissions[0].content == predicted.read_bytes()
-    assert {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()} == stamps, "no model was fitted"
+    assert {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()} == stamps, (
+        "no model was fitted"
+    )
     # A prediction of a model with other settings is not what submit is asked for: it says so, and trains.
     for step in ("train", "predict"):
         assert kd(step, "-q", *FAST_MODEL, "-p", "C=0.001", cwd=workdir, env=kaggle_env).returncode == 0

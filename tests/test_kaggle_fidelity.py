@@ -72,7 +72,10 @@ def test_a_failed_upload_starts_over_with_a_fresh_upload_url(server, kaggle_env,
     server.inject(method="upload", **fault)
     result = kd("submit", "--file", str(answer_file(workdir)), cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
-    assert "storage did not take the upload" in result.stderr and "starting over with a new upload (1 of 2)" in result.stderr
+    assert (
+        "storage did not take the upload" in result.stderr
+        and "starting over with a new upload (1 of 2)" in result.stderr
+    )
     assert server.state.requests.count("POST StartSubmissionUpload") == 2
     assert len(server.state.submissions) == 1 and ledger_rows(workdir)[0]["status"] == "COMPLETE"
     # urllib3's own retry warnings print the upload URL: its session id never reaches the output.
@@ -85,7 +88,10 @@ def test_upload_that_never_succeeds_submits_nothing(server, kaggle_env, workdir)
     server.inject(method="upload", status=308, count=3)
     result = kd("submit", "--file", str(answer_file(workdir)), cwd=workdir, env=kaggle_env)
     assert result.returncode == 5
-    assert "could not upload answer-1.csv to Kaggle's storage (HTTP 308, 3 attempts); nothing was submitted" in result.stderr
+    assert (
+        "could not upload answer-1.csv to Kaggle's storage (HTTP 308, 3 attempts); nothing was submitted"
+        in result.stderr
+    )
     assert "POST CreateSubmission" not in server.state.requests
     assert ledger_rows(workdir)[0]["status"] == "FAILED"
 
@@ -101,7 +107,9 @@ def test_upload_that_never_succeeds_submits_nothing(server, kaggle_env, workdir)
         ({"delay": 2.0}, {"KAGGLE_DIGITS_TIMEOUT": "0.7"}),  # a read timeout: created after the client gave up
     ],
 )
-def test_lost_create_answer_gives_exactly_one_submission_over_any_number_of_reruns(server, kaggle_env, workdir, fault, extra_env):
+def test_lost_create_answer_gives_exactly_one_submission_over_any_number_of_reruns(
+    server, kaggle_env, workdir, fault, extra_env
+):
     path = answer_file(workdir)
     server.inject(method="CreateSubmission", **fault)
     first = kd("submit", "--file", str(path), cwd=workdir, env={**kaggle_env, **extra_env})
@@ -145,7 +153,11 @@ def test_the_same_blob_token_twice_makes_two_submissions_on_this_server(server, 
     token = client._upload(answer_file(tmp_path))
     for _ in range(2):
         request = ApiCreateSubmissionRequest()
-        request.competition_name, request.blob_file_tokens, request.submission_description = "digit-recognizer", token, "x"
+        request.competition_name, request.blob_file_tokens, request.submission_description = (
+            "digit-recognizer",
+            token,
+            "x",
+        )
         client.competitions.create_submission(request)
     assert len(server.state.submissions) == 2
 
@@ -155,7 +167,9 @@ def test_the_same_blob_token_twice_makes_two_submissions_on_this_server(server, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task_name", ["digit-recognizer", "fashion-mnist"])
-def test_resume_after_the_signed_url_expired_asks_for_a_fresh_one(sample, tmp_path, monkeypatch, task_name, local_client):
+def test_resume_after_the_signed_url_expired_asks_for_a_fresh_one(
+    sample, tmp_path, monkeypatch, task_name, local_client
+):
     task = config.BUILTIN_TASKS[task_name]
     competition = local_kaggle.competition_from_arrays(task, sample.train_images[:600], sample.train_labels[:600])
     with local_kaggle.LocalKaggleServer([competition], url_ttl=3, **SECRETS) as server:
@@ -237,12 +251,19 @@ def test_home_access_token_comes_before_kaggle_json_in_the_config_dir(server, ka
     assert source == str(home / ".kaggle" / "access_token") and last == f"Bearer {local_kaggle.DEMO_USER}"
 
 
-def test_an_invalid_token_falls_back_to_the_legacy_key_as_the_official_client_does(server, kaggle_env, monkeypatch, caplog):
+def test_an_invalid_token_falls_back_to_the_legacy_key_as_the_official_client_does(
+    server, kaggle_env, monkeypatch, caplog
+):
     _legacy(Path(kaggle_env["KAGGLE_CONFIG_DIR"]))
     with caplog.at_level("WARNING", logger="kaggle_digits"):
-        source, last = _as_on_kaggle(server, {**kaggle_env, "KAGGLE_API_TOKEN": "KGAT_expired_token_0123456789"}, monkeypatch)
+        source, last = _as_on_kaggle(
+            server, {**kaggle_env, "KAGGLE_API_TOKEN": "KGAT_expired_token_0123456789"}, monkeypatch
+        )
     assert "the access token from KAGGLE_API_TOKEN is not valid" in caplog.text
-    assert source == str(Path(kaggle_env["KAGGLE_CONFIG_DIR"]) / "kaggle.json") and last == f"Basic {local_kaggle.DEMO_USER}"
+    assert (
+        source == str(Path(kaggle_env["KAGGLE_CONFIG_DIR"]) / "kaggle.json")
+        and last == f"Basic {local_kaggle.DEMO_USER}"
+    )
     assert not any(entry.startswith("Bearer") for entry in server.state.api_auth)
 
 
@@ -251,7 +272,10 @@ def test_xdg_config_folder_when_there_is_no_home_kaggle(server, kaggle_env, monk
         pytest.skip("the XDG folder is the official client's choice on Linux only")
     _legacy(Path(kaggle_env["XDG_CONFIG_HOME"]) / "kaggle")
     source, last = _as_on_kaggle(server, {**kaggle_env, "KAGGLE_API_TOKEN": "", "KAGGLE_CONFIG_DIR": ""}, monkeypatch)
-    assert source == str(Path(kaggle_env["XDG_CONFIG_HOME"]) / "kaggle" / "kaggle.json") and last == f"Basic {local_kaggle.DEMO_USER}"
+    assert (
+        source == str(Path(kaggle_env["XDG_CONFIG_HOME"]) / "kaggle" / "kaggle.json")
+        and last == f"Basic {local_kaggle.DEMO_USER}"
+    )
 
 
 def test_environment_overrides_kaggle_json_value_by_value(server, kaggle_env, monkeypatch):

@@ -20,7 +20,10 @@ from test_kaggle import kd, ledger_rows
 IMAGE_PYTHON = os.environ.get("KAGGLE_DIGITS_KERNEL_PYTHON")
 REQUIREMENTS = Path(__file__).with_name("kaggle-image-requirements.txt")
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not IMAGE_PYTHON, reason="the Kaggle image's versions: run make test-kaggle-image")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not IMAGE_PYTHON, reason="the Kaggle image's versions: run make test-kaggle-image"),
+]
 
 
 def pinned() -> dict[str, str]:
@@ -41,7 +44,14 @@ def test_the_requirements_pin_the_five_packages_the_kernels_depend_on():
 )
 def test_a_model_trains_in_a_kernel_on_the_image_versions(server, kaggle_env, workdir, model, params):
     result = kd(
-        "submit", "--remote", "kaggle", "--model", model, *params, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"}
+        "submit",
+        "--remote",
+        "kaggle",
+        "--model",
+        model,
+        *params,
+        cwd=workdir,
+        env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"},
     )
     assert result.returncode == 0, result.stderr
     assert server.state.kernels.settings.python == IMAGE_PYTHON
@@ -55,7 +65,14 @@ def test_a_model_trains_in_a_kernel_on_the_image_versions(server, kaggle_env, wo
 def test_the_ensemble_members_train_in_kernels_on_the_image_versions(server, kaggle_env, workdir):
     tiny = ["-p", "members=2", "-p", "epochs=1", "-p", "batch_size=64"]
     result = kd(
-        "submit", "--remote", "kaggle", "--model", "ensemble", *tiny, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"}
+        "submit",
+        "--remote",
+        "kaggle",
+        "--model",
+        "ensemble",
+        *tiny,
+        cwd=workdir,
+        env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"},
     )
     assert result.returncode == 0, result.stderr
     logs = ["".join(entry["data"] for entry in session.log) for session in server.state.kernels.sessions.values()]

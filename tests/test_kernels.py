@@ -110,7 +110,11 @@ def output(client, version: int, page_size: int = 20, page_token: str = ""):
     from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
 
     request = ApiListKernelSessionOutputRequest()
-    request.user_name, request.kernel_slug, request.version_label = local_kaggle.DEMO_USER, "digits-train", f"v{version}"
+    request.user_name, request.kernel_slug, request.version_label = (
+        local_kaggle.DEMO_USER,
+        "digits-train",
+        f"v{version}",
+    )
     request.page_size, request.page_token = page_size, page_token
     return client.list_kernel_session_output(request)
 
@@ -188,7 +192,9 @@ def test_the_accelerator_is_recorded_by_name_and_enable_gpu_alone_gets_a_p100(cl
     push(client, "print(1)", slug="t4", title="t4")
     push(client, "print(1)", shape=None, slug="legacy", title="legacy")
     push(client, "print(1)", gpu=False, slug="cpu", title="cpu")
-    shapes = {kernel.slug: kernel.sessions[-1].machine_shape for kernel in kernels_server.state.kernels.kernels.values()}
+    shapes = {
+        kernel.slug: kernel.sessions[-1].machine_shape for kernel in kernels_server.state.kernels.kernels.values()
+    }
     assert shapes == {"t4": "NvidiaTeslaT4", "legacy": "NvidiaTeslaP100", "cpu": ""}
     with pytest.raises(requests.exceptions.HTTPError) as unknown:
         push(client, "print(1)", shape="NvidiaTeslaK80", slug="k80", title="k80")
@@ -242,7 +248,10 @@ def test_the_quota_counts_time_reserved_by_running_sessions(client, kernels_serv
     (tmp_path / "release").touch()
     assert wait(client, 1).status.name == "COMPLETE"
     done = client.get_accelerator_quota_statistics(ApiGetAcceleratorQuotaStatisticsRequest()).gpu_quota
-    assert done.time_reserved.total_seconds() == 0 and done.time_used.total_seconds() >= running.time_reserved.total_seconds()
+    assert (
+        done.time_reserved.total_seconds() == 0
+        and done.time_used.total_seconds() >= running.time_reserved.total_seconds()
+    )
     # Time held elsewhere (a notebook in the browser) counts too: a push that would pass the quota is refused.
     kernels_server.state.kernels.settings.gpu_reserved_seconds = 3600
     assert "GPU quota" in push(client, "print(1)", slug="more", title="more").error
@@ -323,7 +332,13 @@ def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env,
 
     def cli(*args):
         result = subprocess.run(
-            [kaggle_cli, "kernels", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+            [kaggle_cli, "kernels", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
@@ -338,7 +353,10 @@ def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env,
         assert (tmp_path / "out" / "submission.csv").read_text() == "ImageId,Label\n1,7\n"
         assert (tmp_path / "out" / "model" / "weights.bin").read_bytes() == bytes(range(256))
         assert "toolkit: absent" in (tmp_path / "out" / "digits-train.log").read_text()
-        assert server.state.kernels.kernels[(local_kaggle.DEMO_USER, "digits-train")].sessions[0].machine_shape == "NvidiaTeslaT4"
+        assert (
+            server.state.kernels.kernels[(local_kaggle.DEMO_USER, "digits-train")].sessions[0].machine_shape
+            == "NvidiaTeslaT4"
+        )
         cli("delete", f"{local_kaggle.DEMO_USER}/digits-train", "-y")
         assert (local_kaggle.DEMO_USER, "digits-train") not in server.state.kernels.kernels
         assert server.state.storage_auth_seen == []

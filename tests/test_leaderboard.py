@@ -63,7 +63,9 @@ def test_ranks_count_the_board_in_kaggles_order_and_the_honest_rank_leaves_the_p
 
 
 def test_a_team_not_on_the_board_or_an_empty_board_is_not_ranked():
-    with pytest.raises(NotRanked, match="team 'nobody' is not on the public leaderboard of 'digit-recognizer' \\(7 teams\\)"):
+    with pytest.raises(
+        NotRanked, match="team 'nobody' is not on the public leaderboard of 'digit-recognizer' \\(7 teams\\)"
+    ):
         standing(BOARD, "nobody", 0.999, "digit-recognizer")
     with pytest.raises(NotRanked, match="has no public leaderboard entries"):
         standing([], "us", 0.999, "digit-recognizer")
@@ -148,7 +150,16 @@ def official_board(tmp_path: Path) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
     token = ""
     for _ in range(20):
-        command = [kaggle_cli, "competitions", "leaderboard", "digit-recognizer", "--show", "--csv", "--page-size", "200"]
+        command = [
+            kaggle_cli,
+            "competitions",
+            "leaderboard",
+            "digit-recognizer",
+            "--show",
+            "--csv",
+            "--page-size",
+            "200",
+        ]
         result = subprocess.run(
             [*command, *(["--page-token", token] if token else [])],
             env=os.environ.copy(),
@@ -161,7 +172,9 @@ def official_board(tmp_path: Path) -> list[dict[str, str]]:
         assert result.returncode == 0, result.stdout + result.stderr
         lines = result.stdout.splitlines()
         token = next((line.split("=", 1)[1].strip() for line in lines if line.startswith("Next Page Token")), "")
-        rows += list(csv.DictReader(io.StringIO("\n".join(line for line in lines if not line.startswith("Next Page Token")))))
+        rows += list(
+            csv.DictReader(io.StringIO("\n".join(line for line in lines if not line.startswith("Next Page Token"))))
+        )
         if not token:
             return rows
     raise AssertionError("the official CLI kept finding more pages")
@@ -173,7 +186,9 @@ def test_json_rank_and_honest_rank_equal_what_the_paged_board_says(board_server,
     code, out, err = run(capsys, "leaderboard", "--json")
     assert code == 0, err
     found = json.loads(out)
-    assert {"score", "rank", "teams", "honest_rank", "honest_teams", "honest_top", "threshold", "percentile"} <= set(found)
+    assert {"score", "rank", "teams", "honest_rank", "honest_teams", "honest_top", "threshold", "percentile"} <= set(
+        found
+    )
 
     board = official_board(workdir)
     assert len(board) == 1401  # ~1,400 synthetic teams and ours: eight pages of 200
@@ -197,7 +212,10 @@ def test_json_rank_and_honest_rank_equal_what_the_paged_board_says(board_server,
     # The text form says the same in words, and names the picture.
     code, out, _ = run(capsys, "leaderboard")
     assert code == 0
-    assert f"rank {found['rank']:,} of {found['teams']:,}" in out and f"rank {found['honest_rank']:,} of {found['honest_teams']:,}" in out
+    assert (
+        f"rank {found['rank']:,} of {found['teams']:,}" in out
+        and f"rank {found['honest_rank']:,} of {found['honest_teams']:,}" in out
+    )
     assert "the honest top is 0.99757" in out and "leak plateau:" in out and "leaderboard.png" in out
 
 

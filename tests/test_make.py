@@ -69,7 +69,9 @@ def contains(arguments: list[str], expected: list[str]) -> bool:
     return any(arguments[start : start + len(expected)] == expected for start in range(len(arguments)))
 
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None or not (REPO / ".venv" / ".installed").exists(), reason="needs make and .venv")
+pytestmark = pytest.mark.skipif(
+    shutil.which("make") is None or not (REPO / ".venv" / ".installed").exists(), reason="needs make and .venv"
+)
 
 
 def test_the_table_covers_every_documented_target():
@@ -108,7 +110,9 @@ def test_variables_reach_the_cli_as_text_never_as_shell_code(fake_cli, tmp_path)
     """Backticks, $(...) and quotes in a Make variable are the argument's text: nothing runs, nothing splits."""
     marker = tmp_path / "ran"
     hostile = f"`touch {marker}` $(touch {marker}) \"'; touch {marker}; echo '"
-    submit = make("submit", f"MESSAGE={hostile}", f"COMPETITION=a$(touch {marker})", f"MODEL=x;touch {marker}", f"CLI={fake_cli}")
+    submit = make(
+        "submit", f"MESSAGE={hostile}", f"COMPETITION=a$(touch {marker})", f"MODEL=x;touch {marker}", f"CLI={fake_cli}"
+    )
     assert submit.returncode == 0, submit.stderr
     arguments = received(submit)
     assert contains(arguments, ["--message", hostile]) and contains(arguments, ["--model", f"x;touch {marker}"])

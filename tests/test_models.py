@@ -27,7 +27,9 @@ QUICK = {
 def test_predict_before_fit_is_one_clear_error(name, sample):
     """As scikit-learn's check_is_fitted: a usage error that says what to do, not an AttributeError."""
     model = models.create(name, models.params_for(name), seed=1)
-    with pytest.raises(models.NotFittedError, match=rf"model '{name}' is not trained yet.*'make train MODEL={name}'") as raised:
+    with pytest.raises(
+        models.NotFittedError, match=rf"model '{name}' is not trained yet.*'make train MODEL={name}'"
+    ) as raised:
         model.predict(sample.train_images[:5])
     assert raised.value.exit_code == 2
 
@@ -95,17 +97,26 @@ def test_ensemble_members_hold_out_different_folds_in_turn_or_in_processes(sampl
     members trained in worker processes (as on a machine with many cores) come back whole."""
     images, labels = sample.train_images[:2000], sample.train_labels[:2000]
     for workers in ("1", "2"):
-        params = models.params_for("ensemble", {"members": "2", "epochs": "3", "filters": "8", "batch_size": "32", "workers": workers})
+        params = models.params_for(
+            "ensemble", {"members": "2", "epochs": "3", "filters": "8", "batch_size": "32", "workers": workers}
+        )
         model = models.create("ensemble", params, seed=3)
         history = model.fit(images, labels, verbose=False)
-        assert history.out_of_fold_rows == 2000 and 0.5 < history.out_of_fold_accuracy <= 1, (workers, history.out_of_fold_accuracy)
+        assert history.out_of_fold_rows == 2000 and 0.5 < history.out_of_fold_accuracy <= 1, (
+            workers,
+            history.out_of_fold_accuracy,
+        )
         assert len(model.members) == 2 and model.predict_proba(images[:50]).shape == (50, 10)
         if workers == "1":
             assert history.curves["val_loss"], "the first member draws the learning curves on its held-out fold"
             # Saved and loaded again, each member keeps its own seed (as trained), not the ensemble's.
             model.save(tmp_path)
             loaded = type(model).load(tmp_path, model.params, model.seed)
-            assert [member.seed for member in loaded.members] == [model.member_seed(index) for index in range(2)] == [3, 1003]
+            assert (
+                [member.seed for member in loaded.members]
+                == [model.member_seed(index) for index in range(2)]
+                == [3, 1003]
+            )
 
 
 def test_fused_batch_norm_computes_what_keras_batch_norm_computes():
@@ -126,7 +137,9 @@ def test_fused_batch_norm_computes_what_keras_batch_norm_computes():
     np.testing.assert_allclose(fused.moving_variance, reference.moving_variance, rtol=1e-3)
     np.testing.assert_allclose(fused(x, training=False), reference(x, training=False), rtol=1e-3, atol=1e-3)
     flat = x.reshape(64, -1)  # not an image tensor: Keras' own code path
-    np.testing.assert_allclose(batch_norm_layer()()(flat, training=True), keras.layers.BatchNormalization()(flat, training=True), atol=1e-4)
+    np.testing.assert_allclose(
+        batch_norm_layer()()(flat, training=True), keras.layers.BatchNormalization()(flat, training=True), atol=1e-4
+    )
 
 
 @pytest.mark.slow
@@ -175,7 +188,9 @@ def test_distorted_copies_are_made_once_with_scipy_and_keep_the_digits(sample):
     assert copies.shape == (600, 784) and copies.dtype == np.uint8
     np.testing.assert_array_equal(copies, elastic_copies(images, 2, 34.0, 4.0, seed=5))  # the seed decides them
     first, second = copies[:300].astype(int), copies[300:].astype(int)
-    assert np.abs(first - images).mean() > 5 and np.abs(first - second).mean() > 5  # strokes move, each copy its own way
+    assert (
+        np.abs(first - images).mean() > 5 and np.abs(first - second).mean() > 5
+    )  # strokes move, each copy its own way
     assert first.sum() == pytest.approx(images.astype(int).sum(), rel=0.05)  # a smooth field keeps the ink
     # With copies made beforehand, the online augmentation does the affine part only (no second elastic pass).
     model = models.create("cnn", models.params_for("cnn", {"distorted_copies": "2", "elastic": "34"}), seed=1)
@@ -188,7 +203,9 @@ def test_a_cnn_trains_on_its_pool_of_distorted_copies(sample):
     x, y = sample.train_images[:1000], sample.train_labels[:1000]
     params = models.params_for("cnn", {"epochs": "2", "filters": "8", "batch_size": "100", "distorted_copies": "1"})
     model = models.create("cnn", params, seed=2)
-    history = model.fit(x, y, validation=(sample.train_images[4000:4200], sample.train_labels[4000:4200]), verbose=False)
+    history = model.fit(
+        x, y, validation=(sample.train_images[4000:4200], sample.train_labels[4000:4200]), verbose=False
+    )
     assert len(history.curves["loss"]) == 2
     assert model.model.optimizer.iterations.numpy() == 2 * 10  # 1,000 rows, batch 100: ten steps an epoch, not twenty
     assert model.predict(sample.train_images[4000:4200]).shape == (200,)

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.slow
 # patience=2: early stopping on, so validation picks the epochs that `train` then uses.
 @pytest.mark.parametrize(
     "model, params",
-    [("cnn", ["-p", "epochs=4", "-p", "batch_size=64", "-p", "patience=2"]), ("softmax", ["-p", "epochs=20", "-p", "patience=3"])],
+    [
+        ("cnn", ["-p", "epochs=4", "-p", "batch_size=64", "-p", "patience=2"]),
+        ("softmax", ["-p", "epochs=20", "-p", "patience=3"]),
+    ],
 )
 def test_validate_train_predict_end_to_end(model, params, workdir, sample):
     common = ["--model", model, "--data-dir", str(SAMPLE_ZIP), *params]
@@ -96,7 +99,8 @@ def test_help_is_instant_and_lists_commands(workdir):
             sys.executable,
             "-c",
             "import sys; from kaggle_digits import cli; cli.build_parser(); "
-            "print(sorted(m for m in ('tensorflow','keras','kaggle','kagglesdk','pandas','sklearn','matplotlib','scipy') "
+            "print(sorted(m for m in "
+            "('tensorflow','keras','kaggle','kagglesdk','pandas','sklearn','matplotlib','scipy') "
             "if m in sys.modules))",
         ],
         capture_output=True,
@@ -116,7 +120,8 @@ def test_bench_refuses_an_unknown_model_before_running(workdir):
     assert result.returncode == 2
     assert (
         result.stderr.strip()
-        == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, ensemble, deotte"
+        == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, "
+        "ensemble, deotte"
     )
     assert not (workdir / "data" / "bench").exists()
 
@@ -126,7 +131,10 @@ def test_bench_refuses_a_param_it_would_ignore(workdir, param):
     """`make bench ARGS="-p epochs=20"` used to run with the default epochs, silently."""
     result = run_cli("bench", "--quick", "-p", param, cwd=workdir)
     assert result.returncode == 2
-    assert result.stderr.strip().startswith(f"error: -p {param}: bench takes MODEL:KEY=VALUE") and "-p cnn:epochs=20" in result.stderr
+    assert (
+        result.stderr.strip().startswith(f"error: -p {param}: bench takes MODEL:KEY=VALUE")
+        and "-p cnn:epochs=20" in result.stderr
+    )
     assert not (workdir / "data" / "bench").exists()
 
 
@@ -190,4 +198,8 @@ def test_ensemble_estimates_itself_while_training_on_every_row(workdir):
     assert saved["train_rows"] == 5000 and saved["validation_scheme"] == "2-fold out-of-fold (members)"
     assert 0.5 < saved["holdout_accuracy"] <= 1
     assert f"members' out-of-fold accuracy {saved['holdout_accuracy']:.4f} over 5000 rows" in result.stderr
-    assert sorted(p.name for p in (workdir / "data" / "models" / "ensemble").iterdir()) == ["config.json", "member-0", "member-1"]
+    assert sorted(p.name for p in (workdir / "data" / "models" / "ensemble").iterdir()) == [
+        "config.json",
+        "member-0",
+        "member-1",
+    ]

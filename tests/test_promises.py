@@ -34,7 +34,10 @@ def post(port: int, path: str, body: bytes = b"{}", headers: dict | None = None)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request(
-            "POST", path, body=body, headers={"Host": f"localhost:{port}", "Content-Type": "application/json", **(headers or {})}
+            "POST",
+            path,
+            body=body,
+            headers={"Host": f"localhost:{port}", "Content-Type": "application/json", **(headers or {})},
         )
         response = connection.getresponse()
         payload = response.read()
@@ -80,7 +83,8 @@ def test_uploads_started_together_go_up_once_each_and_the_ledger_keeps_every_row
     with local_kaggle.LocalKaggleServer([competition], scoring_delay=2.0, **SECRETS) as server:
         files = [answer_file(workdir, f"{name}.csv", label) for name, label in (("a", 1), ("b", 2), ("c", 3))]
         processes = [
-            start_cli("submit", "--file", str(path), cwd=workdir, env=kaggle_env) for path in (files[0], files[0], files[1], files[2])
+            start_cli("submit", "--file", str(path), cwd=workdir, env=kaggle_env)
+            for path in (files[0], files[0], files[1], files[2])
         ]
         results = [(process.wait(timeout=180), process.stderr.read()) for process in processes]
         contents = sorted(item.content for item in server.state.submissions)
@@ -100,14 +104,18 @@ import sys
 from kaggle_digits import ledger as ledger_module
 ledger = ledger_module.Ledger()
 for number in range(60):
-    ledger.add(run_id=f"{sys.argv[1]}-{number}", task="digit-recognizer", file="x.csv", checksum=sys.argv[1], status="COMPLETE")
+    row = dict(task="digit-recognizer", file="x.csv", checksum=sys.argv[1], status="COMPLETE")
+    ledger.add(run_id=f"{sys.argv[1]}-{number}", **row)
 """
 
 
 @pytest.mark.slow
 def test_two_writers_of_the_ledger_lose_no_row(workdir):
     env = {**os.environ, "KAGGLE_DIGITS_HOME": str(workdir)}
-    writers = [subprocess.Popen([sys.executable, "-c", ADD_ROWS, name], cwd=workdir, env=env, stdin=subprocess.DEVNULL) for name in "pq"]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", ADD_ROWS, name], cwd=workdir, env=env, stdin=subprocess.DEVNULL)
+        for name in "pq"
+    ]
     assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
     rows = ledger_module.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert len(rows) == 120 and len({row["run_id"] for row in rows}) == 120
@@ -149,7 +157,9 @@ def test_a_process_waiting_for_the_ledger_says_so(tmp_path, caplog):
     assert [row["run_id"] for row in ledger.rows()] == ["r"]
 
 
-def test_an_open_row_is_failed_only_past_the_grace_and_only_from_its_own_competition(server, local_client, tmp_path, monkeypatch):
+def test_an_open_row_is_failed_only_past_the_grace_and_only_from_its_own_competition(
+    server, local_client, tmp_path, monkeypatch
+):
     """Kaggle's list can lag behind a create: a fresh row without a ref stays open; one of another competition
     is not settled from this one's list at all."""
     kaggle = local_client()
@@ -188,7 +198,10 @@ def test_two_fetches_at_once_share_no_partial_file(server, kaggle_env, workdir):
     results = [(fetch.wait(timeout=120), fetch.stderr.read()) for fetch in fetches]
     assert [code for code, _ in results] == [0, 0], results
     assert server.state.requests.count("POST DownloadDataFiles") >= 1
-    assert not list((workdir / "data" / "raw").glob("*.part")) and (workdir / "data" / "raw" / "digit-recognizer" / "train.csv").is_file()
+    assert (
+        not list((workdir / "data" / "raw").glob("*.part"))
+        and (workdir / "data" / "raw" / "digit-recognizer" / "train.csv").is_file()
+    )
 
 
 # --- a server that trusts only its own children --------------------------------------------------------------
@@ -198,19 +211,41 @@ def test_published_credentials_a_foreign_host_and_a_browser_page_run_nothing(ser
     port = server.port
     for token in PUBLISHED[:1]:
         assert (
-            post(port, "/api/v1/kernels.KernelsApiService/SaveKernel", save_kernel_body(), {"Authorization": f"Bearer {token}"})[0] == 401
+            post(
+                port,
+                "/api/v1/kernels.KernelsApiService/SaveKernel",
+                save_kernel_body(),
+                {"Authorization": f"Bearer {token}"},
+            )[0]
+            == 401
         )
     import base64
 
     basic = base64.b64encode(PUBLISHED[1].encode()).decode()
-    assert post(port, "/api/v1/kernels.KernelsApiService/SaveKernel", save_kernel_body(), {"Authorization": f"Basic {basic}"})[0] == 401
+    assert (
+        post(
+            port,
+            "/api/v1/kernels.KernelsApiService/SaveKernel",
+            save_kernel_body(),
+            {"Authorization": f"Basic {basic}"},
+        )[0]
+        == 401
+    )
     mine = {"Authorization": f"Bearer {TEST_TOKEN}"}
     # DNS rebinding: a page's own name resolving to 127.0.0.1 carries that name as Host.
     status, answer = post(
-        port, "/api/v1/kernels.KernelsApiService/SaveKernel", save_kernel_body(), {**mine, "Host": f"evil.example:{port}"}
+        port,
+        "/api/v1/kernels.KernelsApiService/SaveKernel",
+        save_kernel_body(),
+        {**mine, "Host": f"evil.example:{port}"},
     )
     assert status == 421 and "loopback" in answer["message"]
-    status, _ = post(port, "/api/v1/kernels.KernelsApiService/SaveKernel", save_kernel_body(), {**mine, "Origin": "https://evil.example"})
+    status, _ = post(
+        port,
+        "/api/v1/kernels.KernelsApiService/SaveKernel",
+        save_kernel_body(),
+        {**mine, "Origin": "https://evil.example"},
+    )
     assert status == 403
     assert server.state.kernels.sessions == {}, "nothing ran"
     # The faults endpoint is behind the same secret, and capped.
@@ -284,7 +319,9 @@ def test_a_kernel_sees_a_minimal_environment(server, local_client, monkeypatch):
 
 @pytest.mark.slow
 def test_serve_local_makes_its_own_secret_and_keeps_it_in_a_private_file(kaggle_env, workdir):
-    process = start_cli("serve-local", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_HOME": str(workdir), "KAGGLE_API_TOKEN": ""})
+    process = start_cli(
+        "serve-local", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_HOME": str(workdir), "KAGGLE_API_TOKEN": ""}
+    )
     try:
         lines = [process.stdout.readline() for _ in range(3)]
         token_file = workdir / "data" / "local-kaggle" / "token"
@@ -318,7 +355,9 @@ def plant_stored_credentials(kaggle_env) -> None:
     home = Path(kaggle_env["HOME"])
     (home / ".kaggle").mkdir(exist_ok=True)
     (home / ".kaggle" / "access_token").write_text(STORED[0])
-    (Path(kaggle_env["KAGGLE_CONFIG_DIR"]) / "kaggle.json").write_text(json.dumps({"username": "someone", "key": STORED[1]}))
+    (Path(kaggle_env["KAGGLE_CONFIG_DIR"]) / "kaggle.json").write_text(
+        json.dumps({"username": "someone", "key": STORED[1]})
+    )
     (home / ".kaggle" / "credentials.json").write_text(
         json.dumps(
             {
@@ -339,11 +378,16 @@ def test_stored_credentials_never_reach_a_local_endpoint(server, kaggle_env, wor
     env = {**kaggle_env, "KAGGLE_API_TOKEN": "", "KAGGLE_USERNAME": "someone", "KAGGLE_KEY": STORED[1]}
     none = kd("fetch", cwd=workdir, env=env)
     assert none.returncode == 4 and "only KAGGLE_API_TOKEN is used, never stored credentials" in none.stderr
-    wrong = kd("fetch", cwd=workdir, env={**env, "KAGGLE_API_TOKEN": "KGAT_wrong_0123456789"}, secret="KGAT_wrong_0123456789")
+    wrong = kd(
+        "fetch", cwd=workdir, env={**env, "KAGGLE_API_TOKEN": "KGAT_wrong_0123456789"}, secret="KGAT_wrong_0123456789"
+    )
     assert wrong.returncode == 4 and "no other credentials are tried there" in wrong.stderr
     right = kd("fetch", cwd=workdir, env={**env, "KAGGLE_API_TOKEN": TEST_TOKEN})
     assert right.returncode == 0, right.stderr
-    assert "stored credentials (~/.kaggle, kaggle.json, credentials.json, KAGGLE_USERNAME/KAGGLE_KEY) are not" in right.stderr
+    assert (
+        "stored credentials (~/.kaggle, kaggle.json, credentials.json, KAGGLE_USERNAME/KAGGLE_KEY) are not"
+        in right.stderr
+    )
     seen = "\n".join(server.state.credentials_seen)
     assert not any(secret in seen for secret in STORED), "a stored credential reached the local server"
     import base64
@@ -397,7 +441,15 @@ def test_a_bad_setting_is_one_line_and_exit_2(tmp_path, variable, value):
 @pytest.mark.slow
 def test_a_competition_name_with_a_newline_pushes_nothing(server, kaggle_env, workdir):
     result = kd(
-        "submit", "--remote", "kaggle", "--competition", "digit-recognizer\nimport os", "--model", "logreg", cwd=workdir, env=kaggle_env
+        "submit",
+        "--remote",
+        "kaggle",
+        "--competition",
+        "digit-recognizer\nimport os",
+        "--model",
+        "logreg",
+        cwd=workdir,
+        env=kaggle_env,
     )
     assert result.returncode == 2 and "is not a Kaggle name" in result.stderr
     assert "POST SaveKernel" not in server.state.requests
@@ -410,7 +462,9 @@ def test_a_competition_name_with_a_newline_pushes_nothing(server, kaggle_env, wo
 def test_the_kernel_script_carries_its_arguments_as_data(tmp_path):
     from kaggle_digits import pipeline
 
-    settings = pipeline.Settings(task=config.BUILTIN_TASKS["digit-recognizer"], model="logreg", seed=1, overrides={"C": "1\nimport os"})
+    settings = pipeline.Settings(
+        task=config.BUILTIN_TASKS["digit-recognizer"], model="logreg", seed=1, overrides={"C": "1\nimport os"}
+    )
     script = remote.submit_script(settings, "digit-recognizer")
     assert "import os" not in script.replace("import base64, json, os, sys, tempfile", "")
     compile(script, "kernel.py", "exec")  # still a valid script

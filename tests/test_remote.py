@@ -42,7 +42,10 @@ def test_remote_training_comes_back_checked_and_goes_up_through_the_guards(serve
     server.inject(method="GetKernelSessionStatus", lost=True, count=2)  # answers lost on the way: polled again
     result = kd("submit", *REMOTE, cwd=workdir, env=env)
     assert result.returncode == 0, result.stderr
-    assert "remote: pushed demo-user/kaggle-digits-digit-recognizer-logreg version 1 (NvidiaTeslaT4, internet off)" in result.stderr
+    assert (
+        "remote: pushed demo-user/kaggle-digits-digit-recognizer-logreg version 1 (NvidiaTeslaT4, internet off)"
+        in result.stderr
+    )
     assert "remote: COMPLETE after" in result.stderr
     assert server.state.requests.count("POST SaveKernel") == 1  # never resent: each push is a new version
     assert "POST GetAcceleratorQuotaStatistics" in server.state.requests
@@ -53,7 +56,11 @@ def test_remote_training_comes_back_checked_and_goes_up_through_the_guards(serve
     assert row["accelerator"] == "NvidiaTeslaT4"
     assert row["status"] == "COMPLETE" and float(row["public_score"]) > 0.7
     sidecar = json.loads((workdir / "submissions" / row["file"]).with_suffix(".json").read_text())
-    assert sidecar["trained_on"] == row["trained_on"] and sidecar["model"] == "logreg" and sidecar["holdout_accuracy"] > 0.7
+    assert (
+        sidecar["trained_on"] == row["trained_on"]
+        and sidecar["model"] == "logreg"
+        and sidecar["holdout_accuracy"] > 0.7
+    )
     assert sidecar["accelerator"] == "NvidiaTeslaT4"
     # The kernel's model and report are here now, and the model works here: predict writes the same labels.
     assert (workdir / "data" / "reports" / "logreg" / "metrics.json").exists()
@@ -73,13 +80,18 @@ def test_a_failing_kernel_shows_its_log_and_keeps_nothing(server, kaggle_env, wo
     assert result.returncode == 5, result.stderr
     assert "  | CUDA error: out of memory" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: the kernel demo-user/kaggle-digits-digit-recognizer-logreg v1 failed: ") and "Fix:" in last
+    assert (
+        last.startswith("error: the kernel demo-user/kaggle-digits-digit-recognizer-logreg v1 failed: ")
+        and "Fix:" in last
+    )
     assert nothing_kept(workdir) and server.state.submissions == []
 
 
 def test_a_kernel_that_never_finishes_is_given_up_after_the_timeout(server, kaggle_env, workdir, tmp_path):
     server.state.kernels.settings.python = fake_image(tmp_path, "sleep 60")
-    result = kd("submit", *REMOTE, "--remote-timeout", "2", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
+    result = kd(
+        "submit", *REMOTE, "--remote-timeout", "2", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
+    )
     assert result.returncode == 5, result.stderr
     # Whichever comes first: the toolkit's patience or Kaggle's own limit (the same number is sent with the push).
     assert "not done after" in result.stderr or "run-time limit" in result.stderr
@@ -90,7 +102,10 @@ def test_the_gpu_quota_used_up_stops_before_the_push(server, kaggle_env, workdir
     server.state.kernels.settings.gpu_used_seconds = served.GPU_QUOTA_SECONDS
     result = kd("submit", *REMOTE, cwd=workdir, env=kaggle_env)
     assert result.returncode == 5
-    assert "the weekly GPU quota is used up (30.0 h used of 30 h); it refreshes" in result.stderr and "Fix:" in result.stderr
+    assert (
+        "the weekly GPU quota is used up (30.0 h used of 30 h); it refreshes" in result.stderr
+        and "Fix:" in result.stderr
+    )
     assert "POST SaveKernel" not in server.state.requests and nothing_kept(workdir)
 
 
@@ -114,7 +129,10 @@ def test_an_unknown_quota_is_said_and_the_run_goes_on_on_the_accelerator_asked_f
     assert [row["accelerator"] for row in ledger_rows(workdir)] == ["NvidiaL4"]
     cpu = kd("submit", *REMOTE, "--remote-cpu", "-p", "max_iter=61", cwd=workdir, env=env)
     assert cpu.returncode == 0, cpu.stderr
-    assert list(server.state.kernels.sessions.values())[-1].machine_shape == "" and ledger_rows(workdir)[-1]["accelerator"] == "CPU"
+    assert (
+        list(server.state.kernels.sessions.values())[-1].machine_shape == ""
+        and ledger_rows(workdir)[-1]["accelerator"] == "CPU"
+    )
     both = kd("submit", *REMOTE, "--remote-cpu", "--remote-accelerator", "NvidiaL4", cwd=workdir, env=env)
     assert both.returncode == 2 and "contradict" in both.stderr.strip().splitlines()[-1]
     unknown = kd("submit", *REMOTE, "--remote-accelerator", "NvidiaTeslaK80", cwd=workdir, env=env)
@@ -152,7 +170,9 @@ def test_long_kernel_names_are_shortened_to_50_characters_the_same_way_every_tim
     assert remote.short_slug("kaggle-digits-digit-recognizer-cnn") == "kaggle-digits-digit-recognizer-cnn"
 
 
-def test_kernel_edges_a_wrong_slug_new_and_unknown_statuses_an_output_without_url(server, local_client, tmp_path, monkeypatch):
+def test_kernel_edges_a_wrong_slug_new_and_unknown_statuses_an_output_without_url(
+    server, local_client, tmp_path, monkeypatch
+):
     from kaggle_digits.errors import KaggleError
     from kaggle_digits.kaggle_api import Kernels
     from kaggle_digits.kaggle_api.kernels import PushedKernel
@@ -163,13 +183,22 @@ def test_kernel_edges_a_wrong_slug_new_and_unknown_statuses_an_output_without_ur
         kernels.status(PushedKernel("demo-user", "nope", 1, ""))
     assert kernels.current_version("demo-user", "nope") == 0
     pushed = kernels.push(
-        "demo-user", "kaggle-digits-edge", "kaggle-digits-edge", "open('out.txt', 'w').write('1')", "digit-recognizer", None, 60
+        "demo-user",
+        "kaggle-digits-edge",
+        "kaggle-digits-edge",
+        "open('out.txt', 'w').write('1')",
+        "digit-recognizer",
+        None,
+        60,
     )
     (session,) = server.state.kernels.sessions.values()
     deadline = time.monotonic() + 30
     while not session.done and time.monotonic() < deadline:
         time.sleep(0.05)
-    for status in ("NEW_SCRIPT", "SOME_STATUS_FROM_THE_FUTURE"):  # a version without its session yet; a newer client's status
+    for status in (
+        "NEW_SCRIPT",
+        "SOME_STATUS_FROM_THE_FUTURE",
+    ):  # a version without its session yet; a newer client's status
         session.status = status
         state = kernels.status(pushed)
         assert state.status == status and not state.done
@@ -194,16 +223,23 @@ def test_remote_stop_deletes_the_toolkits_running_kernels_and_nothing_else(serve
         120,
     )
     kernels.push("demo-user", "my-own-notebook", "my-own-notebook", sleeper, "digit-recognizer", "NvidiaTeslaT4", 120)
-    kernels.push("demo-user", "kaggle-digits-finished", "kaggle-digits-finished", "print(1)", "digit-recognizer", None, 120)
+    kernels.push(
+        "demo-user", "kaggle-digits-finished", "kaggle-digits-finished", "print(1)", "digit-recognizer", None, 120
+    )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not all(s.status in ("RUNNING", "COMPLETE") for s in server.state.kernels.sessions.values()):
+    while time.monotonic() < deadline and not all(
+        s.status in ("RUNNING", "COMPLETE") for s in server.state.kernels.sessions.values()
+    ):
         time.sleep(0.05)
     result = kd("remote", "stop", cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "remote: stopped 1 running kernel: demo-user/kaggle-digits-digit-recognizer-cnn"
     toolkit, own, finished = server.state.kernels.sessions.values()
     assert toolkit.status == "CANCEL_ACKNOWLEDGED" and own.status == "RUNNING" and finished.status == "COMPLETE"
-    assert set(server.state.kernels.kernels) == {("demo-user", "my-own-notebook"), ("demo-user", "kaggle-digits-finished")}
+    assert set(server.state.kernels.kernels) == {
+        ("demo-user", "my-own-notebook"),
+        ("demo-user", "kaggle-digits-finished"),
+    }
     assert server.state.requests.count("POST DeleteKernel") == 1
 
 
@@ -212,7 +248,9 @@ def test_remote_refuses_options_it_cannot_honour(kaggle_env, workdir):
     assert result.returncode == 2 and "--remote trains in a kernel" in result.stderr
     for bad in ("nan", "0", "-5"):
         result = kd("submit", *REMOTE, "--remote-timeout", bad, cwd=workdir, env=kaggle_env)
-        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(f"error: --remote-timeout {bad}")
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+            f"error: --remote-timeout {bad}"
+        )
 
 
 def test_an_ensemble_that_cannot_be_split_is_refused_before_any_push(server, kaggle_env, workdir):
@@ -224,7 +262,14 @@ def test_an_ensemble_that_cannot_be_split_is_refused_before_any_push(server, kag
 def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_env, workdir):
     tiny = ["-p", "members=2", "-p", "epochs=2", "-p", "filters=8", "-p", "batch_size=32"]
     result = kd(
-        "submit", "--remote", "kaggle", "--model", "ensemble", *tiny, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"}
+        "submit",
+        "--remote",
+        "kaggle",
+        "--model",
+        "ensemble",
+        *tiny,
+        cwd=workdir,
+        env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"},
     )
     assert result.returncode == 0, result.stderr
     assert server.state.requests.count("POST SaveKernel") == 2
@@ -233,29 +278,42 @@ def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_e
     assert sessions[1].started < sessions[0].finished, "the two members trained at the same time"
     assert "remote: 2 members back; their out-of-fold accuracy" in result.stderr
     (row,) = ledger_rows(workdir)
-    assert row["trained_on"].startswith("kaggle kernels demo-user/kaggle-digits-digit-recognizer-ensemble-member-1 v1 .. ")
+    assert row["trained_on"].startswith(
+        "kaggle kernels demo-user/kaggle-digits-digit-recognizer-ensemble-member-1 v1 .. "
+    )
     assert row["status"] == "COMPLETE" and 0.0 < float(row["holdout_accuracy"]) <= 1.0
     assert len(list((workdir / "data" / "models" / "ensemble").glob("member-*"))) == 2
 
 
-def test_an_ensemble_beside_a_busy_gpu_session_waits_for_a_slot_and_trains_each_member_once(server, kaggle_env, local_client, workdir):
+def test_an_ensemble_beside_a_busy_gpu_session_waits_for_a_slot_and_trains_each_member_once(
+    server, kaggle_env, local_client, workdir
+):
     """kaggle.com refuses a GPU push past 2 running sessions (it does not queue it). With one session of the account
     busy elsewhere, member 1 takes the last slot, member 2 is refused, waits, backs off and goes once a slot frees."""
     from kaggle_digits.kaggle_api import Kernels
 
     Kernels(local_client()).push(
-        "demo-user", "notebook-elsewhere", "notebook-elsewhere", "import time; time.sleep(6)", "digit-recognizer", "NvidiaTeslaT4", 120
+        "demo-user",
+        "notebook-elsewhere",
+        "notebook-elsewhere",
+        "import time; time.sleep(6)",
+        "digit-recognizer",
+        "NvidiaTeslaT4",
+        120,
     )
     tiny = ["-p", "members=2", "-p", "epochs=1", "-p", "filters=8", "-p", "batch_size=32"]
     env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.3"}
     result = kd("submit", "--remote", "kaggle", "--model", "ensemble", *tiny, cwd=workdir, env=env)
     assert result.returncode == 0, result.stderr
     assert (
-        "Maximum batch GPU session count of 2 reached): the account's other GPU sessions hold every slot; pushing again in" in result.stderr
+        "Maximum batch GPU session count of 2 reached): the account's other GPU sessions hold every slot; pushing "
+        "again in" in result.stderr
     )
     members = {slug: kernel.sessions for (_, slug), kernel in server.state.kernels.kernels.items() if "member" in slug}
     assert sorted(members) == [f"kaggle-digits-digit-recognizer-ensemble-member-{n}" for n in (1, 2)]
-    assert all(len(sessions) == 1 and sessions[0].status == "COMPLETE" for sessions in members.values()), "each member trained once"
+    assert all(len(sessions) == 1 and sessions[0].status == "COMPLETE" for sessions in members.values()), (
+        "each member trained once"
+    )
     intervals = [(s.started, s.finished) for s in server.state.kernels.sessions.values() if s.gpu]
     assert max(sum(1 for a, b in intervals if a <= moment < b) for moment, _ in intervals) <= 2, "never past the cap"
     (row,) = ledger_rows(workdir)
@@ -283,7 +341,9 @@ def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle
         stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(s.status == "RUNNING" for s in server.state.kernels.sessions.values()):
+    while time.monotonic() < deadline and not any(
+        s.status == "RUNNING" for s in server.state.kernels.sessions.values()
+    ):
         time.sleep(0.1)
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)

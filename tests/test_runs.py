@@ -71,7 +71,9 @@ def test_keep_alive_uploads_the_last_file_again_without_training(server, kaggle_
     first, second = server.state.submissions
     assert second.content == first.content, "the same file, byte for byte"
     assert f"keep-alive of ref {first.ref}" in second.description
-    assert {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()} == stamps, "no model was fitted"
+    assert {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()} == stamps, (
+        "no model was fitted"
+    )
     text = logs(workdir)[-1]
     assert "keep-alive" in text and "train: model" not in text and "validate: model" not in text
     # Now the newest scored submission is the keep-alive's: the next run has nothing to do.
@@ -101,7 +103,10 @@ def test_identical_predictions_are_not_uploaded(server, kaggle_env, workdir):
 def test_a_task_without_submissions_is_refused_before_kaggle(server, kaggle_env, workdir):
     result = run_cli("run", "-q", "--task", "fashion-mnist", cwd=workdir, env=kaggle_env)
     assert result.returncode == 2
-    assert "task 'fashion-mnist' has no submissions" in summary(result) and "make evaluate TASK=fashion-mnist" in result.stderr
+    assert (
+        "task 'fashion-mnist' has no submissions" in summary(result)
+        and "make evaluate TASK=fashion-mnist" in result.stderr
+    )
     assert server.state.requests == []
 
 
@@ -257,17 +262,25 @@ def test_epochs_chosen_by_validation_do_not_count_as_a_change(workdir):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (REPO / ".venv" / "bin" / "kaggle-digits").exists(), reason="needs the repository's .venv (make install)")
-def test_the_readme_crontab_runs_with_its_token_in_a_file_and_mails_only_a_failure(server, kaggle_env, tmp_path, local_client):
+@pytest.mark.skipif(
+    not (REPO / ".venv" / "bin" / "kaggle-digits").exists(), reason="needs the repository's .venv (make install)"
+)
+def test_the_readme_crontab_runs_with_its_token_in_a_file_and_mails_only_a_failure(
+    server, kaggle_env, tmp_path, local_client
+):
     """The README's crontab, word for word, run the way cron runs it: /bin/sh, a bare environment (no token exported
     from a shell), the crontab's own variables, a fresh folder. The token is in a file the crontab names."""
     block = (REPO / "README.md").read_text().split("```cron\n", 1)[1].split("```", 1)[0]
-    variables = dict(line.split("=", 1) for line in block.splitlines() if line and line[0].isalpha() and "=" in line.split()[0])
+    variables = dict(
+        line.split("=", 1) for line in block.splitlines() if line and line[0].isalpha() and "=" in line.split()[0]
+    )
     assert set(variables) == {"CRON_TZ", "MAILTO"}
     job = next(line for line in block.splitlines() if line[:1].isdigit())
     command = job.split(None, 5)[5]
     fresh = tmp_path / "kaggle-digits"
-    shutil.copytree(REPO, fresh, ignore=shutil.ignore_patterns(".venv", ".git", "data", "submissions", "__pycache__", "*.egg-info"))
+    shutil.copytree(
+        REPO, fresh, ignore=shutil.ignore_patterns(".venv", ".git", "data", "submissions", "__pycache__", "*.egg-info")
+    )
     (fresh / ".venv").symlink_to(REPO / ".venv")  # what `make install` leaves there
     assert not (fresh / "data").exists()
     token_file = Path(kaggle_env["HOME"]) / "secrets" / "kaggle-token"
@@ -309,7 +322,9 @@ def test_the_readme_crontab_runs_with_its_token_in_a_file_and_mails_only_a_failu
     text = (fresh / "data" / "logs" / "cron.log").read_text()
     assert text.startswith("kaggle-digits run skipped (exit 10") and "no submissions left today" in text
     (run_log,) = (fresh / "data" / "logs").glob("*-run.log")
-    assert f"(credentials: KAGGLE_API_TOKEN (file {token_file}))" in run_log.read_text()  # the log names the credential it used
+    assert (
+        f"(credentials: KAGGLE_API_TOKEN (file {token_file}))" in run_log.read_text()
+    )  # the log names the credential it used
     # A run that fails prints its line on stderr, which cron mails; its run log says why.
     token_file.unlink()
     failed = cron(cron_env)

@@ -1,4 +1,4 @@
-"""The toolkit's own files, damaged or lost: one clear line each (exit 3), nothing lost, and a ledger Kaggle's list rebuilds."""
+"""The toolkit's own files, damaged or lost: one clear line each (exit 3), nothing lost; the ledger comes back."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def test_a_damaged_model_file_is_one_line_with_the_fix(workdir, trained, model, 
 
 @pytest.mark.slow
 def test_damaged_metrics_are_named_before_training(workdir, small_competition):
-    validate = run_cli("validate", "--model", "logreg", "-p", "max_iter=30", "--data-dir", str(small_competition), cwd=workdir)
+    validate = run_cli(
+        "validate", "--model", "logreg", "-p", "max_iter=30", "--data-dir", str(small_competition), cwd=workdir
+    )
     assert validate.returncode == 0, validate.stderr
     metrics = workdir / "data" / "reports" / "logreg" / "metrics.json"
     metrics.write_text('{"accuracy": 0.9,')
@@ -75,7 +77,9 @@ def test_a_damaged_sidecar_is_named(workdir, trained):
     assert predicted.returncode == 0, predicted.stderr
     (sidecar,) = (workdir / "submissions").glob("*.json")
     sidecar.write_text("{not json")
-    result = run_cli("submit", "--file", str(sidecar.with_suffix(".csv")), "--no-upload", "--data-dir", str(trained), cwd=workdir)
+    result = run_cli(
+        "submit", "--file", str(sidecar.with_suffix(".csv")), "--no-upload", "--data-dir", str(trained), cwd=workdir
+    )
     assert result.returncode == 3
     assert sidecar.name in one_error_line(result) and "delete it" in result.stderr
 
@@ -213,7 +217,10 @@ def test_the_fix_names_the_model_and_task_of_the_folder():
 
     assert _make_command("train", Path("data/models/random-forest")) == "make train MODEL=random-forest"
     assert _make_command("train", Path("data/models/cnn-kannada-mnist")) == "make train MODEL=cnn TASK=kannada-mnist"
-    assert _make_command("validate", Path("data/reports/fast-fashion-mnist-evaluate")) == "make validate MODEL=fast TASK=fashion-mnist"
+    assert (
+        _make_command("validate", Path("data/reports/fast-fashion-mnist-evaluate"))
+        == "make validate MODEL=fast TASK=fashion-mnist"
+    )
 
 
 @pytest.mark.slow

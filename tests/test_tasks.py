@@ -32,7 +32,9 @@ def test_tasks_lists_what_each_fetches_and_writes(workdir):
     assert result.returncode == 0
     text = result.stdout
     assert "dataset zalando-research/fashionmnist: fashion-mnist_train.csv, fashion-mnist_test.csv" in text
-    assert "competition Kannada-MNIST: train.csv, test.csv, sample_submission.csv\n  writes: submission id,label" in text
+    assert (
+        "competition Kannada-MNIST: train.csv, test.csv, sample_submission.csv\n  writes: submission id,label" in text
+    )
     assert "T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot" in text
 
 
@@ -52,7 +54,10 @@ def test_fashion_mnist_fetch_evaluate_and_no_submission(server, kaggle_env, work
 
     refused = run_cli("submit", "--task", "fashion-mnist", *FAST, cwd=workdir, env=kaggle_env)
     assert refused.returncode == 2
-    assert "task 'fashion-mnist' has no submissions" in refused.stderr and "make evaluate TASK=fashion-mnist" in refused.stderr
+    assert (
+        "task 'fashion-mnist' has no submissions" in refused.stderr
+        and "make evaluate TASK=fashion-mnist" in refused.stderr
+    )
 
 
 def test_kannada_mnist_submit_end_to_end(server, kaggle_env, workdir):
@@ -73,9 +78,12 @@ def test_kannada_mnist_submit_end_to_end(server, kaggle_env, workdir):
 def test_a_task_file_adds_a_task_without_code(workdir, sample):
     (workdir / "tasks").mkdir()
     (workdir / "tasks" / "my-digits.toml").write_text(
-        'name = "my-digits"\nsource = "competition"\nref = "my-digits"\ntest_id_column = "id"\nsubmission_columns = ["id", "label"]\n'
+        'name = "my-digits"\nsource = "competition"\nref = "my-digits"\ntest_id_column = "id"\nsubmission_columns = '
+        '["id", "label"]\n'
     )
-    task = config.Task(name="my-digits", source="competition", ref="my-digits", test_id_column="id", submission_columns=("id", "label"))
+    task = config.Task(
+        name="my-digits", source="competition", ref="my-digits", test_id_column="id", submission_columns=("id", "label")
+    )
     folder = write_competition(workdir / "mine", sample, task=task)
     listed = run_cli("tasks", cwd=workdir)
     assert "my-digits\n  competition my-digits" in listed.stdout
@@ -94,7 +102,10 @@ def test_a_task_file_adds_a_task_without_code(workdir, sample):
         ('name = "x"\nsource = "competition"\n', "'ref' is missing"),
         ('name = "x"\nsource = "kernel"\nref = "x"\n', 'source must be "competition" or "dataset"'),
         ('name = "x"\nsource = "dataset"\nref = "x"\n', "is not owner/dataset"),
-        ('name = "x"\nsource = "competition"\nref = "x"\nfirst_pixel_index = "one"\n', "'first_pixel_index' must be int"),
+        (
+            'name = "x"\nsource = "competition"\nref = "x"\nfirst_pixel_index = "one"\n',
+            "'first_pixel_index' must be int",
+        ),
         ('name = "x"\nsource = "competition"\nref = "x"\nclass_names = ["a", "b"]\n', "lists 2 classes"),
     ],
 )
@@ -139,7 +150,9 @@ def test_bench_runs_for_every_task(workdir, sample):
         assert [row["model"] for row in report["results"]] == ["softmax", "fast"]
         assert report["folds"] == 2
         for row in report["results"]:
-            assert 0.5 < row["oof_accuracy"] <= 1 and row["predict_seconds_28k"] > 0 and row["images_per_second"] > 0, table_of(out)
+            assert 0.5 < row["oof_accuracy"] <= 1 and row["predict_seconds_28k"] > 0 and row["images_per_second"] > 0, (
+                table_of(out)
+            )
             assert row["rows"] == 1500 and len(row["oof_predictions"]) == 1500, "every row is predicted once"
         table = (out / "bench.md").read_text()
         assert "| `softmax` |" in table and "| `fast` |" in table and "x |" in table

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,11 @@ class Kaggle:
     """One task's competition (or data set) through the official client."""
 
     def __init__(
-        self, task: Task, credentials: Credentials | None = None, policy: RetryPolicy | None = None, competition: str | None = None
+        self,
+        task: Task,
+        credentials: Credentials | None = None,
+        policy: RetryPolicy | None = None,
+        competition: str | None = None,
     ):
 
         self.task = task
@@ -76,7 +81,9 @@ class Kaggle:
         try:
             self.endpoint = sdk().get_endpoint(sdk().get_env())
         except Exception as error:  # kagglesdk raises a bare Exception for an unknown environment
-            raise UsageError(f"KAGGLE_API_ENVIRONMENT: {error}. Fix: unset it, or use TEST (the local server) or LOCALHOST") from None
+            raise UsageError(
+                f"KAGGLE_API_ENVIRONMENT: {error}. Fix: unset it, or use TEST (the local server) or LOCALHOST"
+            ) from None
         self._bearer = sdk().KaggleHttpClient.BearerAuth
         self.client = sdk().KaggleClient(env=None)
         # The transport goes on the client's own requests session (kagglesdk offers no hook for it),
@@ -89,7 +96,10 @@ class Kaggle:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         # SaveKernel too: each call is a new kernel version with a session of its own.
-        for service, method in (("competitions.CompetitionApiService", "CreateSubmission"), ("kernels.KernelsApiService", "SaveKernel")):
+        for service, method in (
+            ("competitions.CompetitionApiService", "CreateSubmission"),
+            ("kernels.KernelsApiService", "SaveKernel"),
+        ):
             self.session.mount(http._get_request_url(service, method), self.policy.adapter(idempotent=False))
         self.storage = Storage(self.policy)
         self.competitions = self.client.competitions.competition_api_client
@@ -105,7 +115,9 @@ class Kaggle:
         """Exactly this credential on every API request (kagglesdk would otherwise pick its own:
         with a legacy key it still prefers ~/.kaggle/access_token when one exists)."""
         self.credentials = credentials
-        self.session.auth = self._bearer(credentials.token) if credentials.token else (credentials.username, credentials.key)
+        self.session.auth = (
+            self._bearer(credentials.token) if credentials.token else (credentials.username, credentials.key)
+        )
         self.username = credentials.username or ""
 
     @property
@@ -146,7 +158,9 @@ class Kaggle:
         oauth = self.call("refreshing the 'kaggle auth login' credentials", lambda: found.oauth(self.client))
         if oauth is not None:
             if rejected:
-                log.warning("Kaggle: the access token from %s is not valid; using %s instead", rejected.source, oauth.source)
+                log.warning(
+                    "Kaggle: the access token from %s is not valid; using %s instead", rejected.source, oauth.source
+                )
             self._use(oauth)
             return
         if rejected:
@@ -167,14 +181,19 @@ class Kaggle:
         if token is None:
             self.credentials = Credentials(source="no credentials")
             raise AuthError(
-                f"no token for {self.endpoint}: toward an endpoint other than kaggle.com only KAGGLE_API_TOKEN is used, "
-                f"never stored credentials. Fix: export KAGGLE_API_TOKEN (the local server's is in the file it names at start), "
+                f"no token for {self.endpoint}: toward an endpoint other than kaggle.com only KAGGLE_API_TOKEN is "
+                f"used, "
+                f"never stored credentials. Fix: export KAGGLE_API_TOKEN (the local server's is in the file it names "
+                f"at start), "
                 f"or unset KAGGLE_API_ENVIRONMENT to use Kaggle itself"
             )
         self._use(token)
         username = self._introspect(token)
         if not username:
-            raise AuthError(f"{self.endpoint} rejected the token from {token.source}; no other credentials are tried there. Fix: check it")
+            raise AuthError(
+                f"{self.endpoint} rejected the token from {token.source}; no other credentials are tried there. Fix: "
+                f"check it"
+            )
         self.username, self.username_checked = username, True
 
     def _introspect(self, token: Credentials) -> str | None:
@@ -212,7 +231,12 @@ class Kaggle:
 
     # --- error handling -------------------------------------------------------------------------
     def call(
-        self, what: str, function: Callable[[], Any], not_found: str | None = None, denied: str | None = None, absent_ok: bool = False
+        self,
+        what: str,
+        function: Callable[[], Any],
+        not_found: str | None = None,
+        denied: str | None = None,
+        absent_ok: bool = False,
     ) -> Any:
         """Run one client call; turn every failure into one clear line with the right exit code.
 
@@ -231,33 +255,42 @@ class Kaggle:
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
             raise self._unreachable(error, what) from None
 
-    def _http_failure(self, error: requests.exceptions.HTTPError, what: str, not_found: str | None = None) -> ToolkitError:
+    def _http_failure(
+        self, error: requests.exceptions.HTTPError, what: str, not_found: str | None = None
+    ) -> ToolkitError:
         response = error.response
         status = response.status_code if response is not None else 0
         if response is not None and not str(response.url or "").startswith(self.endpoint):
             return _storage_failure(status, what)  # a signed URL on the storage host, not the API
         detail = str(error).split(" for url")[0]
         if status == 401:
-            return AuthError(f"Kaggle rejected the credentials from {self.credentials.source} (HTTP 401 while {what}). Fix: {TOKEN_HELP}")
+            return AuthError(
+                f"Kaggle rejected the credentials from {self.credentials.source} (HTTP 401 while {what}). Fix: "
+                f"{TOKEN_HELP}"
+            )
         if status == 403:
             return KaggleError(
-                f"Kaggle denied access to '{self.name}' (HTTP 403: {detail}). Fix: accept the rules at {self.page}/rules "
+                f"Kaggle denied access to '{self.name}' (HTTP 403: {detail}). Fix: accept the rules at "
+                f"{self.page}/rules "
                 f"(while signed in as this account), then run again"
             )
         if status == 404:
             kind = "data set" if self.task.source == "dataset" else "competition"
             return KaggleError(
-                not_found or f"Kaggle has no {kind} '{self.name}' (HTTP 404 while {what}). Fix: check the name, as in {self.page}"
+                not_found
+                or f"Kaggle has no {kind} '{self.name}' (HTTP 404 while {what}). Fix: check the name, as in {self.page}"
             )
         if status == 429 or status >= 500:
             return KaggleUnavailable(
-                f"Kaggle kept failing while {what} (HTTP {status} after {self.policy.retries} retries). Fix: try again later"
+                f"Kaggle kept failing while {what} (HTTP {status} after {self.policy.retries} retries). Fix: try "
+                f"again later"
             )
         return KaggleError(f"Kaggle refused {what} (HTTP {status}: {detail})")
 
     def _unreachable(self, error: Exception, what: str) -> KaggleError:
         return KaggleUnavailable(
-            f"cannot reach Kaggle at {self.endpoint} while {what} ({type(error).__name__}, after {self.policy.retries} retries). "
+            f"cannot reach Kaggle at {self.endpoint} while {what} ({type(error).__name__}, after "
+            f"{self.policy.retries} retries). "
             f"Fix: check the network (or KAGGLE_API_ENVIRONMENT), then run again"
         )
 
@@ -268,7 +301,9 @@ class Kaggle:
             owner, slug = self.name.split("/", 1)
             request = sdk().ApiDownloadDatasetRequest()
             request.owner_slug, request.dataset_slug = owner, slug
-            return self.call("starting the download", lambda: self.client.datasets.dataset_api_client.download_dataset(request))
+            return self.call(
+                "starting the download", lambda: self.client.datasets.dataset_api_client.download_dataset(request)
+            )
 
         request = sdk().ApiDownloadDataFilesRequest()
         request.competition_name = self.name
@@ -305,14 +340,22 @@ class Kaggle:
         marker = target.with_name(target.name + ".json")
         response = self.open_download()
         size = int(response.headers.get("Content-Length") or 0) or None
-        identity = {"etag": response.headers.get("ETag"), "size": size, "last_modified": response.headers.get("Last-Modified")}
+        identity = {
+            "etag": response.headers.get("ETag"),
+            "size": size,
+            "last_modified": response.headers.get("Last-Modified"),
+        }
         if not force and target.exists() and marker.exists() and identity["etag"]:
             try:
                 recorded = json.loads(marker.read_text())
                 recorded = recorded if isinstance(recorded, dict) else {}
             except (OSError, ValueError):  # a damaged marker: download again, and write a good one
                 recorded = {}
-            if recorded.get("etag") == identity["etag"] and recorded.get("size") == size and target.stat().st_size == size:
+            if (
+                recorded.get("etag") == identity["etag"]
+                and recorded.get("size") == size
+                and target.stat().st_size == size
+            ):
                 response.close()
                 return target, False
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -323,7 +366,13 @@ class Kaggle:
         with (
             open(part, "wb") as handle,
             tqdm(
-                total=size, unit="B", unit_scale=True, unit_divisor=1024, disable=quiet, desc=f"download {target.name}", leave=False
+                total=size,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                disable=quiet,
+                desc=f"download {target.name}",
+                leave=False,
             ) as progress,
         ):
             while True:
@@ -345,7 +394,8 @@ class Kaggle:
                         response.close()
                         part.unlink(missing_ok=True)
                         raise KaggleUnavailable(
-                            f"download of {target.name} kept breaking off ({type(error).__name__}; {attempts - 1} resumes). "
+                            f"download of {target.name} kept breaking off ({type(error).__name__}; {attempts - 1} "
+                            f"resumes). "
                             f"Fix: run again later"
                         ) from None
                     log.warning(
@@ -380,11 +430,16 @@ class Kaggle:
 
         request = sdk().ApiGetSubmissionLimitsRequest()
         request.competition_name = self.name
-        answer = self.call("checking today's submission limit", lambda: self.competitions.get_submission_limits(request))
-        limits = Limits(today=answer.num_today or 0, total=answer.num_total or 0, allowed_now=answer.num_allowed_now or 0)
+        answer = self.call(
+            "checking today's submission limit", lambda: self.competitions.get_submission_limits(request)
+        )
+        limits = Limits(
+            today=answer.num_today or 0, total=answer.num_total or 0, allowed_now=answer.num_allowed_now or 0
+        )
         if not limits.joined:
             raise KaggleError(
-                f"this account has not joined '{self.name}' on Kaggle (its submission limits are all zero), so it cannot "
+                f"this account has not joined '{self.name}' on Kaggle (its submission limits are all zero), so it "
+                f"cannot "
                 f"submit. Fix: accept the rules at {self.page}/rules (while signed in as this account), then run again"
             )
         return limits
@@ -403,7 +458,7 @@ class Kaggle:
             start.file_name = path.name
             start.content_length = len(content)
             start.last_modified_epoch_seconds = int(path.stat().st_mtime)
-            upload = self.call("starting the upload", lambda: self.competitions.start_submission_upload(start))  # noqa: B023 (called at once)
+            upload = self.call("starting the upload", partial(self.competitions.start_submission_upload, start))
             try:
                 response = self.storage.put(upload.create_url, content)
                 if response.status_code in (200, 201):
@@ -490,18 +545,19 @@ class Kaggle:
             request.competition_name = self.name
             if token:
                 request.page_token = token
-            answer = self.call("listing submissions", lambda: self.competitions.list_submissions(request))  # noqa: B023 (called at once)
+            answer = self.call("listing submissions", partial(self.competitions.list_submissions, request))
             items.extend(_describe(submission) for submission in answer.submissions)
             token = answer.next_page_token
             if not token or token in seen:  # a repeated token would loop forever
                 return items
             seen.add(token)
         raise KaggleError(
-            f"Kaggle's submission list for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try again later"
+            f"Kaggle's submission list for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try "
+            f"again later"
         )
 
     def leaderboard(self) -> list[LeaderboardEntry]:
-        """The whole public leaderboard, best first, as Kaggle ranks it (ties: the earlier submission first): all pages."""
+        """The whole public leaderboard (all pages), best first, as Kaggle ranks it (ties: earlier submission first)."""
 
         entries: list[LeaderboardEntry] = []
         token, seen = "", set()
@@ -511,10 +567,13 @@ class Kaggle:
             request.page_size = LEADERBOARD_PAGE_SIZE
             if token:
                 request.page_token = token
-            answer = self.call("reading the public leaderboard", lambda: self.competitions.get_leaderboard(request))  # noqa: B023
+            answer = self.call("reading the public leaderboard", partial(self.competitions.get_leaderboard, request))
             entries.extend(
                 LeaderboardEntry(
-                    team_id=row.team_id, team_name=row.team_name or "", score=row.score or "", date=utc_text(row.submission_date)
+                    team_id=row.team_id,
+                    team_name=row.team_name or "",
+                    score=row.score or "",
+                    date=utc_text(row.submission_date),
                 )
                 for row in answer.submissions
                 if row is not None
@@ -524,10 +583,13 @@ class Kaggle:
                 return entries
             seen.add(token)
         raise KaggleError(
-            f"Kaggle's leaderboard for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try again later"
+            f"Kaggle's leaderboard for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try "
+            f"again later"
         )
 
-    def wait(self, ref: int, timeout: float = SCORING_WAIT_SECONDS, poll: float = 1.0, max_poll: float = 30.0) -> SubmissionState:
+    def wait(
+        self, ref: int, timeout: float = SCORING_WAIT_SECONDS, poll: float = 1.0, max_poll: float = 30.0
+    ) -> SubmissionState:
         """Poll until scored; the interval grows from `poll` to `max_poll` seconds.
 
         Right after CreateSubmission, GetSubmission may answer 404 for a while: that is pending.
@@ -539,7 +601,8 @@ class Kaggle:
             if state is None:
                 if time.monotonic() - started > VISIBILITY_GRACE:
                     raise KaggleError(
-                        f"Kaggle does not know submission {ref} {VISIBILITY_GRACE:.0f} s after creating it. Fix: run 'make status' later"
+                        f"Kaggle does not know submission {ref} {VISIBILITY_GRACE:.0f} s after creating it. Fix: run "
+                        f"'make status' later"
                     )
                 state = SubmissionState(ref=ref, status="PENDING")
             if state.status != "PENDING" or time.monotonic() + poll > deadline:
@@ -558,7 +621,9 @@ def _never_sent(error: Exception) -> bool:
 
 def _storage_failure(status: int, what: str) -> KaggleError:
     if status in (401, 403):
-        return KaggleUnavailable(f"Kaggle's storage refused the signed URL (HTTP {status}, expired?) while {what}. Fix: run again")
+        return KaggleUnavailable(
+            f"Kaggle's storage refused the signed URL (HTTP {status}, expired?) while {what}. Fix: run again"
+        )
     if status == 429 or status >= 500:
         return KaggleUnavailable(f"Kaggle's storage kept failing while {what} (HTTP {status}). Fix: try again later")
     return KaggleError(f"Kaggle's storage answered HTTP {status} while {what}. Fix: run again")

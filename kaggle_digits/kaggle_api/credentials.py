@@ -93,7 +93,9 @@ def _token_file(path: Path, where: str) -> str | None:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError):
-        raise AuthError(f"{where}: cannot read the access token file. Fix: check that it is a readable text file") from None
+        raise AuthError(
+            f"{where}: cannot read the access token file. Fix: check that it is a readable text file"
+        ) from None
     if not text.strip():
         return None  # an empty file is skipped, as the official client skips it
     return _checked_token(text, where)
@@ -109,7 +111,9 @@ def explicit_token() -> Credentials | None:
         token = _token_file(Path(value), where)
         return Credentials(source=where, token=token) if token else None
     if "/" in value:  # a token has no slash: this names a file that is gone (cron's crontab line, say)
-        raise AuthError(f"KAGGLE_API_TOKEN names the file {value}, which does not exist. Fix: save the token there (mode 600)")
+        raise AuthError(
+            f"KAGGLE_API_TOKEN names the file {value}, which does not exist. Fix: save the token there (mode 600)"
+        )
     return Credentials(source="KAGGLE_API_TOKEN", token=_checked_token(value, "KAGGLE_API_TOKEN"))
 
 
@@ -148,7 +152,9 @@ def legacy_key() -> Credentials | None:
     username, key = values.get("username"), values.get("key")
     if not (username and key):
         if broken:
-            raise AuthError(f"{path}: not a kaggle.json with 'username' and 'key'. Fix: download it again, or {TOKEN_HELP}")
+            raise AuthError(
+                f"{path}: not a kaggle.json with 'username' and 'key'. Fix: download it again, or {TOKEN_HELP}"
+            )
         return None
     if from_file:
         _warn_if_readable(path)
@@ -171,7 +177,9 @@ def oauth(client) -> Credentials | None:
     if not token:
         return None
     where = str(home() / ".kaggle" / "credentials.json")
-    return Credentials(source=f"{where} (kaggle auth login)", token=_checked_token(token, where), username=saved.get_username())
+    return Credentials(
+        source=f"{where} (kaggle auth login)", token=_checked_token(token, where), username=saved.get_username()
+    )
 
 
 def places_tried() -> str:

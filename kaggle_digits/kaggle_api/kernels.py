@@ -110,7 +110,8 @@ class Kernels:
 
     def gpu_quota(self) -> GpuQuota:
         answer = self.kaggle.call(
-            "reading the GPU quota", lambda: self.api.get_accelerator_quota_statistics(sdk().ApiGetAcceleratorQuotaStatisticsRequest())
+            "reading the GPU quota",
+            lambda: self.api.get_accelerator_quota_statistics(sdk().ApiGetAcceleratorQuotaStatisticsRequest()),
         )
         quota = answer.gpu_quota
 
@@ -127,11 +128,20 @@ class Kernels:
         request = sdk().ApiGetKernelRequest()
         request.user_name, request.kernel_slug = owner, slug
         # kaggle.com answers 403 (or 404) for a kernel the account does not have: version 0.
-        answer = self.kaggle.call(f"reading the kernel {owner}/{slug}", lambda: self.api.get_kernel(request), absent_ok=True)
+        answer = self.kaggle.call(
+            f"reading the kernel {owner}/{slug}", lambda: self.api.get_kernel(request), absent_ok=True
+        )
         return int(answer.metadata.current_version_number or 0) if answer is not None and answer.metadata else 0
 
     def push(
-        self, owner: str, slug: str, title: str, script: str, competition: str, machine_shape: str | None, timeout_seconds: int
+        self,
+        owner: str,
+        slug: str,
+        title: str,
+        script: str,
+        competition: str,
+        machine_shape: str | None,
+        timeout_seconds: int,
     ) -> PushedKernel:
         """One SaveKernel: a new private version of a script kernel that runs at once, internet off, on the
         accelerator `machine_shape` (None: the CPU). Never resent: a lost answer raises PushUnanswered."""
@@ -193,7 +203,9 @@ class Kernels:
             request.group = sdk().KernelsListViewType.PROFILE
             request.user, request.search, request.page_size, request.page_token = owner, prefix, 100, token
             request.language, request.kernel_type, request.output_type = "all", "all", "all"
-            answer = self.kaggle.call(f"listing the kernels of {owner}", lambda: self.api.list_kernels(request))  # noqa: B023
+            answer = self.kaggle.call(
+                f"listing the kernels of {owner}", lambda request=request: self.api.list_kernels(request)
+            )
             for kernel in answer.kernels or []:
                 author, _, slug = (kernel.ref or "").strip("/").rpartition("/")
                 author = author.rpartition("/")[2] or kernel.author or owner
@@ -209,12 +221,16 @@ class Kernels:
         request = sdk().ApiDeleteKernelRequest()
         request.user_name, request.kernel_slug = owner, slug
         answer = self.kaggle.call(
-            f"deleting the kernel {owner}/{slug}", lambda: self.api.delete_kernel(request), denied=no_such_kernel(f"{owner}/{slug}")
+            f"deleting the kernel {owner}/{slug}",
+            lambda: self.api.delete_kernel(request),
+            denied=no_such_kernel(f"{owner}/{slug}"),
         )
         if answer.error_message:
             raise KaggleError(f"Kaggle did not delete the kernel {owner}/{slug}: {answer.error_message}")
 
-    def output(self, pushed: PushedKernel, target: Path, keep: tuple[str, ...] = (), files: bool = True) -> KernelOutput:
+    def output(
+        self, pushed: PushedKernel, target: Path, keep: tuple[str, ...] = (), files: bool = True
+    ) -> KernelOutput:
         """Every output file whose name starts with one of `keep` (all when empty) into `target`, and the log
         (only the log with `files=False`)."""
 
@@ -242,9 +258,13 @@ class Kernels:
                     continue
                 path = (target / name).resolve()
                 if target_root not in path.parents:  # a name from the kernel is not trusted: no "../"
-                    raise KaggleError(f"the kernel's output names a file outside its folder ({name!r}); nothing was kept")
+                    raise KaggleError(
+                        f"the kernel's output names a file outside its folder ({name!r}); nothing was kept"
+                    )
                 if not item.url:
-                    raise KaggleError(f"Kaggle listed the kernel output {name} without a URL to fetch it from. Fix: run again later")
+                    raise KaggleError(
+                        f"Kaggle listed the kernel output {name} without a URL to fetch it from. Fix: run again later"
+                    )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     response = self.kaggle.storage.get(item.url)

@@ -14,7 +14,13 @@ accepts a token and key made at its start (State.token, State.key), never a publ
 - plumbing.py: the shared state, injected faults, the HTTP plumbing. server.py: both hosts started.
 """
 
-from .competitions import Competition, Submission, builtin_competitions, competition_from_arrays, competition_from_labeled
+from .competitions import (
+    Competition,
+    Submission,
+    builtin_competitions,
+    competition_from_arrays,
+    competition_from_labeled,
+)
 from .kernels import KernelSettings
 from .plumbing import DEMO_USER, Fault, State, new_token
 from .server import DEFAULT_PORT, LocalKaggleServer, serve_builtin, write_token_file

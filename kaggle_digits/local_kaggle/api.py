@@ -202,7 +202,12 @@ class ApiHandler(BaseHandler):
             return
         today = self._today_count(competition.name)
         self.json(
-            200, {"numToday": today, "numTotal": len(self._mine(competition.name)), "numAllowedNow": max(0, self.state.daily_limit - today)}
+            200,
+            {
+                "numToday": today,
+                "numTotal": len(self._mine(competition.name)),
+                "numAllowedNow": max(0, self.state.daily_limit - today),
+            },
         )
 
     def _api_StartSubmissionUpload(self, request, user) -> None:  # noqa: N802
@@ -227,7 +232,9 @@ class ApiHandler(BaseHandler):
             self.error(400, "The submission file was not uploaded (unknown or incomplete blob token)")
             return
         if self._today_count(competition.name) >= self.state.daily_limit:
-            self.error(400, f"Submission not allowed: your team has used its {self.state.daily_limit} submissions for today")
+            self.error(
+                400, f"Submission not allowed: your team has used its {self.state.daily_limit} submissions for today"
+            )
             return
         # Not idempotent, like kaggle.com: the same blob token again is one more submission.
         with self.state.lock:
@@ -338,7 +345,10 @@ class ApiHandler(BaseHandler):
             return
         files, token = paged
         page = [
-            {"fileName": name, "url": storage.signed_download_url(self.state, str(session.id), name, bucket=OUTPUT_BUCKET)}
+            {
+                "fileName": name,
+                "url": storage.signed_download_url(self.state, str(session.id), name, bucket=OUTPUT_BUCKET),
+            }
             for name, _ in files
         ]
         self.json(200, {"files": page, "log": log_text(session) if session.done else "", "nextPageToken": token})
@@ -346,10 +356,16 @@ class ApiHandler(BaseHandler):
     def _api_GetKernel(self, request, user) -> None:  # noqa: N802
         kernel = self.state.kernels.kernel(request, user)
         if kernel is None:
-            self.error(403, f"Permission 'kernels.get' was denied for '{request.get('userName')}/{request.get('kernelSlug')}'")
+            self.error(
+                403, f"Permission 'kernels.get' was denied for '{request.get('userName')}/{request.get('kernelSlug')}'"
+            )
             return
         self.json(
-            200, {"metadata": self.state.kernels.metadata(kernel), "blob": {"source": "", "language": "python", "kernelType": "script"}}
+            200,
+            {
+                "metadata": self.state.kernels.metadata(kernel),
+                "blob": {"source": "", "language": "python", "kernelType": "script"},
+            },
         )
 
     def _api_ListKernels(self, request, user) -> None:  # noqa: N802

@@ -65,7 +65,9 @@ def synthetic_rivals(teams: int = LEADERBOARD_TEAMS, seed: int = 2026, now: date
     rest = teams - perfect - near - 1
     bands = [(0.990, 0.9975, 0.33), (0.975, 0.990, 0.35), (0.90, 0.975, 0.22), (0.10, 0.90, 0.10)]
     counts = rng.multinomial(rest, [share for _, _, share in bands])
-    honest = np.concatenate([rng.uniform(low, high, count) for (low, high, _), count in zip(bands, counts, strict=True)])
+    honest = np.concatenate(
+        [rng.uniform(low, high, count) for (low, high, _), count in zip(bands, counts, strict=True)]
+    )
     accuracies = np.concatenate([np.ones(perfect), rng.uniform(0.9990, 0.99996, near), [0.99757], honest])
     correct = np.minimum(np.round(accuracies * PUBLIC_ROWS), PUBLIC_ROWS)
     correct[perfect + near] = round(0.99757 * PUBLIC_ROWS)  # 6983 of 7,000: 0.99757
@@ -115,7 +117,12 @@ class Competition:
 
 
 def competition_from_labeled(
-    source: Path, task: Task | None = None, name: str | None = None, test_fraction: float = 0.2, seed: int = 0, max_rows: int | None = None
+    source: Path,
+    task: Task | None = None,
+    name: str | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    max_rows: int | None = None,
 ) -> Competition:
     """Make a competition from a labeled Kaggle-layout zip or folder: hold part of train.csv back as the test set."""
     task = task or config.BUILTIN_TASKS[config.DEFAULT_TASK]
@@ -127,7 +134,12 @@ def competition_from_labeled(
 
 
 def competition_from_arrays(
-    task: Task, images: np.ndarray, labels: np.ndarray, name: str | None = None, test_fraction: float = 0.2, seed: int = 0
+    task: Task,
+    images: np.ndarray,
+    labels: np.ndarray,
+    name: str | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
 ) -> Competition:
     train, test = layout.split_holdout(labels, int(round(len(labels) * test_fraction)), seed)
     files = layout.task_files(task, images[train], labels[train], images[test], labels[test])
@@ -155,7 +167,10 @@ def builtin_competitions(source: Path | None = None) -> list[Competition]:
     """
     digits = config.BUILTIN_TASKS["digit-recognizer"]
     sample = data.load(Path(source or config.SAMPLE_ZIP), digits, use_cache=False)
-    competitions = [competition_from_arrays(task, sample.train_images, sample.train_labels) for task in config.BUILTIN_TASKS.values()]
+    competitions = [
+        competition_from_arrays(task, sample.train_images, sample.train_labels)
+        for task in config.BUILTIN_TASKS.values()
+    ]
     for competition in competitions:
         if competition.name == "digit-recognizer":  # the others are stand-ins: no leaderboard to show
             competition.rivals = synthetic_rivals()
@@ -166,7 +181,9 @@ def score(submission: Submission, competition: Competition) -> None:
     """Categorization accuracy, as Kaggle scores this competition; a malformed file becomes ERROR."""
     id_column, label_column = competition.task.submission_header
     hidden_labels, hidden_ids, public_mask = competition.hidden_labels, competition.hidden_ids, competition.public_mask
-    assert hidden_labels is not None and hidden_ids is not None and public_mask is not None, "a submitting competition keeps its answers"
+    assert hidden_labels is not None and hidden_ids is not None and public_mask is not None, (
+        "a submitting competition keeps its answers"
+    )
     lines = submission.content.decode("utf-8", errors="replace").strip().splitlines()
     expected = len(hidden_labels)
 
@@ -205,6 +222,7 @@ def leaderboard(competition: Competition, submissions: list[Submission]) -> list
         if held is None or float(item.public_score) > float(held.public_score):
             best[item.team] = item
     own = [
-        Team(team_id=zlib.crc32(team.encode()) % 10_000, name=team, score=item.public_score, date=item.date) for team, item in best.items()
+        Team(team_id=zlib.crc32(team.encode()) % 10_000, name=team, score=item.public_score, date=item.date)
+        for team, item in best.items()
     ]
     return sorted([*competition.rivals, *own], key=lambda team: (-float(team.score), team.date))

@@ -114,7 +114,9 @@ class KernelSettings:
 
     queue_delay: float = 0.3  # QUEUED this long before the script starts
     stale_status_delay: float = 0.5  # the latest version reads as the previous session for this long
-    gpu_quota_seconds: float | None = GPU_QUOTA_SECONDS  # None: the answer carries no gpuQuota (an account Kaggle says nothing of)
+    gpu_quota_seconds: float | None = (
+        GPU_QUOTA_SECONDS  # None: the answer carries no gpuQuota (an account Kaggle says nothing of)
+    )
     gpu_used_seconds: float = 0.0  # sessions that ended before this server started (a test sets it)
     gpu_reserved_seconds: float = 0.0  # held by sessions of the account running elsewhere (a notebook; a test sets it)
     concurrent_gpu_sessions: int = 2  # a GPU push past this many running sessions is refused
@@ -182,7 +184,10 @@ class KernelRunner:
             return 403, {"code": 403, "message": f"Permission 'kernels.create' was denied for '{owner}'"}
         if (request.get("language") or "") != "python" or (request.get("kernelType") or "") != "script":
             # kaggle.com runs notebooks and R too; this server runs what the toolkit pushes, and says so.
-            return 400, {"code": 400, "message": "The local Kaggle server runs Python scripts only (language python, kernel_type script)"}
+            return 400, {
+                "code": 400,
+                "message": "The local Kaggle server runs Python scripts only (language python, kernel_type script)",
+            }
         competitions: list[str] = []
         invalid: list[str] = []
         for source in request.get("competitionDataSources") or []:
@@ -191,7 +196,10 @@ class KernelRunner:
         try:  # checked before anything is made: a bad value is a 400, never a session left QUEUED
             timeout = min(int(request.get("sessionTimeoutSeconds") or SESSION_LIMIT_SECONDS), SESSION_LIMIT_SECONDS)
         except (TypeError, ValueError):
-            return 400, {"code": 400, "message": f"Invalid sessionTimeoutSeconds {request.get('sessionTimeoutSeconds')!r}"}
+            return 400, {
+                "code": 400,
+                "message": f"Invalid sessionTimeoutSeconds {request.get('sessionTimeoutSeconds')!r}",
+            }
         if timeout <= 0:
             return 400, {"code": 400, "message": f"Invalid sessionTimeoutSeconds {timeout}"}
         title = request.get("newTitle") or name
@@ -211,12 +219,19 @@ class KernelRunner:
                     return 200, {
                         "ref": "",
                         "url": "",
-                        "error": f"You have exceeded your weekly GPU quota. It resets at {self.quota()['quotaRefreshTime']}.",
+                        "error": f"You have exceeded your weekly GPU quota. It resets at "
+                        f"{self.quota()['quotaRefreshTime']}.",
                     }
                 if self._gpu_sessions_in_flight() >= self.settings.concurrent_gpu_sessions:
-                    return 200, {"ref": "", "url": "", "error": GPU_SESSION_CAP_ERROR.format(cap=self.settings.concurrent_gpu_sessions)}
+                    return 200, {
+                        "ref": "",
+                        "url": "",
+                        "error": GPU_SESSION_CAP_ERROR.format(cap=self.settings.concurrent_gpu_sessions),
+                    }
             kernel = self.kernels.setdefault((owner, name), Kernel(owner, name, title))
-            session = KernelSession(id=700000 + len(self.sessions) + 1, version=len(kernel.sessions) + 1, gpu=gpu, machine_shape=shape)
+            session = KernelSession(
+                id=700000 + len(self.sessions) + 1, version=len(kernel.sessions) + 1, gpu=gpu, machine_shape=shape
+            )
             kernel.sessions.append(session)
             self.sessions[session.id] = session
         quick_save = request.get("kernelExecutionType") == "QUICK_SAVE"
@@ -234,7 +249,10 @@ class KernelRunner:
             session.root = root
             internet = request.get("enableInternet")
             threading.Thread(
-                target=self._run, args=(session, timeout, internet is None or bool(internet)), name=f"kernel-{session.id}", daemon=True
+                target=self._run,
+                args=(session, timeout, internet is None or bool(internet)),
+                name=f"kernel-{session.id}",
+                daemon=True,
             ).start()
         url = f"https://www.kaggle.com/code/{owner}/{name}"
         return 200, {
@@ -267,7 +285,15 @@ class KernelRunner:
         )
         if not internet:
             closed = "http://127.0.0.1:9"  # the discard port, closed: every request through the proxy fails
-            env.update({"http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed, "no_proxy": ""})
+            env.update(
+                {
+                    "http_proxy": closed,
+                    "https_proxy": closed,
+                    "HTTP_PROXY": closed,
+                    "HTTPS_PROXY": closed,
+                    "no_proxy": "",
+                }
+            )
         if not session.gpu:
             env["CUDA_VISIBLE_DEVICES"] = ""  # no accelerator was asked for
         with self.lock:
@@ -300,7 +326,10 @@ class KernelRunner:
             if session.status in ("CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"):  # cancelled, or its kernel deleted
                 session.status = "CANCEL_ACKNOWLEDGED"
             elif timed_out:
-                session.status, session.failure_message = "ERROR", f"Your notebook exceeded its {timeout}-second run-time limit"
+                session.status, session.failure_message = (
+                    "ERROR",
+                    f"Your notebook exceeded its {timeout}-second run-time limit",
+                )
             elif code != 0:
                 session.status, session.failure_message = (
                     "ERROR",
@@ -311,7 +340,9 @@ class KernelRunner:
 
     def _read(self, session: KernelSession, stream, name: str) -> None:
         for line in stream:
-            session.log.append({"stream_name": name, "time": round(time.monotonic() - (session.started or 0), 3), "data": line})
+            session.log.append(
+                {"stream_name": name, "time": round(time.monotonic() - (session.started or 0), 3), "data": line}
+            )
 
     def _gpu_sessions_in_flight(self) -> int:
         return sum(1 for session in self.sessions.values() if session.gpu and not session.done)
@@ -373,7 +404,8 @@ class KernelRunner:
         owner, name = request.get("userName") or "", request.get("kernelSlug") or ""
         kernel = self.kernel(request, user)
         if kernel is None:
-            # kaggle.com answers 403 for a kernel the account cannot see, whether or not it exists (Kaggle/kaggle-cli#951).
+            # kaggle.com answers 403 for a kernel the account cannot see, whether or not it exists
+            # (Kaggle/kaggle-cli#951).
             return 403, f"Permission 'kernels.get' was denied for '{owner}/{name}'", None
         label = request.get("versionLabel") or ""
         if label:

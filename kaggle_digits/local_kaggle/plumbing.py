@@ -64,7 +64,9 @@ class State:
     key: str = field(default_factory=lambda: secrets.token_hex(20))
     users: dict[str, str] = field(default_factory=dict)  # legacy username -> key (DEMO_USER's added at start)
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> username (DEMO_USER's added at start)
-    teams: dict[str, str] = field(default_factory=dict)  # username -> team name (default: the user name), as on the board
+    teams: dict[str, str] = field(
+        default_factory=dict
+    )  # username -> team name (default: the user name), as on the board
     daily_limit: int = 5
     scoring_delay: float = 0.5
     visibility_delay: float = 0.5  # GetSubmission answers 404 this long after a create, as kaggle.com can
@@ -145,7 +147,11 @@ class BaseHandler(BaseHTTPRequestHandler):
         allowed = {f"{name}:{port}" for name in names} | (set(names) if port == 80 else set())  # HTTP omits :80
         if host not in allowed:
             self.close_connection = True
-            self.error(421, f"this server answers loopback names with its port only (localhost:{port}, 127.0.0.1:{port}), not {host!r}")
+            self.error(
+                421,
+                f"this server answers loopback names with its port only (localhost:{port}, 127.0.0.1:{port}), not "
+                f"{host!r}",
+            )
             return False
         if self.headers.get("Origin") is not None:
             self.close_connection = True

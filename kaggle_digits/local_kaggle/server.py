@@ -38,7 +38,9 @@ class LocalKaggleServer:
         self.state.kernels = KernelRunner(self.state, kernels or KernelSettings())
         self.httpd = QuietServer((host, port), type("Api", (ApiHandler,), {"state": self.state}))
         try:
-            self.storage = QuietServer(("127.0.0.1", storage_port), type("Storage", (StorageHandler,), {"state": self.state}))
+            self.storage = QuietServer(
+                ("127.0.0.1", storage_port), type("Storage", (StorageHandler,), {"state": self.state})
+            )
         except OSError:
             self.httpd.server_close()
             raise

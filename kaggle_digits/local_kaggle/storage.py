@@ -52,7 +52,9 @@ def resumable_upload_url(state: State, upload: Upload) -> str:
 
 
 def _xml_error(code: str, message: str) -> bytes:
-    return f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+    return (
+        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+    )
 
 
 class StorageHandler(BaseHandler):
@@ -64,7 +66,11 @@ class StorageHandler(BaseHandler):
             return False
         with self.state.lock:
             self.state.storage_auth_seen.append(f"{self.command} {urlparse(self.path).path}")
-        self.send_body(401, _xml_error("AuthenticationRequired", "Signed URLs must not carry an Authorization header"), "application/xml")
+        self.send_body(
+            401,
+            _xml_error("AuthenticationRequired", "Signed URLs must not carry an Authorization header"),
+            "application/xml",
+        )
         return True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -101,12 +107,16 @@ class StorageHandler(BaseHandler):
         if range_header.startswith("bytes=") and self.headers.get("If-Range", etag) == etag:
             start = int(range_header[6:].split("-")[0] or 0)
             if start >= len(content):
-                self.send_body(416, _xml_error("InvalidRange", "The requested range cannot be satisfied."), "application/xml")
+                self.send_body(
+                    416, _xml_error("InvalidRange", "The requested range cannot be satisfied."), "application/xml"
+                )
                 return
             status = 206
         body = content[start:]
         self.send_response(status)
-        content_type = {".zip": "application/zip", ".csv": "text/csv"}.get(Path(file_name).suffix, "application/octet-stream")
+        content_type = {".zip": "application/zip", ".csv": "text/csv"}.get(
+            Path(file_name).suffix, "application/octet-stream"
+        )
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes")
@@ -143,7 +153,9 @@ class StorageHandler(BaseHandler):
             return
         if len(body) != upload.size:
             self.send_body(
-                400, _xml_error("InvalidArgument", f"Got {len(body)} bytes, the session was started for {upload.size}"), "application/xml"
+                400,
+                _xml_error("InvalidArgument", f"Got {len(body)} bytes, the session was started for {upload.size}"),
+                "application/xml",
             )
             return
         upload.content = body

@@ -89,7 +89,9 @@ def parse_overrides(params_type: type, overrides: dict[str, str], model_name: st
     for key, raw in overrides.items():
         name = key.replace("-", "_")
         if name not in fields:
-            raise UsageError(f"model '{model_name}' has no parameter '{key}'. Fix: use one of {', '.join(sorted(fields))}")
+            raise UsageError(
+                f"model '{model_name}' has no parameter '{key}'. Fix: use one of {', '.join(sorted(fields))}"
+            )
         current = getattr(params, name)
         try:
             value: Any
@@ -108,7 +110,14 @@ def parse_overrides(params_type: type, overrides: dict[str, str], model_name: st
                 f"parameter '{key}={raw}' of model '{model_name}': expected {type(current).__name__} "
                 f"(default {current!r}). Fix: pass e.g. {key}={current!r}"
             ) from None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and (value < 0 or (name == "epochs" and value < 1)):
-            raise UsageError(f"parameter '{key}={raw}' of model '{model_name}' must be {'at least 1' if name == 'epochs' else 'positive'}")
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (value < 0 or (name == "epochs" and value < 1))
+        ):
+            raise UsageError(
+                f"parameter '{key}={raw}' of model '{model_name}' must be "
+                f"{'at least 1' if name == 'epochs' else 'positive'}"
+            )
         changes[name] = value
     return dataclasses.replace(params, **changes)

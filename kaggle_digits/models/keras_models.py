@@ -37,7 +37,8 @@ def batch_norm_layer():
     @keras.saving.register_keras_serializable(package="kaggle_digits")
     class FusedBatchNormalization(keras.layers.BatchNormalization):
         def call(self, inputs, training=None, mask=None):
-            # Keras 3.13 (Kaggle's image) has no `renorm`; any option the fused kernel cannot do goes to Keras' own code.
+            # Keras 3.13 (Kaggle's image) has no `renorm`; any option the fused kernel cannot do goes to Keras' own
+            # code.
             if (
                 len(inputs.shape) != 4
                 or self.axis not in (-1, 3)
@@ -65,7 +66,13 @@ def batch_norm_layer():
                 self.moving_variance.assign(variance)
             else:
                 outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                    inputs, scale, offset, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon, is_training=False
+                    inputs,
+                    scale,
+                    offset,
+                    mean=self.moving_mean,
+                    variance=self.moving_variance,
+                    epsilon=self.epsilon,
+                    is_training=False,
                 )
             return tf.cast(outputs, self.compute_dtype)
 
@@ -171,7 +178,9 @@ class KerasModel(Model):
             val = self._dataset(val_images, val_labels, training=False)
             if self.params.patience > 0:
                 callbacks.append(
-                    keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.params.patience, restore_best_weights=True)
+                    keras.callbacks.EarlyStopping(
+                        monitor="val_loss", patience=self.params.patience, restore_best_weights=True
+                    )
                 )
         # One line per epoch off a terminal (cron, CI logs); a live bar on one.
         progress = 0 if not verbose else (1 if os.isatty(1) else 2)
@@ -261,7 +270,9 @@ class MLPModel(KerasModel):
         )
 
 
-def random_affine(rotation: float, zoom: float, shift: float, seed: int, elastic: float = 0.0, elastic_sigma: float = 4.0):
+def random_affine(
+    rotation: float, zoom: float, shift: float, seed: int, elastic: float = 0.0, elastic_sigma: float = 4.0
+):
     """One random rotation + zoom + shift per image, applied as a single affine resampling.
 
     Keras' RandomRotation, RandomZoom and RandomTranslation in a row resample each image three times
@@ -280,7 +291,9 @@ def random_affine(rotation: float, zoom: float, shift: float, seed: int, elastic
     gauss = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(elastic_sigma, 1e-6)) ** 2)
     gauss = (gauss / gauss.sum()).astype(np.float32)
     rows_kernel, columns_kernel = tf.constant(gauss.reshape(-1, 1, 1, 1)), tf.constant(gauss.reshape(1, -1, 1, 1))
-    grid_y, grid_x = (tf.constant(axis, tf.float32) for axis in np.meshgrid(np.arange(side), np.arange(side), indexing="ij"))
+    grid_y, grid_x = (
+        tf.constant(axis, tf.float32) for axis in np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    )
 
     def matrix(n):
         angle = generator.uniform([n], -max_angle, max_angle)
@@ -321,7 +334,9 @@ def random_affine(rotation: float, zoom: float, shift: float, seed: int, elastic
                 x, y = x0 + dx, y0 + dy
                 inside = (x >= 0) & (x <= side - 1) & (y >= 0) & (y <= side - 1)
                 index = (
-                    base + tf.cast(tf.clip_by_value(y, 0, side - 1), tf.int32) * side + tf.cast(tf.clip_by_value(x, 0, side - 1), tf.int32)
+                    base
+                    + tf.cast(tf.clip_by_value(y, 0, side - 1), tf.int32) * side
+                    + tf.cast(tf.clip_by_value(x, 0, side - 1), tf.int32)
                 )
                 out += tf.where(inside, tf.gather(flat, index), 0.0) * weight_x * weight_y
         return out[..., None]
@@ -329,7 +344,9 @@ def random_affine(rotation: float, zoom: float, shift: float, seed: int, elastic
     return augment
 
 
-def elastic_copies(images: np.ndarray, copies: int, alpha: float, sigma: float, seed: int, chunk: int = 4096) -> np.ndarray:
+def elastic_copies(
+    images: np.ndarray, copies: int, alpha: float, sigma: float, seed: int, chunk: int = 4096
+) -> np.ndarray:
     """`copies` elastically distorted versions of each image (Simard et al. 2003), made once with scipy, as uint8.
 
     A displacement field per image (uniform noise in [-1, 1], smoothed by a Gaussian of `sigma` pixels, times
@@ -346,7 +363,9 @@ def elastic_copies(images: np.ndarray, copies: int, alpha: float, sigma: float, 
         for start in range(0, len(stack), chunk):
             block = stack[start : start + chunk]
             n = len(block)
-            field = ndimage.gaussian_filter(rng.uniform(-1, 1, (2, n, side, side)), sigma=(0, 0, sigma, sigma), mode="constant")
+            field = ndimage.gaussian_filter(
+                rng.uniform(-1, 1, (2, n, side, side)), sigma=(0, 0, sigma, sigma), mode="constant"
+            )
             where = np.stack(
                 [
                     np.broadcast_to(np.arange(n)[:, None, None], (n, side, side)),
@@ -397,7 +416,10 @@ def conv_stages(layers, width: int, dropout: float, momentum: float) -> list:
     batch_norm = batch_norm_layer()
 
     def conv(filters, size, stride=1, padding="valid"):
-        return [layers.Conv2D(filters, size, strides=stride, padding=padding, activation="relu"), batch_norm(momentum=momentum)]
+        return [
+            layers.Conv2D(filters, size, strides=stride, padding=padding, activation="relu"),
+            batch_norm(momentum=momentum),
+        ]
 
     stack = []
     for stage in range(2):
@@ -526,7 +548,11 @@ class FastCNNModel(KerasModel):
 
         body = []
         for block in range(2):  # 28x28, then 14x14; the second block doubles the width
-            body += conv(width * 2**block) + conv(width * 2**block) + [layers.MaxPooling2D(), layers.Dropout(self.params.dropout)]
+            body += (
+                conv(width * 2**block)
+                + conv(width * 2**block)
+                + [layers.MaxPooling2D(), layers.Dropout(self.params.dropout)]
+            )
         return keras.Sequential(
             [
                 keras.Input((config.IMAGE_SIDE, config.IMAGE_SIDE, 1)),
@@ -595,7 +621,9 @@ class EnsembleModel(Model):
 
     def fit(self, images, labels, validation=None, verbose=True) -> History:
         if self.params.members < 2:
-            raise UsageError(f"ensemble: members={self.params.members}: needs at least 2 (one per fold). Fix: -p members=5")
+            raise UsageError(
+                f"ensemble: members={self.params.members}: needs at least 2 (one per fold). Fix: -p members=5"
+            )
         splits = kfold_splits(labels, self.params.members, self.seed)
         out_of_fold = np.zeros(len(labels), dtype=np.int64)
         workers = self._workers()
@@ -680,6 +708,10 @@ class EnsembleModel(Model):
             member.save(member_folder)
 
     def _load_weights(self, folder: Path) -> None:
-        # Each member with its own seed, as it was trained (member-<index>; sorted by number, so member-10 follows member-9).
+        # Each member with its own seed, as it was trained (member-<index>; sorted by number, so member-10 follows
+        # member-9).
         folders = sorted(folder.glob("member-*"), key=lambda path: int(path.name.split("-", 1)[1]))
-        self.members = [CNNModel.load(path, self._member_params(), self.member_seed(int(path.name.split("-", 1)[1]))) for path in folders]
+        self.members = [
+            CNNModel.load(path, self._member_params(), self.member_seed(int(path.name.split("-", 1)[1])))
+            for path in folders
+        ]

@@ -28,7 +28,9 @@ class SklearnModel(Model):
             self.estimator.fit(images.astype(np.float32) / 255.0, labels)
         if any(issubclass(warning.category, ConvergenceWarning) for warning in caught):
             # scikit-learn's own warning is a dozen lines; one says the same.
-            logging.getLogger("kaggle_digits").warning("%s: the solver stopped before converging (raise -p max_iter=...)", self.name)
+            logging.getLogger("kaggle_digits").warning(
+                "%s: the solver stopped before converging (raise -p max_iter=...)", self.name
+            )
         return History()
 
     @property
@@ -57,7 +59,9 @@ class LogisticRegressionModel(SklearnModel):
         max_iter: int = 200  # lbfgs iterations; enough to converge on scaled pixels
 
     def build(self):
-        return lazy.sklearn().linear_model.LogisticRegression(C=self.params.C, max_iter=self.params.max_iter, random_state=self.seed)
+        return lazy.sklearn().linear_model.LogisticRegression(
+            C=self.params.C, max_iter=self.params.max_iter, random_state=self.seed
+        )
 
 
 class RandomForestModel(SklearnModel):
