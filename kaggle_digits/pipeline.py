@@ -162,7 +162,7 @@ def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path
         log.info("train: members' out-of-fold accuracy %.4f over %d rows", estimate, history.out_of_fold_rows)
     elif training.matching_estimate(metrics, settings.params(), settings.seed, dataset):
         estimate, scheme = metrics["accuracy"], metrics.get("scheme")
-    meta = model_meta(settings, params, dataset, estimate, scheme, len(dataset.train_labels), seconds)
+    meta = model_meta(settings, model.params, dataset, estimate, scheme, len(dataset.train_labels), seconds)
     folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
     training.save_model(model, folder, meta)
     log.info("train: done in %.1f s, saved %s", seconds, folder)
@@ -226,7 +226,9 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
     log.info("validate: %s accuracy %.4f", result.scheme, result.accuracy)
     if refit:
         return train(settings, dataset)[1]
-    meta = model_meta(settings, params, dataset, result.accuracy, result.scheme, result.train_rows, result.fit_seconds)
+    meta = model_meta(
+        settings, model.params, dataset, result.accuracy, result.scheme, result.train_rows, result.fit_seconds
+    )
     folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
     training.save_model(model, folder, meta)
     log.info(

@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ from .errors import DataError, KaggleError, KaggleUnavailable, UsageError
 from .helpers import artifact_dir, versions, write_atomically, write_folder_atomically
 from .kaggle_api import Kaggle, Kernels
 from .kaggle_api.kernels import PushedKernel, PushUnanswered, SessionCapReached, kernel_url
-from .models.keras_models import EnsembleModel
+from .models.keras_models import EnsembleModel, on_this_device
 from .tasks import get_task
 
 log = logging.getLogger("kaggle_digits")
@@ -254,6 +254,12 @@ def train_on_kaggle(settings, kaggle, competition: str, dataset, options: Remote
     slug = kernel_slug(settings)
     ensemble = settings.model == "ensemble"
     if ensemble:
+        # On a GPU the preset grows to gpu_members kernels; decided here (no GPU in sight) for the kernels' accelerator,
+        # and sent to each, so that every member splits the rows into the same folds.
+        params = on_this_device(params, gpu=options.gpu)
+        settings = replace(
+            settings, overrides={**settings.overrides, "members": str(params.members), "gpu_members": "0"}
+        )
         jobs = [
             (short_slug(f"{slug}-member-{index + 1}"), member_script(settings, competition, index))
             for index in range(params.members)

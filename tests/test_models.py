@@ -209,3 +209,17 @@ def test_a_cnn_trains_on_its_pool_of_distorted_copies(sample):
     assert len(history.curves["loss"]) == 2
     assert model.model.optimizer.iterations.numpy() == 2 * 10  # 1,000 rows, batch 100: ten steps an epoch, not twenty
     assert model.predict(sample.train_images[4000:4200]).shape == (200,)
+
+
+def test_the_presets_move_to_the_long_schedule_on_a_gpu_unless_told_otherwise():
+    from kaggle_digits.models.keras_models import on_this_device
+
+    cnn, ensemble = models.params_for("cnn"), models.params_for("ensemble")
+    assert (on_this_device(cnn, gpu=False).epochs, on_this_device(cnn, gpu=True).epochs) == (13, 40)
+    assert (on_this_device(ensemble, gpu=False).members, on_this_device(ensemble, gpu=True).members) == (5, 15)
+    assert on_this_device(ensemble, gpu=True).epochs == 40  # and each member trains the long schedule
+    # A user's epochs or members hold on every device; the GPU preset can still be set on its own.
+    assert on_this_device(models.params_for("cnn", {"epochs": "7"}), gpu=True).epochs == 7
+    assert on_this_device(models.params_for("ensemble", {"members": "2"}), gpu=True).members == 2
+    assert on_this_device(models.params_for("cnn", {"epochs": "7", "gpu_epochs": "30"}), gpu=True).epochs == 30
+    assert on_this_device(models.params_for("cnn", {"gpu_epochs": "0"}), gpu=True).epochs == 13

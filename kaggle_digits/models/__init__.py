@@ -36,7 +36,14 @@ def model_class(name: str) -> type[Model]:
 
 
 def params_for(name: str, overrides: dict[str, str] | None = None):
-    return parse_overrides(model_class(name).Params, overrides or {}, name)
+    """The model's parameters with the overrides; `-p epochs=N` (or members=N) alone holds on a GPU too."""
+    overrides = overrides or {}
+    params = parse_overrides(model_class(name).Params, overrides, name)
+    for setting in ("epochs", "members"):
+        preset = f"gpu_{setting}"
+        if setting in overrides and preset not in overrides and hasattr(params, preset):
+            params = dataclasses.replace(params, **{preset: 0})
+    return params
 
 
 def params_dict(params: Any) -> dict[str, Any]:
