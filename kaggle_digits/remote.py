@@ -257,11 +257,9 @@ def train_on_kaggle(settings, kaggle, competition: str, dataset, options: Remote
         # On a GPU the preset grows to gpu_members kernels; decided here (no GPU in sight) for the kernels' accelerator,
         # and sent to each, so that every member splits the rows into the same folds.
         params = on_this_device(params, gpu=options.gpu)
-        settings = replace(
-            settings, overrides={**settings.overrides, "members": str(params.members), "gpu_members": "0"}
-        )
+        sent = replace(settings, overrides={**settings.overrides, "members": str(params.members), "gpu_members": "0"})
         jobs = [
-            (short_slug(f"{slug}-member-{index + 1}"), member_script(settings, competition, index))
+            (short_slug(f"{slug}-member-{index + 1}"), member_script(sent, competition, index))
             for index in range(params.members)
         ]
     else:
