@@ -27,6 +27,7 @@ from . import (
 )
 from .errors import EXIT_CODES, Skipped, ToolkitError, UsageError
 from .helpers import recover_folders
+from .kaggle_api import Kaggle
 from .tasks import all_tasks, competition_name, get_task
 
 
@@ -234,13 +235,16 @@ def cmd_submit(args) -> int:
     return 0
 
 
-def cmd_status(args) -> int:
-    """The ledger next to Kaggle's own submission list: holdout accuracy beside public score."""
+def _competition_client(args) -> tuple[pipeline.Settings, Kaggle]:
+    """status and leaderboard: a task that submits, and one client for its competition."""
     settings = _settings(args)
     submit.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
-    kaggle = submit.kaggle_client(
-        settings, args.competition
-    )  # one client (one credential check) for the list and the board
+    return settings, submit.kaggle_client(settings, args.competition)
+
+
+def cmd_status(args) -> int:
+    """The ledger next to Kaggle's own submission list: holdout accuracy beside public score."""
+    settings, kaggle = _competition_client(args)  # one client (one credential check) for the list and the board
     rows = submit.status(settings, kaggle=kaggle)
     if not rows:
         print("no submissions yet: 'make submit' makes the first")
@@ -268,9 +272,7 @@ def cmd_status(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     """The public leaderboard: your team's best score, its rank among all teams and among honest scores."""
-    settings = _settings(args)
-    submit.require_submissions(settings.task, "Fix: 'make evaluate TASK={task}'")
-    kaggle = submit.kaggle_client(settings, args.competition)
+    settings, kaggle = _competition_client(args)
     standing, scores = leaderboard.read(kaggle, threshold=args.threshold, team=args.team)
     picture = plots.leaderboard(scores, standing, config.SUBMISSIONS_DIR / "leaderboard.png")
     if args.json:

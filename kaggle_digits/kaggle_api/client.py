@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -535,57 +535,51 @@ class Kaggle:
         answer = self.call("reading the submission's status", get)
         return _describe(answer) if answer is not None else None
 
+    def _pages(self, what: str, read_page: Callable[[str], Any]) -> Iterator[Any]:
+        """Every page of a paged listing, following nextPageToken; never forever (MAX_PAGES, a repeated token)."""
+        token, seen = "", set()
+        for _ in range(MAX_PAGES):
+            answer = self.call(f"reading {what}", partial(read_page, token))
+            yield answer
+            token = answer.next_page_token
+            if not token or token in seen:  # a repeated token would loop forever
+                return
+            seen.add(token)
+        raise KaggleError(
+            f"Kaggle's {what} for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. "
+            f"Fix: try again later"
+        )
+
     def submissions(self) -> list[SubmissionState]:
         """Every submission of the team on this competition, newest first: all pages."""
 
-        items: list[SubmissionState] = []
-        token, seen = "", set()
-        for _ in range(MAX_PAGES):
+        def read_page(token: str):
             request = sdk().ApiListSubmissionsRequest()
             request.competition_name = self.name
             if token:
                 request.page_token = token
-            answer = self.call("listing submissions", partial(self.competitions.list_submissions, request))
-            items.extend(_describe(submission) for submission in answer.submissions)
-            token = answer.next_page_token
-            if not token or token in seen:  # a repeated token would loop forever
-                return items
-            seen.add(token)
-        raise KaggleError(
-            f"Kaggle's submission list for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try "
-            f"again later"
-        )
+            return self.competitions.list_submissions(request)
+
+        pages = self._pages("the submission list", read_page)
+        return [_describe(item) for page in pages for item in page.submissions]
 
     def leaderboard(self) -> list[LeaderboardEntry]:
         """The whole public leaderboard (all pages), best first, as Kaggle ranks it (ties: earlier submission first)."""
 
-        entries: list[LeaderboardEntry] = []
-        token, seen = "", set()
-        for _ in range(MAX_PAGES):
+        def read_page(token: str):
             request = sdk().ApiGetLeaderboardRequest()
             request.competition_name = self.name
             request.page_size = LEADERBOARD_PAGE_SIZE
             if token:
                 request.page_token = token
-            answer = self.call("reading the public leaderboard", partial(self.competitions.get_leaderboard, request))
-            entries.extend(
-                LeaderboardEntry(
-                    team_id=row.team_id,
-                    team_name=row.team_name or "",
-                    score=row.score or "",
-                    date=utc_text(row.submission_date),
-                )
-                for row in answer.submissions
-                if row is not None
-            )
-            token = answer.next_page_token
-            if not token or token in seen:
-                return entries
-            seen.add(token)
-        raise KaggleError(
-            f"Kaggle's leaderboard for '{self.name}' goes on past {MAX_PAGES} pages; stopped reading it. Fix: try "
-            f"again later"
-        )
+            return self.competitions.get_leaderboard(request)
+
+        return [
+            LeaderboardEntry(row.team_id, row.team_name or "", row.score or "", utc_text(row.submission_date))
+            for page in self._pages("the public leaderboard", read_page)
+            for row in page.submissions
+            if row is not None
+        ]
 
     def wait(
         self, ref: int, timeout: float = SCORING_WAIT_SECONDS, poll: float = 1.0, max_poll: float = 30.0
