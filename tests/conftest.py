@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,17 @@ def run_cli(
         timeout=timeout,
         stdin=stdin,
     )
+
+
+def official_kaggle(*args: str, env: dict, cwd: Path) -> str:
+    """The official `kaggle` CLI of this venv (it comes with the test extra), run to success: its stdout."""
+    kaggle_cli = shutil.which("kaggle", path=str(Path(sys.executable).parent))
+    assert kaggle_cli, "the official client's CLI is installed with the test extra"
+    result = subprocess.run(
+        [kaggle_cli, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
 
 
 def files_under(folder: Path) -> list[Path]:

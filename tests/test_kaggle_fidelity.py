@@ -10,16 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import socket
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_ZIP, SECRETS, TEST_KEY, TEST_TOKEN, run_cli
+from conftest import SAMPLE_ZIP, SECRETS, TEST_KEY, TEST_TOKEN, official_kaggle, run_cli
 
 from kaggle_digits import config, local_kaggle
 from kaggle_digits.kaggle_api import Credentials
@@ -418,23 +416,11 @@ def _port_80_free() -> bool:
 )
 def test_the_official_kaggle_cli_downloads_submits_and_lists_against_the_server(kaggle_env, tmp_path):
     competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=1500)
-    kaggle_cli = shutil.which("kaggle", path=str(Path(sys.executable).parent))
-    assert kaggle_cli, "the official client's CLI is installed with the package"
     env = {**os.environ, **kaggle_env, "KAGGLE_API_ENVIRONMENT": "LOCALHOST"}
     with local_kaggle.LocalKaggleServer([competition], port=80, scoring_delay=0.2, **SECRETS) as server:
 
         def cli(*args):
-            result = subprocess.run(
-                [kaggle_cli, "competitions", *args],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                stdin=subprocess.DEVNULL,
-            )
-            assert result.returncode == 0, result.stdout + result.stderr
-            return result.stdout
+            return official_kaggle("competitions", *args, env=env, cwd=tmp_path)
 
         cli("download", "-c", "digit-recognizer", "-p", str(tmp_path / "dl"))
         assert (tmp_path / "dl" / "digit-recognizer.zip").read_bytes() == competition.archive

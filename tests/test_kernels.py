@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import SAMPLE_ZIP, SECRETS
+from conftest import SAMPLE_ZIP, SECRETS, official_kaggle
 from test_kaggle_fidelity import _port_80_free
 
 from kaggle_digits import local_kaggle
@@ -308,7 +305,6 @@ def test_output_is_paged(client):
 )
 def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env, tmp_path):
     competition = local_kaggle.competition_from_labeled(SAMPLE_ZIP, max_rows=300)
-    kaggle_cli = shutil.which("kaggle", path=str(Path(sys.executable).parent))
     env = {**os.environ, **kaggle_env, "KAGGLE_API_ENVIRONMENT": "LOCALHOST"}
     folder = tmp_path / "kernel"
     folder.mkdir()
@@ -331,17 +327,7 @@ def test_the_official_kaggle_cli_pushes_follows_and_fetches_a_kernel(kaggle_env,
     )
 
     def cli(*args):
-        result = subprocess.run(
-            [kaggle_cli, "kernels", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
+        return official_kaggle("kernels", *args, env=env, cwd=tmp_path)
 
     settings = local_kaggle.KernelSettings(queue_delay=0.1, stale_status_delay=0.1)
     with local_kaggle.LocalKaggleServer([competition], port=80, kernels=settings, **SECRETS) as server:

@@ -12,14 +12,11 @@ import csv
 import io
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DIGITS, SAMPLE_ZIP, SECRETS, TEST_TOKEN
+from conftest import DIGITS, SAMPLE_ZIP, SECRETS, TEST_TOKEN, official_kaggle
 
 from kaggle_digits import cli, data, local_kaggle
 from kaggle_digits.errors import NotRanked
@@ -145,32 +142,14 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 def official_board(tmp_path: Path) -> list[dict[str, str]]:
     """The whole public board as the official `kaggle` CLI pages it (200 a page, following its page tokens)."""
-    kaggle_cli = shutil.which("kaggle", path=str(Path(sys.executable).parent))
-    assert kaggle_cli, "the official client's CLI is installed with the package"
     rows: list[dict[str, str]] = []
     token = ""
     for _ in range(20):
-        command = [
-            kaggle_cli,
-            "competitions",
-            "leaderboard",
-            "digit-recognizer",
-            "--show",
-            "--csv",
-            "--page-size",
-            "200",
-        ]
-        result = subprocess.run(
-            [*command, *(["--page-token", token] if token else [])],
-            env=os.environ.copy(),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
+        command = ["competitions", "leaderboard", "digit-recognizer", "--show", "--csv", "--page-size", "200"]
+        out = official_kaggle(
+            *command, *(["--page-token", token] if token else []), env=os.environ.copy(), cwd=tmp_path
         )
-        assert result.returncode == 0, result.stdout + result.stderr
-        lines = result.stdout.splitlines()
+        lines = out.splitlines()
         token = next((line.split("=", 1)[1].strip() for line in lines if line.startswith("Next Page Token")), "")
         rows += list(
             csv.DictReader(io.StringIO("\n".join(line for line in lines if not line.startswith("Next Page Token"))))
