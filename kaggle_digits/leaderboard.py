@@ -76,6 +76,11 @@ def standing(entries: list[LeaderboardEntry], team: str, threshold: float, compe
         )
     scores = [_score(entry) for entry in entries]
     score = scores[position]
+    if math.isnan(score):  # on the board, but Kaggle shows no number for it (yet): no rank to give
+        raise NotRanked(
+            f"team '{team}' is on the public leaderboard of '{competition}' without a score "
+            f"('{entries[position].score}'). Fix: run this again once Kaggle shows it"
+        )
     honest = [index for index, value in enumerate(scores) if value < threshold]
     honest_rank = honest.index(position) + 1 if position in honest else None
     honest_top = max((scores[index] for index in honest), default=None)

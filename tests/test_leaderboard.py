@@ -66,6 +66,12 @@ def test_a_team_not_on_the_board_or_an_empty_board_is_not_ranked():
         standing(BOARD, "nobody", 0.999, "digit-recognizer")
     with pytest.raises(NotRanked, match="has no public leaderboard entries"):
         standing([], "us", 0.999, "digit-recognizer")
+    with pytest.raises(
+        NotRanked, match="team 'rescoring' is on the public leaderboard of 'digit-recognizer' without a score"
+    ):
+        standing([*BOARD, entry("rescoring", "")], "rescoring", 0.999, "digit-recognizer")
+    # Another team's missing score ranks nowhere and counts as no honest score; ours still ranks.
+    assert standing([*BOARD, entry("rescoring", "")], "us", 0.999, "digit-recognizer").honest_teams == 4
     assert NotRanked.exit_code == 7
 
 
