@@ -7,6 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from . import lazy
+from .helpers import write_atomically
+
+
+def _save(figure, path: Path, dpi: int) -> None:
+    """Whole or not at all: two processes (cron beside a terminal) may draw the same picture at once."""
+    write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=dpi))
 
 
 def learning_curves(curves: dict[str, list[float]], best_epoch: int | None, title: str, path: Path) -> Path | None:
@@ -28,7 +34,7 @@ def learning_curves(curves: dict[str, list[float]], best_epoch: int | None, titl
         axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path, 100)
     plt.close(figure)
     return path
 
@@ -56,7 +62,7 @@ def confusion_matrix(counts: list[list[int]], class_names: tuple[str, ...], titl
     axis.set_title(title)
     figure.colorbar(image, ax=axis, label="log(1 + count)")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path, 100)
     plt.close(figure)
     return path
 
@@ -84,7 +90,7 @@ def misclassified(
         axis.set_title(f"{class_names[true]}→{class_names[predicted]}", fontsize=8, color="firebrick")
     figure.suptitle(f"{title}: true→predicted ({len(mistakes)} misclassified)")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path, 100)
     plt.close(figure)
     return path
 
@@ -111,7 +117,7 @@ def score_history(rows: list[dict[str, str]], title: str, path: Path) -> Path | 
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    _save(figure, path, 100)
     plt.close(figure)
     return path
 
@@ -139,8 +145,7 @@ def accuracy_vs_minutes(curves: dict[str, list[dict]], title: str, path: Path) -
     axes.grid(alpha=0.3)
     axes.legend(title="model (labels: epochs)")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    _save(figure, path, 120)
     plt.close(figure)
     return path
 
@@ -181,7 +186,6 @@ def leaderboard(scores: list[float], standing, path: Path) -> Path:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="upper left")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    _save(figure, path, 100)
     plt.close(figure)
     return path
