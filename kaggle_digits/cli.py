@@ -543,13 +543,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    logging.basicConfig(
-        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
-    for handler in logging.getLogger().handlers:
-        redact.install(handler)  # every line on the console, the toolkit's and the libraries', is scrubbed
+    # The console handler lives for this call only, on the stderr of this call: main may run many times in one
+    # process (the tests, a notebook) without lines doubling or going to a closed stream.
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    console.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    redact.install(console)  # every line on the console, the toolkit's and the libraries', is scrubbed
+    root = logging.getLogger()
+    root.addHandler(console)
+    root_level = root.level
+    root.setLevel(min(console.level, root_level or logging.WARNING))
     try:
         if config.SETTING_ERRORS:  # checked once, in config; refused here, before anything runs
             raise UsageError(config.SETTING_ERRORS[0])
@@ -577,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        root.removeHandler(console)
+        root.setLevel(root_level)
 
 
 if __name__ == "__main__":

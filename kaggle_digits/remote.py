@@ -77,7 +77,7 @@ os.environ["KAGGLE_DIGITS_HOME"] = os.path.abspath("{home}")
 @dataclass
 class RemoteOptions:
     timeout: float = config.REMOTE_TIMEOUT_SECONDS  # seconds to follow the session; Kaggle stops it then too
-    poll: float = config.KERNEL_POLL_SECONDS
+    poll: float = field(default_factory=lambda: config.KERNEL_POLL_SECONDS)  # read at the call, not at import
     accelerator: str | None = config.DEFAULT_ACCELERATOR  # Kaggle's machineShape; None: the CPU
     sessions: int = config.REMOTE_SESSIONS  # kernels in flight at once (the ensemble's members)
 

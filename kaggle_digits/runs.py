@@ -8,11 +8,13 @@ under data/logs/ and ends with one summary line on stdout, which is what cron ma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -234,27 +236,45 @@ def _dry_run(settings, options, kaggle, ledger) -> str:
     )
 
 
-def start_log(quiet: bool) -> tuple[Path, logging.Handler]:
-    """data/logs/<UTC time>-run.log gets every line, timestamped; stdout keeps only the summary when quiet."""
+@contextlib.contextmanager
+def run_log(quiet: bool) -> Iterator[tuple[Path, logging.Handler]]:
+    """data/logs/<UTC time>-<pid>-run.log gets every line, timestamped; stdout keeps only the summary when quiet.
+    The file handler and the quieted console last for this run only: nothing leaks into the next one."""
     config.LOGS_DIR.mkdir(parents=True, exist_ok=True)
-    path = config.LOGS_DIR / f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}-run.log"
+    # Microseconds in the name: two runs in one process and one second (a notebook, the tests) get a log each.
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    path = config.LOGS_DIR / f"{stamp}-{os.getpid()}-run.log"
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     handler.setLevel(logging.INFO)
     redact.install(handler)
-    root = logging.getLogger("kaggle_digits")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    toolkit = logging.getLogger("kaggle_digits")
+    toolkit_level = toolkit.level
+    toolkit.addHandler(handler)
+    toolkit.setLevel(logging.INFO)
+    console = logging.getLogger().handlers
+    console_levels = [existing.level for existing in console]
     if quiet:
-        for existing in logging.getLogger().handlers:
+        for existing in console:
             existing.setLevel(logging.CRITICAL)  # the console stays quiet; the file keeps everything
-    return path, handler
+    try:
+        yield path, handler
+    finally:
+        toolkit.removeHandler(handler)
+        toolkit.setLevel(toolkit_level)
+        handler.close()
+        for existing, level in zip(console, console_levels, strict=True):
+            existing.setLevel(level)
 
 
 def run_command(settings: pipeline.Settings, options: RunOptions, quiet: bool) -> None:
     """Lock, log, run. One summary line, which cron mails, ends every run: printed here when the run
     submitted; carried by the error (Skipped: exit 10, and the rest) for the CLI to print otherwise."""
-    log_path, log_file = start_log(quiet)
+    with run_log(quiet) as (log_path, log_file):
+        _logged_run(settings, options, log_path, log_file)
+
+
+def _logged_run(settings: pipeline.Settings, options: RunOptions, log_path: Path, log_file: logging.Handler) -> None:
     started = time.perf_counter()
 
     def summary(word: str, code: int, text: str) -> str:

@@ -29,7 +29,8 @@ class RetryPolicy:
 
     @classmethod
     def from_environment(cls) -> RetryPolicy:
-        return cls()
+        """The settings as config holds them now (read at the call, so a caller in this process may change them)."""
+        return cls(retries=config.RETRIES, backoff=config.BACKOFF, timeout=config.TIMEOUT)
 
     def adapter(self, idempotent: bool = True, label: str | None = None) -> HTTPAdapter:
         """A transport with retries and a default timeout.
