@@ -91,6 +91,17 @@ def _last_scored(ledger: Ledger, task_name: str) -> dict | None:
     return scored[-1] if scored else None
 
 
+def _last_on_kaggle(ledger: Ledger, task_name: str) -> dict | None:
+    """The newest submission Kaggle holds and did not refuse: scored, or still being scored (PENDING with a ref).
+    A rerun right after a submission whose score has not come yet has nothing new to send either."""
+    held = [
+        row
+        for row in ledger.rows(task_name)
+        if row["status"] == "COMPLETE" or (row["status"] == "PENDING" and row["kaggle_ref"])
+    ]
+    return held[-1] if held else None
+
+
 def _unchanged_since(last: dict, settings: pipeline.Settings, data_checksum: str) -> bool:
     """Same data, model, hyperparameters and seed as the last scored submission.
 
@@ -144,13 +155,14 @@ def scheduled_run(settings: pipeline.Settings, options: RunOptions) -> str:
         return _dry_run(settings, options, kaggle, ledger)
     settings = settings.with_data(submit.fetch(settings, kaggle=kaggle)[0])
     dataset = pipeline.load_data(settings)
-    last = _last_scored(ledger, settings.task.name)
+    last = _last_on_kaggle(ledger, settings.task.name)
     keep_alive_due = False
     if last and _unchanged_since(last, settings, dataset.checksum):
         age = _age(last["time"])
-        if age < timedelta(days=options.keep_alive_days):
+        if age < timedelta(days=options.keep_alive_days) or last["status"] != "COMPLETE":
+            score = f"public {last['public_score']}" if last["status"] == "COMPLETE" else "still being scored"
             raise Skipped(
-                f"nothing changed since {last['file']} (ref {last['kaggle_ref']}, public {last['public_score']}), "
+                f"nothing changed since {last['file']} (ref {last['kaggle_ref']}, {score}), "
                 f"submitted {age.days} d {age.seconds // 3600} h ago; keep-alive resubmission after "
                 f"{options.keep_alive_days:g} d"
             )

@@ -334,3 +334,16 @@ def test_the_readme_crontab_runs_with_its_token_in_a_file_and_mails_only_a_failu
     assert (fresh / "data" / "logs" / "cron.log").read_text() == text, "the failure is mailed, not appended"
     for path in (fresh / "data" / "logs").glob("*"):
         assert TOKEN not in path.read_text()
+
+
+@pytest.mark.slow
+def test_a_rerun_while_kaggle_still_scores_the_last_file_sends_nothing_new(server, kaggle_env, workdir):
+    """Nothing changed since a submission Kaggle has not scored yet: the rerun waits for that score, it does not
+    spend a second submission on the same settings (before, only a scored one counted)."""
+    server.state.scoring_delay = 300
+    first = run_cli(*RUN, "--wait-timeout", "0.5", cwd=workdir, env=kaggle_env)
+    assert first.returncode == 5 and "still being scored" in first.stderr, first.stderr  # uploaded; no score yet
+    again = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    assert again.returncode == 10, again.stdout + again.stderr
+    assert "nothing changed since" in again.stdout and "still being scored" in again.stdout
+    assert len(server.state.submissions) == 1
