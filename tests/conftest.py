@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,14 @@ DIGITS = config.BUILTIN_TASKS["digit-recognizer"]
 TEST_TOKEN = local_kaggle.new_token()
 TEST_KEY = secrets.token_hex(20)
 SECRETS = {"token": TEST_TOKEN, "key": TEST_KEY}
+
+
+def pytest_configure(config):
+    """A shell that starts a job in the background (`make test &`, nohup, some CI runners) starts it with SIGINT
+    ignored, and its children inherit that: the tests' Ctrl-C to a CLI process would then do nothing. A handler
+    here (not an ignore) means every child starts with the default, as from a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +86,63 @@ def run_cli(
         timeout=timeout,
         stdin=stdin,
     )
+
+
+# The KAGGLE_DIGITS_* settings that config reads once, at import: an in-process run sets them on config instead.
+SETTINGS_READ_AT_IMPORT = {
+    "KAGGLE_DIGITS_RETRIES": ("RETRIES", int),
+    "KAGGLE_DIGITS_BACKOFF": ("BACKOFF", float),
+    "KAGGLE_DIGITS_TIMEOUT": ("TIMEOUT", float),
+    "KAGGLE_DIGITS_SETTLE_GRACE": ("SETTLE_GRACE_SECONDS", float),
+    "KAGGLE_DIGITS_KERNEL_POLL": ("KERNEL_POLL_SECONDS", float),
+}
+
+
+@pytest.fixture
+def cli_run(monkeypatch, capsys):
+    """The command a user types, run in this process (`cli.main`, the one door to exit codes): what `run_cli`
+    checks, without a new interpreter and its imports each time. The environment, the working folder and the
+    settings are this call's only; stdout and stderr are this call's. Use `run_cli` for what needs a process
+    of its own: a kill, two at once, cron's bare environment, BLAS threads, a setting refused at import."""
+    from kaggle_digits import cli
+
+    def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd)
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+                if name in SETTINGS_READ_AT_IMPORT:
+                    attribute, kind = SETTINGS_READ_AT_IMPORT[name]
+                    patch.setattr(config, attribute, kind(value))
+                else:
+                    assert not name.startswith("KAGGLE_DIGITS_"), f"{name} is read at import: use run_cli"
+            try:
+                code = cli.main(list(args))
+            except SystemExit as refused:  # argparse's own refusals
+                code = refused.code if isinstance(refused.code, int) else 2
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["kaggle-digits", *args], code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def kd(cli_run):
+    """`cli_run`, checking every time that no secret appears in what it printed or wrote (the folder the
+    client's own credentials live in aside)."""
+
+    def run(*args: str, cwd: Path, env: dict, secret: str = TEST_TOKEN, secrets: tuple[str, ...] = ()):
+        result = cli_run(*args, cwd=cwd, env=env)
+        for hidden in secrets or (secret,):
+            assert hidden not in result.stdout + result.stderr
+            for path in cwd.rglob("*"):
+                if path.is_file() and path.suffix in {".csv", ".json", ".log", ".txt"}:
+                    if "kaggle-config" not in path.parts:
+                        assert hidden not in path.read_text(errors="ignore"), path
+        return result
+
+    return run
 
 
 def official_kaggle(*args: str, env: dict, cwd: Path) -> str:

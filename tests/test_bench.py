@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_competition
+from conftest import write_competition
 
 from kaggle_digits import bench
 
@@ -31,10 +31,10 @@ def test_interval_is_wilson_and_shrinks_with_rows():
 
 
 @pytest.mark.slow
-def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(workdir, sample):
+def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(workdir, sample, cli_run):
     archive = write_competition(workdir / "competition", sample, n_train=1500, n_test=100, as_zip=True)
     out = workdir / "bench"
-    result = run_cli(
+    result = cli_run(
         "bench",
         "--quick",
         "--models",
@@ -49,7 +49,6 @@ def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(work
         "-p",
         "cnn:batch_size=32",
         cwd=workdir,
-        timeout=900,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads((out / "bench.json").read_text())
@@ -81,11 +80,11 @@ def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(work
 
 
 @pytest.mark.slow
-def test_bench_scores_a_committee_on_rows_none_of_its_members_saw(workdir, sample):
+def test_bench_scores_a_committee_on_rows_none_of_its_members_saw(workdir, sample, cli_run):
     """--run-folds 1: the ensemble trains on the other folds only and is scored, beside its members alone, on fold 1."""
     archive = write_competition(workdir / "competition", sample, n_train=1200, n_test=100, as_zip=True)
     out = workdir / "bench"
-    result = run_cli(
+    result = cli_run(
         "bench",
         "--quick",
         "--models",
@@ -97,7 +96,6 @@ def test_bench_scores_a_committee_on_rows_none_of_its_members_saw(workdir, sampl
         "--out",
         str(out),
         cwd=workdir,
-        timeout=900,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads((out / "bench.json").read_text())
@@ -118,17 +116,17 @@ def test_bench_scores_a_committee_on_rows_none_of_its_members_saw(workdir, sampl
 
 
 @pytest.mark.slow
-def test_bench_refuses_a_bad_curve_and_one_fold(workdir):
+def test_bench_refuses_a_bad_curve_and_one_fold(workdir, cli_run):
     for args, message in (
         (["--run-folds", "3"], "error: --run-folds 3: expected 1 to 2 (the number of folds)"),
         (["--curve", "three"], "error: --curve three: expected epoch budgets"),
         (["--folds", "1"], "error: --folds 1: out-of-fold accuracy needs at least 2 folds"),
     ):
-        result = run_cli("bench", "--quick", *args, cwd=workdir)
+        result = cli_run("bench", "--quick", *args, cwd=workdir)
         assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
         assert not (workdir / "data" / "bench").exists()
     # A user's checkout without the full data: one line that says how to get it, not a benchmark of the sample.
-    result = run_cli("bench", cwd=workdir)
+    result = cli_run("bench", cwd=workdir)
     assert result.returncode == 2 and result.stderr.startswith("error: no full data to benchmark on"), result.stderr
     assert "'make data'" in result.stderr and result.stderr.count("\n") == 1
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY, TEST_TOKEN, run_cli
+from conftest import TEST_KEY, TEST_TOKEN
 
 from kaggle_digits import config, local_kaggle
 from kaggle_digits.errors import KaggleError
@@ -21,22 +21,12 @@ TOKEN = TEST_TOKEN
 FAST_MODEL = ["--model", "logreg", "-p", "max_iter=60"]
 
 
-def kd(*args, cwd, env, secret=TOKEN):
-    """Run the CLI and check, every time, that the secret appears nowhere in what it printed or wrote."""
-    result = run_cli(*args, cwd=cwd, env=env)
-    assert secret not in result.stdout + result.stderr
-    for path in cwd.rglob("*"):
-        if path.is_file() and path.suffix in {".csv", ".json", ".log", ".txt"} and "kaggle-config" not in path.parts:
-            assert secret not in path.read_text(errors="ignore"), path
-    return result
-
-
 def ledger_rows(workdir: Path) -> list[dict]:
     with open(workdir / "submissions" / "ledger.csv") as handle:
         return list(csv.DictReader(handle))
 
 
-def test_fetch_submit_wait_ledger_status(server, kaggle_env, workdir):
+def test_fetch_submit_wait_ledger_status(server, kaggle_env, workdir, kd):
     first = kd("fetch", cwd=workdir, env=kaggle_env)
     assert first.returncode == 0, first.stderr
     assert "downloaded and checked" in first.stdout
@@ -72,7 +62,7 @@ def test_fetch_submit_wait_ledger_status(server, kaggle_env, workdir):
     assert (workdir / "submissions" / "score_history.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_429_and_500_are_retried_then_succeed(server, kaggle_env, workdir):
+def test_429_and_500_are_retried_then_succeed(server, kaggle_env, workdir, kd):
     server.inject(method="DownloadDataFiles", status=500, count=2)
     server.inject(method="GetSubmissionLimits", status=429, retry_after=1, count=2)
     result = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
@@ -82,7 +72,7 @@ def test_429_and_500_are_retried_then_succeed(server, kaggle_env, workdir):
     assert ledger_rows(workdir)[0]["status"] == "COMPLETE"
 
 
-def test_persistent_failure_gives_the_kaggle_exit_code(server, kaggle_env, workdir):
+def test_persistent_failure_gives_the_kaggle_exit_code(server, kaggle_env, workdir, kd):
     server.inject(method="DownloadDataFiles", status=503, count=100)
     result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_RETRIES": "2"})
     assert result.returncode == 5
@@ -91,7 +81,7 @@ def test_persistent_failure_gives_the_kaggle_exit_code(server, kaggle_env, workd
     )
 
 
-def test_dropped_and_slow_responses_are_retried(server, kaggle_env, workdir):
+def test_dropped_and_slow_responses_are_retried(server, kaggle_env, workdir, kd):
     server.inject(method="IntrospectToken", drop=True, count=1)
     server.inject(method="DownloadDataFiles", delay=1.5, count=1)
     result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_TIMEOUT": "0.5"})
@@ -100,7 +90,7 @@ def test_dropped_and_slow_responses_are_retried(server, kaggle_env, workdir):
     assert "Kaggle: ReadTimeoutError on DownloadDataFiles; retrying (1 of 5)" in result.stderr  # the stalled answer
 
 
-def test_wrong_token_is_an_auth_error_that_does_not_print_it(server, kaggle_env, workdir):
+def test_wrong_token_is_an_auth_error_that_does_not_print_it(server, kaggle_env, workdir, kd):
     wrong = "KGAT_wrong_token_123456"
     result = kd("fetch", cwd=workdir, env={**kaggle_env, "KAGGLE_API_TOKEN": wrong}, secret=wrong)
     assert result.returncode == 4
@@ -148,7 +138,7 @@ def test_legacy_kaggle_json_works_and_loose_permissions_are_warned(server, kaggl
         Kaggle(config.BUILTIN_TASKS["digit-recognizer"]).limits()
 
 
-def test_unknown_competition_and_unaccepted_rules(server, kaggle_env, workdir):
+def test_unknown_competition_and_unaccepted_rules(server, kaggle_env, workdir, kd):
     unknown = kd("fetch", "--competition", "digit-recogniser", cwd=workdir, env=kaggle_env)
     assert unknown.returncode == 5
     assert "Kaggle has no competition 'digit-recogniser' (HTTP 404" in unknown.stderr
@@ -158,7 +148,7 @@ def test_unknown_competition_and_unaccepted_rules(server, kaggle_env, workdir):
     assert "https://www.kaggle.com/competitions/digit-recognizer/rules" in denied.stderr
 
 
-def _fetch_and_predict(workdir, env) -> Path:
+def _fetch_and_predict(workdir, env, kd) -> Path:
     result = kd("submit", *FAST_MODEL, "--no-upload", cwd=workdir, env=env)
     assert result.returncode == 0, result.stderr
     return workdir / result.stdout.split("submission: ")[1].split(" ")[0]
@@ -170,8 +160,8 @@ def _all_ones(workdir) -> Path:
     return path
 
 
-def test_daily_limit_reached_stops_before_upload(server, kaggle_env, workdir):
-    path = _fetch_and_predict(workdir, kaggle_env)
+def test_daily_limit_reached_stops_before_upload(server, kaggle_env, workdir, kd):
+    path = _fetch_and_predict(workdir, kaggle_env, kd)
     server.state.daily_limit = 1
     assert kd("submit", "--file", str(_all_ones(workdir)), cwd=workdir, env=kaggle_env).returncode == 0
     uploads = server.state.requests.count("PUT upload")
@@ -181,9 +171,9 @@ def test_daily_limit_reached_stops_before_upload(server, kaggle_env, workdir):
     assert server.state.requests.count("PUT upload") == uploads and len(server.state.submissions) == 1
 
 
-def test_limits_all_zero_means_the_rules_were_not_accepted(server, kaggle_env, workdir, local_client):
+def test_limits_all_zero_means_the_rules_were_not_accepted(server, kaggle_env, workdir, local_client, kd):
     """kaggle.com answers GetSubmissionLimits with zeros (not 403) for a competition the user has not joined."""
-    path = _fetch_and_predict(workdir, kaggle_env)
+    path = _fetch_and_predict(workdir, kaggle_env, kd)
     server.state.competitions["digit-recognizer"].rules_accepted = False
     result = kd("submit", "--file", str(path), cwd=workdir, env=kaggle_env)
     assert result.returncode == 5
@@ -195,7 +185,7 @@ def test_limits_all_zero_means_the_rules_were_not_accepted(server, kaggle_env, w
         client.limits()
 
 
-def test_invalid_file_is_refused_locally(server, kaggle_env, workdir):
+def test_invalid_file_is_refused_locally(server, kaggle_env, workdir, kd):
     bad = workdir / "bad.csv"
     bad.write_text("ImageId,Label\n1,3\n2,11\n")
     result = kd("submit", "--file", str(bad), cwd=workdir, env=kaggle_env)
@@ -204,8 +194,8 @@ def test_invalid_file_is_refused_locally(server, kaggle_env, workdir):
     assert not any("Submission" in request or "upload" in request for request in server.state.requests)
 
 
-def test_duplicate_file_is_refused_unless_forced(server, kaggle_env, workdir):
-    path = _fetch_and_predict(workdir, kaggle_env)
+def test_duplicate_file_is_refused_unless_forced(server, kaggle_env, workdir, kd):
+    path = _fetch_and_predict(workdir, kaggle_env, kd)
     assert kd("submit", "--file", str(path), cwd=workdir, env=kaggle_env).returncode == 0
     again = kd("submit", "--file", str(path), cwd=workdir, env=kaggle_env)
     assert again.returncode == 10
@@ -215,7 +205,7 @@ def test_duplicate_file_is_refused_unless_forced(server, kaggle_env, workdir):
     assert forced.returncode == 0 and len(server.state.submissions) == 2
 
 
-def test_cut_download_is_resumed_and_a_failed_one_leaves_nothing(server, kaggle_env, workdir):
+def test_cut_download_is_resumed_and_a_failed_one_leaves_nothing(server, kaggle_env, workdir, kd):
     server.inject(method="download", cut=True, count=1)
     resumed = kd("fetch", cwd=workdir, env=kaggle_env)
     assert resumed.returncode == 0, resumed.stderr
@@ -253,7 +243,7 @@ def test_malformed_upload_is_scored_as_error_by_the_server(server, tmp_path, loc
     assert [item.ref for item in client.submissions()] == [ref]
 
 
-def test_a_create_answer_without_a_ref_still_works(server, kaggle_env, workdir):
+def test_a_create_answer_without_a_ref_still_works(server, kaggle_env, workdir, kd):
     """Kaggle-compatible servers differ: CreateSubmission may answer with a message only."""
     server.state.ref_less_create = True
     result = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
@@ -263,7 +253,7 @@ def test_a_create_answer_without_a_ref_still_works(server, kaggle_env, workdir):
 
 
 @pytest.mark.slow
-def test_submit_after_train_and_predict_uploads_that_file_without_training(server, kaggle_env, workdir):
+def test_submit_after_train_and_predict_uploads_that_file_without_training(server, kaggle_env, workdir, kd):
     assert kd("fetch", "-q", cwd=workdir, env=kaggle_env).returncode == 0
     for step in ("train", "predict"):
         assert kd(step, "-q", *FAST_MODEL, cwd=workdir, env=kaggle_env).returncode == 0

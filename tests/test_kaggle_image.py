@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_kaggle import kd, ledger_rows
+from test_kaggle import ledger_rows
 
 IMAGE_PYTHON = os.environ.get("KAGGLE_DIGITS_KERNEL_PYTHON")
 REQUIREMENTS = Path(__file__).with_name("kaggle-image-requirements.txt")
@@ -42,7 +42,7 @@ def test_the_requirements_pin_the_five_packages_the_kernels_depend_on():
         ("softmax", ["-p", "epochs=2"]),  # the tutorial's baseline
     ],
 )
-def test_a_model_trains_in_a_kernel_on_the_image_versions(server, kaggle_env, workdir, model, params):
+def test_a_model_trains_in_a_kernel_on_the_image_versions(server, kaggle_env, workdir, model, params, kd):
     result = kd(
         "submit",
         "--remote",
@@ -62,7 +62,7 @@ def test_a_model_trains_in_a_kernel_on_the_image_versions(server, kaggle_env, wo
     assert row["status"] == "COMPLETE" and row["accelerator"] == "NvidiaTeslaT4"
 
 
-def test_the_ensemble_members_train_in_kernels_on_the_image_versions(server, kaggle_env, workdir):
+def test_the_ensemble_members_train_in_kernels_on_the_image_versions(server, kaggle_env, workdir, kd):
     tiny = ["-p", "members=2", "-p", "epochs=1", "-p", "batch_size=64"]
     result = kd(
         "submit",

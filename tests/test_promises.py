@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_ZIP, SECRETS, TEST_TOKEN, run_cli
-from test_kaggle import kd, ledger_rows
+from test_kaggle import ledger_rows
 
 from kaggle_digits import config, demo, helpers, local_kaggle, remote, training
 from kaggle_digits import ledger as ledger_module
@@ -318,7 +318,7 @@ def test_a_kernel_sees_a_minimal_environment(server, local_client, monkeypatch):
 
 
 @pytest.mark.slow
-def test_serve_local_makes_its_own_secret_and_keeps_it_in_a_private_file(kaggle_env, workdir):
+def test_serve_local_makes_its_own_secret_and_keeps_it_in_a_private_file(kaggle_env, workdir, kd):
     process = start_cli(
         "serve-local", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_HOME": str(workdir), "KAGGLE_API_TOKEN": ""}
     )
@@ -373,7 +373,7 @@ def plant_stored_credentials(kaggle_env) -> None:
 
 
 @pytest.mark.slow
-def test_stored_credentials_never_reach_a_local_endpoint(server, kaggle_env, workdir):
+def test_stored_credentials_never_reach_a_local_endpoint(server, kaggle_env, workdir, kd):
     plant_stored_credentials(kaggle_env)
     env = {**kaggle_env, "KAGGLE_API_TOKEN": "", "KAGGLE_USERNAME": "someone", "KAGGLE_KEY": STORED[1]}
     none = kd("fetch", cwd=workdir, env=env)
@@ -439,7 +439,7 @@ def test_a_bad_setting_is_one_line_and_exit_2(tmp_path, variable, value):
 
 
 @pytest.mark.slow
-def test_a_competition_name_with_a_newline_pushes_nothing(server, kaggle_env, workdir):
+def test_a_competition_name_with_a_newline_pushes_nothing(server, kaggle_env, workdir, kd):
     result = kd(
         "submit",
         "--remote",

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_kaggle import FAST_MODEL, kd, ledger_rows
+from test_kaggle import FAST_MODEL, ledger_rows
 
 from kaggle_digits.local_kaggle import kernels as served
 
@@ -37,7 +37,7 @@ def nothing_kept(workdir: Path) -> bool:
     )
 
 
-def test_remote_training_comes_back_checked_and_goes_up_through_the_guards(server, kaggle_env, workdir):
+def test_remote_training_comes_back_checked_and_goes_up_through_the_guards(server, kaggle_env, workdir, kd):
     env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
     server.inject(method="GetKernelSessionStatus", lost=True, count=2)  # answers lost on the way: polled again
     result = kd("submit", *REMOTE, cwd=workdir, env=env)
@@ -74,7 +74,7 @@ def test_remote_training_comes_back_checked_and_goes_up_through_the_guards(serve
     assert twice.returncode == 10 and "identical to" in twice.stderr
 
 
-def test_a_failing_kernel_shows_its_log_and_keeps_nothing(server, kaggle_env, workdir, tmp_path):
+def test_a_failing_kernel_shows_its_log_and_keeps_nothing(server, kaggle_env, workdir, tmp_path, kd):
     server.state.kernels.settings.python = fake_image(tmp_path, "echo 'CUDA error: out of memory' >&2; exit 1")
     result = kd("submit", *REMOTE, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
     assert result.returncode == 5, result.stderr
@@ -87,7 +87,7 @@ def test_a_failing_kernel_shows_its_log_and_keeps_nothing(server, kaggle_env, wo
     assert nothing_kept(workdir) and server.state.submissions == []
 
 
-def test_a_kernel_that_never_finishes_is_given_up_after_the_timeout(server, kaggle_env, workdir, tmp_path):
+def test_a_kernel_that_never_finishes_is_given_up_after_the_timeout(server, kaggle_env, workdir, tmp_path, kd):
     server.state.kernels.settings.python = fake_image(tmp_path, "sleep 60")
     result = kd(
         "submit", *REMOTE, "--remote-timeout", "2", cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
@@ -98,7 +98,7 @@ def test_a_kernel_that_never_finishes_is_given_up_after_the_timeout(server, kagg
     assert nothing_kept(workdir) and server.state.submissions == []
 
 
-def test_the_gpu_quota_used_up_stops_before_the_push(server, kaggle_env, workdir):
+def test_the_gpu_quota_used_up_stops_before_the_push(server, kaggle_env, workdir, kd):
     server.state.kernels.settings.gpu_used_seconds = served.GPU_QUOTA_SECONDS
     result = kd("submit", *REMOTE, cwd=workdir, env=kaggle_env)
     assert result.returncode == 5
@@ -109,7 +109,7 @@ def test_the_gpu_quota_used_up_stops_before_the_push(server, kaggle_env, workdir
     assert "POST SaveKernel" not in server.state.requests and nothing_kept(workdir)
 
 
-def test_time_held_by_running_sessions_counts_against_the_quota(server, kaggle_env, workdir):
+def test_time_held_by_running_sessions_counts_against_the_quota(server, kaggle_env, workdir, kd):
     """Used plus reserved: 29 h used and 1 h held by a session running elsewhere leave nothing."""
     server.state.kernels.settings.gpu_used_seconds = served.GPU_QUOTA_SECONDS - 3600
     server.state.kernels.settings.gpu_reserved_seconds = 3600
@@ -119,7 +119,7 @@ def test_time_held_by_running_sessions_counts_against_the_quota(server, kaggle_e
     assert "POST SaveKernel" not in server.state.requests
 
 
-def test_an_unknown_quota_is_said_and_the_run_goes_on_on_the_accelerator_asked_for(server, kaggle_env, workdir):
+def test_an_unknown_quota_is_said_and_the_run_goes_on_on_the_accelerator_asked_for(server, kaggle_env, workdir, kd):
     server.state.kernels.settings.gpu_quota_seconds = None  # the answer carries no gpuQuota
     env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
     result = kd("submit", *REMOTE, "--remote-accelerator", "NvidiaL4", cwd=workdir, env=env)
@@ -139,7 +139,7 @@ def test_an_unknown_quota_is_said_and_the_run_goes_on_on_the_accelerator_asked_f
     assert unknown.returncode == 2 and "invalid choice: 'NvidiaTeslaK80'" in unknown.stderr
 
 
-def test_a_push_whose_answer_is_lost_is_followed_not_pushed_again(server, kaggle_env, workdir):
+def test_a_push_whose_answer_is_lost_is_followed_not_pushed_again(server, kaggle_env, workdir, kd):
     """SaveKernel made the version, then its answer was lost: the kernel's version, read before and after,
     says so, and that version is followed. One push, one session, exit 0."""
     server.inject(method="SaveKernel", lost=True)
@@ -152,7 +152,7 @@ def test_a_push_whose_answer_is_lost_is_followed_not_pushed_again(server, kaggle
     assert row["status"] == "COMPLETE" and row["trained_on"].endswith(" v1")
 
 
-def test_a_push_that_never_arrived_is_pushed_again_once(server, kaggle_env, workdir):
+def test_a_push_that_never_arrived_is_pushed_again_once(server, kaggle_env, workdir, kd):
     server.inject(method="SaveKernel", drop=True)  # the connection closes, nothing is made
     result = kd("submit", *REMOTE, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
     assert result.returncode == 0, result.stderr
@@ -208,7 +208,9 @@ def test_kernel_edges_a_wrong_slug_new_and_unknown_statuses_an_output_without_ur
         kernels.output(pushed, tmp_path / "out")
 
 
-def test_remote_stop_deletes_the_toolkits_running_kernels_and_nothing_else(server, kaggle_env, local_client, workdir):
+def test_remote_stop_deletes_the_toolkits_running_kernels_and_nothing_else(
+    server, kaggle_env, local_client, workdir, kd
+):
     from kaggle_digits.kaggle_api import Kernels
 
     kernels = Kernels(local_client())
@@ -243,7 +245,7 @@ def test_remote_stop_deletes_the_toolkits_running_kernels_and_nothing_else(serve
     assert server.state.requests.count("POST DeleteKernel") == 1
 
 
-def test_remote_refuses_options_it_cannot_honour(kaggle_env, workdir):
+def test_remote_refuses_options_it_cannot_honour(kaggle_env, workdir, kd):
     result = kd("submit", *REMOTE, "--refit", cwd=workdir, env=kaggle_env)
     assert result.returncode == 2 and "--remote trains in a kernel" in result.stderr
     for bad in ("nan", "0", "-5"):
@@ -253,13 +255,13 @@ def test_remote_refuses_options_it_cannot_honour(kaggle_env, workdir):
         )
 
 
-def test_an_ensemble_that_cannot_be_split_is_refused_before_any_push(server, kaggle_env, workdir):
+def test_an_ensemble_that_cannot_be_split_is_refused_before_any_push(server, kaggle_env, workdir, kd):
     result = kd("submit", "--remote", "kaggle", "--model", "ensemble", "-p", "members=1", cwd=workdir, env=kaggle_env)
     assert result.returncode == 2 and "members=1: needs at least 2" in result.stderr.strip().splitlines()[-1]
     assert "POST SaveKernel" not in server.state.requests
 
 
-def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_env, workdir):
+def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_env, workdir, kd):
     tiny = ["-p", "members=2", "-p", "epochs=2", "-p", "filters=8", "-p", "batch_size=32"]
     result = kd(
         "submit",
@@ -286,7 +288,7 @@ def test_the_ensemble_spreads_its_members_over_parallel_kernels(server, kaggle_e
 
 
 def test_an_ensemble_beside_a_busy_gpu_session_waits_for_a_slot_and_trains_each_member_once(
-    server, kaggle_env, local_client, workdir
+    server, kaggle_env, local_client, workdir, kd
 ):
     """kaggle.com refuses a GPU push past 2 running sessions (it does not queue it). With one session of the account
     busy elsewhere, member 1 takes the last slot, member 2 is refused, waits, backs off and goes once a slot frees."""
@@ -354,7 +356,7 @@ def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle
     assert nothing_kept(workdir) and server.state.submissions == []
 
 
-def test_the_pushed_script_carries_the_package_source_and_no_secret(server, kaggle_env, workdir):
+def test_the_pushed_script_carries_the_package_source_and_no_secret(server, kaggle_env, workdir, kd):
     """What goes to Kaggle: the toolkit's .py files, nothing else from its folder, and no credential."""
     import base64
     import io

@@ -36,12 +36,12 @@ def logs(workdir) -> list[str]:
 
 
 @pytest.mark.slow
-def test_second_unchanged_run_skips_with_its_own_code(server, kaggle_env, workdir):
-    first = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+def test_second_unchanged_run_skips_with_its_own_code(server, kaggle_env, workdir, cli_run):
+    first = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert first.returncode == 0, first.stderr
     line = summary(first)
     assert line.startswith("kaggle-digits run ok (exit 0") and "public score 0." in line
-    second = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    second = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert second.returncode == 10
     assert "kaggle-digits run skipped (exit 10" in summary(second) and "nothing changed since" in second.stdout
     assert len(server.state.submissions) == 1
@@ -53,18 +53,18 @@ def test_second_unchanged_run_skips_with_its_own_code(server, kaggle_env, workdi
     assert "submissions used today: 1, left now: 4 (in all on this competition: 1)" in second_log
     # Changing the model's settings is a change: it trains, predicts, and the new file goes up. A
     # regularisation 10,000 times stronger certainly changes the predictions, on any BLAS.
-    third = run_cli(*RUN, "-p", "C=0.00001", cwd=workdir, env=kaggle_env)
+    third = cli_run(*RUN, "-p", "C=0.00001", cwd=workdir, env=kaggle_env)
     assert third.returncode == 0, third.stderr
     assert len(server.state.submissions) == 2
     assert server.state.submissions[0].content != server.state.submissions[1].content
 
 
 @pytest.mark.slow
-def test_keep_alive_uploads_the_last_file_again_without_training(server, kaggle_env, workdir):
-    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+def test_keep_alive_uploads_the_last_file_again_without_training(server, kaggle_env, workdir, cli_run):
+    assert cli_run(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     models = workdir / "data" / "models"
     stamps = {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()}
-    again = run_cli(*RUN, "--keep-alive-days", "0", cwd=workdir, env=kaggle_env)
+    again = cli_run(*RUN, "--keep-alive-days", "0", cwd=workdir, env=kaggle_env)
     assert again.returncode == 0, again.stdout + again.stderr
     line = summary(again)
     assert "keep-alive: uploaded" in line and "again after 0 d" in line
@@ -77,7 +77,7 @@ def test_keep_alive_uploads_the_last_file_again_without_training(server, kaggle_
     text = logs(workdir)[-1]
     assert "keep-alive" in text and "train: model" not in text and "validate: model" not in text
     # Now the newest scored submission is the keep-alive's: the next run has nothing to do.
-    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 10
+    assert cli_run(*RUN, cwd=workdir, env=kaggle_env).returncode == 10
 
 
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -100,8 +100,8 @@ def test_identical_predictions_are_not_uploaded(server, kaggle_env, workdir):
 
 
 @pytest.mark.slow
-def test_a_task_without_submissions_is_refused_before_kaggle(server, kaggle_env, workdir):
-    result = run_cli("run", "-q", "--task", "fashion-mnist", cwd=workdir, env=kaggle_env)
+def test_a_task_without_submissions_is_refused_before_kaggle(server, kaggle_env, workdir, cli_run):
+    result = cli_run("run", "-q", "--task", "fashion-mnist", cwd=workdir, env=kaggle_env)
     assert result.returncode == 2
     assert (
         "task 'fashion-mnist' has no submissions" in summary(result)
@@ -111,21 +111,21 @@ def test_a_task_without_submissions_is_refused_before_kaggle(server, kaggle_env,
 
 
 @pytest.mark.slow
-def test_quota_exhausted_skips_before_training(server, kaggle_env, workdir, local_client):
+def test_quota_exhausted_skips_before_training(server, kaggle_env, workdir, local_client, cli_run):
     server.state.daily_limit = 1
     website = local_client()
     answer = workdir.parent / "answer.csv"
     answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
     website.submit(answer, "submitted on the website")  # today's one submission is used
-    result = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    result = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert result.returncode == 10
     assert "no submissions left today" in summary(result)
     assert not (workdir / "data" / "models").exists()
 
 
 @pytest.mark.slow
-def test_dry_run_changes_nothing(server, kaggle_env, workdir):
-    result = run_cli(*RUN, "--dry-run", cwd=workdir, env=kaggle_env)
+def test_dry_run_changes_nothing(server, kaggle_env, workdir, cli_run):
+    result = cli_run(*RUN, "--dry-run", cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     assert "dry run: would download the data" in summary(result)
     assert not (workdir / "data" / "raw").exists() and not (workdir / "submissions").exists()
@@ -133,7 +133,7 @@ def test_dry_run_changes_nothing(server, kaggle_env, workdir):
 
 
 @pytest.mark.slow
-def test_concurrent_runs_one_works_one_reports_already_running(server, kaggle_env, workdir):
+def test_concurrent_runs_one_works_one_reports_already_running(server, kaggle_env, workdir, cli_run):
     server.inject(method="GetSubmissionLimits", delay=3.0, count=1)  # holds the first run inside its lock
     first = subprocess.Popen(
         [sys.executable, "-m", "kaggle_digits", *RUN],
@@ -146,7 +146,7 @@ def test_concurrent_runs_one_works_one_reports_already_running(server, kaggle_en
     deadline = time.time() + 30
     while not (workdir / "data" / "run.lock.json").exists() and time.time() < deadline:
         time.sleep(0.1)
-    second = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    second = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert second.returncode == 6
     assert "kaggle-digits run not started (exit 6" in summary(second)
     assert f"another run is in progress (pid {first.pid} since" in second.stderr
@@ -156,7 +156,7 @@ def test_concurrent_runs_one_works_one_reports_already_running(server, kaggle_en
 
 
 @pytest.mark.slow
-def test_run_killed_during_training_then_a_clean_run(server, kaggle_env, workdir):
+def test_run_killed_during_training_then_a_clean_run(server, kaggle_env, workdir, cli_run):
     slow = ["run", "-q", "--model", "cnn", "-p", "epochs=60"]
     victim = subprocess.Popen(
         [sys.executable, "-m", "kaggle_digits", *slow],
@@ -179,34 +179,34 @@ def test_run_killed_during_training_then_a_clean_run(server, kaggle_env, workdir
     assert leftovers == []
     assert not (workdir / "submissions").exists() or not list((workdir / "submissions").glob("*.csv"))
 
-    result = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    result = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     assert f"took over the lock left by pid {victim.pid}" in logs(workdir)[-1]
     assert len(server.state.submissions) == 1
 
 
 @pytest.mark.slow
-def test_transient_faults_are_survived(server, kaggle_env, workdir):
+def test_transient_faults_are_survived(server, kaggle_env, workdir, cli_run):
     server.inject(method="DownloadDataFiles", status=500, count=2)
     server.inject(method="CreateSubmission", status=429, retry_after=1, count=1)
-    result = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    result = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     text = logs(workdir)[-1]
     assert "HTTP 500 on DownloadDataFiles; retrying" in text and "HTTP 429 on CreateSubmission; retrying" in text
 
 
 @pytest.mark.slow
-def test_failed_create_gives_the_kaggle_code_and_a_consistent_ledger(server, kaggle_env, workdir):
+def test_failed_create_gives_the_kaggle_code_and_a_consistent_ledger(server, kaggle_env, workdir, cli_run):
     """A 5xx on CreateSubmission may hide a created submission: UNKNOWN, settled from Kaggle's list next time."""
     server.inject(method="CreateSubmission", status=500, count=100)
-    failed = run_cli(*RUN, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_RETRIES": "2"})
+    failed = cli_run(*RUN, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_RETRIES": "2"})
     assert failed.returncode == 5
     assert "kaggle-digits run failed (exit 5" in summary(failed) and "CreateSubmission" in failed.stderr
     assert server.state.requests.count("POST CreateSubmission") == 1, "never resent"
     (row,) = ledger_module.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert row["status"] == "UNKNOWN" and row["kaggle_ref"] == ""
     server.state.faults.clear()
-    retried = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    retried = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert retried.returncode == 0, retried.stderr
     rows = ledger_module.Ledger(workdir / "submissions" / "ledger.csv").rows()
     assert [row["status"] for row in rows] == ["FAILED", "COMPLETE"]
@@ -232,12 +232,12 @@ def test_interrupted_upload_is_settled_from_kaggle_not_repeated(server, workdir,
 
 
 @pytest.mark.slow
-def test_lost_create_in_a_scheduled_run_is_settled_by_the_next_run_not_repeated(server, kaggle_env, workdir):
+def test_lost_create_in_a_scheduled_run_is_settled_by_the_next_run_not_repeated(server, kaggle_env, workdir, cli_run):
     server.inject(method="CreateSubmission", lost=True)
-    first = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    first = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert first.returncode == 5 and "was lost" in summary(first)
     for _ in range(2):
-        again = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+        again = cli_run(*RUN, cwd=workdir, env=kaggle_env)
         assert again.returncode == 10, again.stdout + again.stderr
     assert len(server.state.submissions) == 1
     (row,) = ledger_module.Ledger(workdir / "submissions" / "ledger.csv").rows()
@@ -337,13 +337,13 @@ def test_the_readme_crontab_runs_with_its_token_in_a_file_and_mails_only_a_failu
 
 
 @pytest.mark.slow
-def test_a_rerun_while_kaggle_still_scores_the_last_file_sends_nothing_new(server, kaggle_env, workdir):
+def test_a_rerun_while_kaggle_still_scores_the_last_file_sends_nothing_new(server, kaggle_env, workdir, cli_run):
     """Nothing changed since a submission Kaggle has not scored yet: the rerun waits for that score, it does not
     spend a second submission on the same settings (before, only a scored one counted)."""
     server.state.scoring_delay = 300
-    first = run_cli(*RUN, "--wait-timeout", "0.5", cwd=workdir, env=kaggle_env)
+    first = cli_run(*RUN, "--wait-timeout", "0.5", cwd=workdir, env=kaggle_env)
     assert first.returncode == 5 and "still being scored" in first.stderr, first.stderr  # uploaded; no score yet
-    again = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    again = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert again.returncode == 10, again.stdout + again.stderr
     assert "nothing changed since" in again.stdout and "still being scored" in again.stdout
     assert len(server.state.submissions) == 1

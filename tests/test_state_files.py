@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TEST_TOKEN, run_cli
+from conftest import TEST_TOKEN
 
 TOKEN = TEST_TOKEN
 RUN = ["run", "-q", "--model", "logreg", "-p", "max_iter=60"]
@@ -22,10 +22,10 @@ def one_error_line(result) -> str:
 
 
 @pytest.fixture
-def trained(workdir, small_competition):
+def trained(workdir, small_competition, cli_run):
     """softmax (Keras, one epoch) and logreg (joblib) trained on a small competition."""
     for model in (["--model", "softmax", "-p", "epochs=1"], ["--model", "logreg", "-p", "max_iter=30"]):
-        result = run_cli("train", *model, "--data-dir", str(small_competition), "-q", cwd=workdir)
+        result = cli_run("train", *model, "--data-dir", str(small_competition), "-q", cwd=workdir)
         assert result.returncode == 0, result.stderr
     return small_competition
 
@@ -40,7 +40,7 @@ def trained(workdir, small_competition):
         ("logreg", "config.json", "wrong-shape"),
     ],
 )
-def test_a_damaged_model_file_is_one_line_with_the_fix(workdir, trained, model, file, damage):
+def test_a_damaged_model_file_is_one_line_with_the_fix(workdir, trained, model, file, damage, cli_run):
     path = workdir / "data" / "models" / model / file
     content = path.read_bytes()
     if damage == "truncate":
@@ -49,7 +49,7 @@ def test_a_damaged_model_file_is_one_line_with_the_fix(workdir, trained, model, 
         path.write_text("{broken")
     else:
         path.write_text(json.dumps(["not", "a", "config"]))
-    result = run_cli("predict", "--model", model, "--data-dir", str(trained), cwd=workdir)
+    result = cli_run("predict", "--model", model, "--data-dir", str(trained), cwd=workdir)
     assert result.returncode == 3
     line = one_error_line(result)
     assert str(Path("data") / "models" / model) in line and f"make train MODEL={model}" in line
@@ -57,14 +57,14 @@ def test_a_damaged_model_file_is_one_line_with_the_fix(workdir, trained, model, 
 
 
 @pytest.mark.slow
-def test_damaged_metrics_are_named_before_training(workdir, small_competition):
-    validate = run_cli(
+def test_damaged_metrics_are_named_before_training(workdir, small_competition, cli_run):
+    validate = cli_run(
         "validate", "--model", "logreg", "-p", "max_iter=30", "--data-dir", str(small_competition), cwd=workdir
     )
     assert validate.returncode == 0, validate.stderr
     metrics = workdir / "data" / "reports" / "logreg" / "metrics.json"
     metrics.write_text('{"accuracy": 0.9,')
-    result = run_cli("train", "--model", "logreg", "--data-dir", str(small_competition), cwd=workdir)
+    result = cli_run("train", "--model", "logreg", "--data-dir", str(small_competition), cwd=workdir)
     assert result.returncode == 3
     line = one_error_line(result)
     assert str(Path("data") / "reports" / "logreg" / "metrics.json") in line and "make validate MODEL=logreg" in line
@@ -72,12 +72,12 @@ def test_damaged_metrics_are_named_before_training(workdir, small_competition):
 
 
 @pytest.mark.slow
-def test_a_damaged_sidecar_is_named(workdir, trained):
-    predicted = run_cli("predict", "--model", "logreg", "--data-dir", str(trained), cwd=workdir)
+def test_a_damaged_sidecar_is_named(workdir, trained, cli_run):
+    predicted = cli_run("predict", "--model", "logreg", "--data-dir", str(trained), cwd=workdir)
     assert predicted.returncode == 0, predicted.stderr
     (sidecar,) = (workdir / "submissions").glob("*.json")
     sidecar.write_text("{not json")
-    result = run_cli(
+    result = cli_run(
         "submit", "--file", str(sidecar.with_suffix(".csv")), "--no-upload", "--data-dir", str(trained), cwd=workdir
     )
     assert result.returncode == 3
@@ -98,11 +98,11 @@ def ledger_rows(workdir: Path) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("garbage", [b"\x00\x01garbage\xff\xfe", b"this is not,a ledger\n1,2\n", b""])
-def test_a_damaged_ledger_stops_every_command_that_reads_it_and_is_kept(server, kaggle_env, workdir, garbage):
-    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+def test_a_damaged_ledger_stops_every_command_that_reads_it_and_is_kept(server, kaggle_env, workdir, garbage, cli_run):
+    assert cli_run(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     ledger(workdir).write_bytes(garbage)
     for command in (["status"], RUN, ["submit", "--model", "logreg", "-p", "max_iter=60"]):
-        result = run_cli(*command, cwd=workdir, env=kaggle_env)
+        result = cli_run(*command, cwd=workdir, env=kaggle_env)
         assert result.returncode == 3, (command, result.stdout, result.stderr)
         line = one_error_line(result)
         assert "submissions/ledger.csv" in line and "ledger --rebuild" in line
@@ -111,13 +111,13 @@ def test_a_damaged_ledger_stops_every_command_that_reads_it_and_is_kept(server, 
 
 
 @pytest.mark.slow
-def test_ledger_rebuild_keeps_the_damaged_file_and_restores_every_page(server, kaggle_env, workdir):
+def test_ledger_rebuild_keeps_the_damaged_file_and_restores_every_page(server, kaggle_env, workdir, cli_run):
     server.state.page_size = 1
-    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
-    assert run_cli(*RUN, "-p", "C=0.00001", cwd=workdir, env=kaggle_env).returncode == 0
+    assert cli_run(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+    assert cli_run(*RUN, "-p", "C=0.00001", cwd=workdir, env=kaggle_env).returncode == 0
     before = ledger_rows(workdir)
     ledger(workdir).write_text("garbage\n")
-    result = run_cli("ledger", "--rebuild", cwd=workdir, env=kaggle_env)
+    result = cli_run("ledger", "--rebuild", cwd=workdir, env=kaggle_env)
     assert result.returncode == 0, result.stderr
     kept = list((workdir / "submissions").glob("ledger.csv.damaged-*"))
     assert len(kept) == 1 and kept[0].read_text() == "garbage\n"
@@ -131,12 +131,12 @@ def test_ledger_rebuild_keeps_the_damaged_file_and_restores_every_page(server, k
 
 
 @pytest.mark.slow
-def test_a_lost_ledger_on_a_fresh_machine_skips_what_kaggle_already_has(server, kaggle_env, workdir, tmp_path):
+def test_a_lost_ledger_on_a_fresh_machine_skips_what_kaggle_already_has(server, kaggle_env, workdir, tmp_path, cli_run):
     """A new machine (or an expired Actions cache): same data and configuration as a submission on Kaggle."""
-    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+    assert cli_run(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     fresh = tmp_path / "fresh-machine"
     fresh.mkdir()
-    again = run_cli(*RUN, cwd=fresh, env=kaggle_env)
+    again = cli_run(*RUN, cwd=fresh, env=kaggle_env)
     assert again.returncode == 10, again.stdout + again.stderr
     assert "nothing changed since" in again.stdout
     assert len(server.state.submissions) == 1
@@ -146,14 +146,14 @@ def test_a_lost_ledger_on_a_fresh_machine_skips_what_kaggle_already_has(server, 
     # The same on a machine where only the ledger was lost: `status` restores it too.
     shutil.rmtree(fresh)
     ledger(workdir).unlink()
-    status = run_cli("status", cwd=workdir, env=kaggle_env)
+    status = cli_run("status", cwd=workdir, env=kaggle_env)
     assert status.returncode == 0 and "restored 1 submission from Kaggle's list" in status.stderr
     assert ledger_rows(workdir)[0]["kaggle_ref"] == str(server.state.submissions[0].ref)
 
 
 @pytest.mark.slow
-def test_the_description_carries_what_the_guards_need(server, kaggle_env, workdir):
-    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+def test_the_description_carries_what_the_guards_need(server, kaggle_env, workdir, cli_run):
+    assert cli_run(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     (row,) = ledger_rows(workdir)
     description = server.state.submissions[0].description
     assert f"file {row['checksum'][:16]}" in description and f"config {row['config']}" in description
@@ -163,48 +163,50 @@ def test_the_description_carries_what_the_guards_need(server, kaggle_env, workdi
 
 
 @pytest.mark.slow
-def test_damaged_download_marker_and_lock_record_are_recovered_from(server, kaggle_env, workdir):
-    assert run_cli("fetch", cwd=workdir, env=kaggle_env).returncode == 0
+def test_damaged_download_marker_and_lock_record_are_recovered_from(server, kaggle_env, workdir, cli_run):
+    assert cli_run("fetch", cwd=workdir, env=kaggle_env).returncode == 0
     marker = workdir / "data" / "raw" / "digit-recognizer.zip.json"
     marker.write_text("{half")
     (workdir / "data" / "run.lock.json").write_text("\x00garbage")
-    dry = run_cli(*RUN, "--dry-run", cwd=workdir, env=kaggle_env)
+    dry = cli_run(*RUN, "--dry-run", cwd=workdir, env=kaggle_env)
     assert dry.returncode == 0, dry.stderr
-    fetched = run_cli("fetch", cwd=workdir, env=kaggle_env)
+    fetched = cli_run("fetch", cwd=workdir, env=kaggle_env)
     assert fetched.returncode == 0 and "downloaded and checked" in fetched.stdout  # the marker is rewritten
     assert json.loads(marker.read_text())["etag"]
 
 
 @pytest.mark.slow
-def test_submit_on_a_machine_without_the_ledger_refuses_a_file_kaggle_has(server, kaggle_env, workdir, tmp_path):
+def test_submit_on_a_machine_without_the_ledger_refuses_a_file_kaggle_has(
+    server, kaggle_env, workdir, tmp_path, cli_run
+):
     answer = tmp_path / "answer.csv"
     answer.write_text("ImageId,Label\n" + "".join(f"{i},1\n" for i in range(1, 301)))
-    assert run_cli("submit", "--file", str(answer), cwd=workdir, env=kaggle_env).returncode == 0
+    assert cli_run("submit", "--file", str(answer), cwd=workdir, env=kaggle_env).returncode == 0
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    again = run_cli("submit", "--file", str(answer), cwd=elsewhere, env=kaggle_env)
+    again = cli_run("submit", "--file", str(answer), cwd=elsewhere, env=kaggle_env)
     assert again.returncode == 10, again.stderr
     assert "answer.csv is identical to answer.csv" in again.stderr
     assert len(server.state.submissions) == 1
 
 
 @pytest.mark.slow
-def test_deleted_sidecar_and_submission_file_do_not_turn_the_guards_off(server, kaggle_env, workdir):
+def test_deleted_sidecar_and_submission_file_do_not_turn_the_guards_off(server, kaggle_env, workdir, cli_run):
     """What the README calls safe to delete is safe: the ledger's configuration hash keeps 'nothing changed'."""
-    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+    assert cli_run(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     for path in (workdir / "submissions").glob("*-logreg.*"):
         path.unlink()
-    again = run_cli(*RUN, cwd=workdir, env=kaggle_env)
+    again = cli_run(*RUN, cwd=workdir, env=kaggle_env)
     assert again.returncode == 10 and "nothing changed since" in again.stdout
     assert len(server.state.submissions) == 1
 
 
 @pytest.mark.slow
-def test_keep_alive_after_a_ledger_rebuild_uploads_the_file_without_training(server, kaggle_env, workdir):
-    assert run_cli(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
+def test_keep_alive_after_a_ledger_rebuild_uploads_the_file_without_training(server, kaggle_env, workdir, cli_run):
+    assert cli_run(*RUN, cwd=workdir, env=kaggle_env).returncode == 0
     ledger(workdir).unlink()
     shutil.rmtree(workdir / "data" / "models")
-    again = run_cli(*RUN, "--keep-alive-days", "0", cwd=workdir, env=kaggle_env)
+    again = cli_run(*RUN, "--keep-alive-days", "0", cwd=workdir, env=kaggle_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "keep-alive: uploaded" in again.stdout
     first, second = server.state.submissions
@@ -224,13 +226,13 @@ def test_the_fix_names_the_model_and_task_of_the_folder():
 
 
 @pytest.mark.slow
-def test_a_model_saved_by_an_older_recipe_says_so(workdir, trained):
+def test_a_model_saved_by_an_older_recipe_says_so(workdir, trained, cli_run):
     """A cnn trained before its recipe changed (blocks, dense_units) is not called damaged: retrain it."""
     path = workdir / "data" / "models" / "softmax" / "config.json"
     meta = json.loads(path.read_text())
     meta["params"]["blocks"] = 2
     path.write_text(json.dumps(meta))
-    result = run_cli("predict", "--model", "softmax", "--data-dir", str(trained), cwd=workdir)
+    result = cli_run("predict", "--model", "softmax", "--data-dir", str(trained), cwd=workdir)
     assert result.returncode == 3
     line = one_error_line(result)
     assert "saved by an older version of the toolkit (its parameters blocks no longer exist)" in line
