@@ -23,23 +23,26 @@ ARGS ?=
 REMOTE ?=
 ACCELERATOR ?=
 
-# Which of these options each target takes; one given on the command line to a target that does not
-# take it is refused, in one line, before anything runs (the check is at the end of this file).
+# Which of these options each target takes, and so passes on: the recipes below pass `$(call options,<target>)`,
+# built from this table alone, so a target cannot take an option it does not pass. One given on the command line
+# to a target that does not take it is refused, in one line, before anything runs (the check is at the end of
+# this file). tests/test_make.py derives the table from the CLI's own argparse and checks that it agrees.
+# ARGS comes last: its words follow the options.
 OPTIONS := MODEL TASK SEED DATA_DIR DATA COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE ACCELERATOR
 takes_data := TASK COMPETITION FORCE ARGS
-takes_validate := MODEL TASK SEED DATA_DIR ARGS
-takes_train := MODEL TASK SEED DATA_DIR ARGS
-takes_predict := MODEL TASK SEED DATA_DIR ARGS
-takes_evaluate := MODEL TASK SEED DATA_DIR ARGS
-takes_submit := MODEL TASK SEED DATA_DIR COMPETITION MESSAGE UPLOAD FORCE ARGS REMOTE ACCELERATOR
+takes_validate := TASK MODEL SEED DATA_DIR ARGS
+takes_train := TASK MODEL SEED DATA_DIR ARGS
+takes_predict := TASK MODEL SEED DATA_DIR ARGS
+takes_evaluate := TASK MODEL SEED DATA_DIR ARGS
+takes_submit := TASK MODEL SEED DATA_DIR COMPETITION MESSAGE UPLOAD FORCE REMOTE ACCELERATOR ARGS
 takes_status := TASK COMPETITION ARGS
 takes_leaderboard := TASK COMPETITION ARGS
-takes_resubmit := MODEL TASK SEED COMPETITION MESSAGE ARGS
+takes_resubmit := TASK MODEL SEED COMPETITION MESSAGE ARGS
 takes_serve-local := ARGS
-takes_tasks :=
-takes_bench := TASK DATA ARGS
-takes_sample := DATA
-takes_demo := ARGS REMOTE ACCELERATOR
+takes_tasks := ARGS
+takes_bench := TASK SEED DATA ARGS
+takes_sample := DATA SEED ARGS
+takes_demo := REMOTE ACCELERATOR ARGS
 takes_test := ARGS
 takes_test-fast := ARGS
 takes_test-kaggle-image := ARGS
@@ -55,11 +58,20 @@ takes_help :=
 $(foreach name,$(OPTIONS),$(eval export KD_$(name) = $$(value $(name))))
 given = $(strip $(value $(1)))
 arg = $(if $(call given,$(1)),$(2) "$$KD_$(1)")
-task_opt = $(call arg,TASK,--task)
-model_opts = $(task_opt) $(call arg,MODEL,--model) $(call arg,SEED,--seed) $(call arg,DATA_DIR,--data-dir)
-force_opt = $(if $(filter 1 yes true,$(value FORCE)),--force)
-remote_opt = $(call arg,REMOTE,--remote) $(call arg,ACCELERATOR,--remote-accelerator)
-args_opt = $(if $(call given,ARGS),$$KD_ARGS)# split into words on purpose (ARGS="-p epochs=20 -q"), never run
+# What each variable becomes on the command line; the CLI (argparse) owns the defaults.
+pass_MODEL = $(call arg,MODEL,--model)
+pass_TASK = $(call arg,TASK,--task)
+pass_SEED = $(call arg,SEED,--seed)
+pass_DATA_DIR = $(call arg,DATA_DIR,--data-dir)
+pass_DATA = $(call arg,DATA,--data)
+pass_COMPETITION = $(call arg,COMPETITION,--competition)
+pass_MESSAGE = $(call arg,MESSAGE,--message)
+pass_UPLOAD = $(if $(filter 0 no false,$(value UPLOAD)),--no-upload)
+pass_FORCE = $(if $(filter 1 yes true,$(value FORCE)),--force)
+pass_REMOTE = $(call arg,REMOTE,--remote)
+pass_ACCELERATOR = $(call arg,ACCELERATOR,--remote-accelerator)
+pass_ARGS = $(if $(call given,ARGS),$$KD_ARGS)# split into words on purpose (ARGS="-p epochs=20 -q"), never run
+options = $(strip $(foreach option,$(takes_$(1)),$(pass_$(option))))
 
 .PHONY: help
 help: ## list the targets
@@ -77,15 +89,15 @@ install: $(VENV)/.installed ## create .venv and install the package with its dep
 
 .PHONY: demo
 demo: $(VENV)/.installed ## the whole `make submit` flow offline, against the local Kaggle server, on the embedded sample
-	$(CLI) demo $(remote_opt) $(args_opt)
+	$(CLI) demo $(call options,demo)
 
 .PHONY: test
 test: $(VENV)/.installed ## run the whole test suite
-	$(BIN)/python -m pytest $(args_opt)
+	$(BIN)/python -m pytest $(call options,test)
 
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## the tests that train no Keras model and run no whole flow in subprocesses (under a minute)
-	$(BIN)/python -m pytest -m "not slow" $(args_opt)
+	$(BIN)/python -m pytest -m "not slow" $(call options,test-fast)
 
 # The Kaggle image's package versions (tests/kaggle-image-requirements.txt, with their sources), in a venv of
 # their own, on the image's Python (3.12) where this machine has it: the kernels `--remote kaggle` pushes run there.
@@ -105,7 +117,7 @@ test-kaggle-image: $(VENV)/.installed $(KAGGLE_IMAGE_VENV)/.installed ## the pus
 	$(KAGGLE_IMAGE_VENV)/bin/python -m pip install --dry-run --quiet . -r $(KAGGLE_IMAGE_REQUIREMENTS) --report - 2>/dev/null \
 	  | $(BIN)/python -c "import json, sys; extra = sorted(i['metadata']['name'] for i in json.load(sys.stdin)['install']); \
 	    sys.exit(0 if extra == ['kaggle-digits'] else 'pyproject does not admit the image versions: would install ' + ', '.join(extra))"
-	KAGGLE_DIGITS_KERNEL_PYTHON="$(CURDIR)/$(KAGGLE_IMAGE_VENV)/bin/python" $(BIN)/python -m pytest tests/test_kaggle_image.py tests/test_remote.py $(args_opt)
+	KAGGLE_DIGITS_KERNEL_PYTHON="$(CURDIR)/$(KAGGLE_IMAGE_VENV)/bin/python" $(BIN)/python -m pytest tests/test_kaggle_image.py tests/test_remote.py $(call options,test-kaggle-image)
 
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff: lint and format check (ruff format fixes the format)
@@ -121,56 +133,55 @@ check: lint typecheck test ## lint + typecheck + the whole test suite: what CI r
 
 .PHONY: data
 data: $(VENV)/.installed ## download and check the competition data into data/raw/ (FORCE=1 downloads again)
-	$(CLI) fetch $(task_opt) $(call arg,COMPETITION,--competition) $(force_opt) $(args_opt)
+	$(CLI) fetch $(call options,data)
 
 .PHONY: validate
 validate: $(VENV)/.installed ## holdout accuracy, confusion matrix and plots for MODEL
-	$(CLI) validate $(model_opts) $(args_opt)
+	$(CLI) validate $(call options,validate)
 
 .PHONY: train
 train: $(VENV)/.installed ## fit MODEL on the full train.csv and save it
-	$(CLI) train $(model_opts) $(args_opt)
+	$(CLI) train $(call options,train)
 
 .PHONY: predict
 predict: $(VENV)/.installed ## write submissions/<UTC time>-<model>.csv with the trained MODEL
-	$(CLI) predict $(model_opts) $(args_opt)
+	$(CLI) predict $(call options,predict)
 
 .PHONY: evaluate
 evaluate: $(VENV)/.installed ## train on the train file and score the labeled test file (TASK=fashion-mnist)
-	$(CLI) evaluate $(model_opts) $(args_opt)
+	$(CLI) evaluate $(call options,evaluate)
 
 .PHONY: submit
 submit: $(VENV)/.installed ## fetch, train once (with its accuracy estimate), predict, upload and wait for the score (UPLOAD=0: stop at the file)
-	$(CLI) submit $(model_opts) $(call arg,COMPETITION,--competition) $(call arg,MESSAGE,--message) \
-	  $(if $(filter 0 no false,$(value UPLOAD)),--no-upload) $(force_opt) $(remote_opt) $(args_opt)
+	$(CLI) submit $(call options,submit)
 
 .PHONY: status
 status: $(VENV)/.installed ## the ledger next to Kaggle's submission list
-	$(CLI) status $(task_opt) $(call arg,COMPETITION,--competition) $(args_opt)
+	$(CLI) status $(call options,status)
 
 .PHONY: leaderboard
 leaderboard: $(VENV)/.installed ## your team on the public leaderboard: rank, rank among honest scores, a picture (ARGS="--json --threshold 0.999")
-	$(CLI) leaderboard $(task_opt) $(call arg,COMPETITION,--competition) $(args_opt)
+	$(CLI) leaderboard $(call options,leaderboard)
 
 .PHONY: resubmit
 resubmit: $(VENV)/.installed ## the scheduled run for cron: lock, fetch if changed, train, submit unless nothing to do
-	$(CLI) run $(task_opt) $(call arg,MODEL,--model) $(call arg,SEED,--seed) $(call arg,COMPETITION,--competition) $(call arg,MESSAGE,--message) $(args_opt)
+	$(CLI) run $(call options,resubmit)
 
 .PHONY: serve-local
 serve-local: $(VENV)/.installed ## run the Kaggle-compatible server on 127.0.0.1:7777 (embedded sample)
-	$(CLI) serve-local $(args_opt)
+	$(CLI) serve-local $(call options,serve-local)
 
 .PHONY: tasks
 tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
-	$(CLI) tasks
+	$(CLI) tasks $(call options,tasks)
 
 .PHONY: bench
 bench: $(VENV)/.installed ## out-of-fold benchmark: presets and the published peer beside softmax (DATA=zip or folder; ARGS=--quick)
-	$(CLI) bench $(task_opt) $(call arg,DATA,--data) $(args_opt)
+	$(CLI) bench $(call options,bench)
 
 .PHONY: sample
-sample: $(VENV)/.installed ## redraw the embedded sample (kaggle_digits/sample/) from a full download (DATA=../shared/data/digit-recognizer.zip)
-	$(CLI) sample $(if $(call given,DATA),"$$KD_DATA",../shared/data/digit-recognizer.zip)
+sample: $(VENV)/.installed ## redraw the embedded sample (kaggle_digits/sample/) from a full download (DATA=zip or folder; default: the shared copy in ../shared/data/)
+	$(CLI) sample $(call options,sample)
 
 .PHONY: clean
 clean: ## remove the cache, models and reports (keeps .venv, data/raw and submissions/: the guards read them)

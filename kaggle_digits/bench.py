@@ -38,8 +38,6 @@ DEFAULT_MODEL = config.DEFAULT_MODEL  # accuracy differences are paired against 
 PEER = "deotte"  # the published recipe; trains on the default model's epoch budget unless told otherwise
 DEFAULT_MODELS = ("softmax", "fast", "cnn", "deotte")
 DEFAULT_FOLDS = 5
-# The full-size download beside the repository (the team's shared copy), when `make bench` runs there.
-SHARED_ZIP = Path("..") / "shared" / "data" / "digit-recognizer.zip"
 PREDICT_ROWS = 28_000  # Kaggle's test.csv
 # --quick: the same code on the embedded sample, with few epochs, in about a minute (a smoke test,
 # not a measurement of accuracy).
@@ -350,8 +348,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         type=Path,
-        help=f"Kaggle-layout zip or folder (default: data/raw/<task>.zip of 'make data', else {SHARED_ZIP}; --quick: "
-        f"the sample)",
+        help="Kaggle-layout zip or folder (default: data/raw/<task>.zip of 'make data', else "
+        f"{config.SHARED_DOWNLOAD}; --quick: the sample)",
     )
     parser.add_argument("--task", default=config.DEFAULT_TASK)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; default %(default)s")
@@ -436,10 +434,11 @@ def run(args: argparse.Namespace) -> None:
     elif source is None:
         # What `make data` downloads, else the team's shared copy beside the repository; a benchmark on the small
         # embedded sample would measure nothing worth ranking on, so it is only ever asked for (--quick).
-        found = [path for path in (config.RAW_DIR / task.archive_name, SHARED_ZIP) if path.exists()]
+        found = [path for path in (config.RAW_DIR / task.archive_name, config.SHARED_DOWNLOAD) if path.exists()]
         if not found:
             raise UsageError(
-                f"no full data to benchmark on ({config.RAW_DIR / task.archive_name} and {SHARED_ZIP} are absent). "
+                f"no full data to benchmark on ({config.RAW_DIR / task.archive_name} and {config.SHARED_DOWNLOAD} "
+                "are absent). "
                 f"Fix: 'make data' to download it, pass DATA=<Kaggle-layout zip or folder>, or ARGS=--quick for a "
                 f"smoke run on the sample"
             )

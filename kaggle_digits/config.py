@@ -21,6 +21,9 @@ LOCKS_DIR = DATA_DIR / ".locks"  # the lock files that processes of one checkout
 SUBMISSIONS_DIR = HOME / "submissions"
 LEDGER_PATH = SUBMISSIONS_DIR / "ledger.csv"
 LOCAL_TOKEN_PATH = DATA_DIR / "local-kaggle" / "token"  # serve-local's token of this start (mode 600)
+# The full-size download beside the repository (the team's shared copy): what `make bench` and `make sample`
+# read when no DATA is given and `make data` has not run.
+SHARED_DOWNLOAD = Path("..") / "shared" / "data" / "digit-recognizer.zip"
 
 # The embedded sample is package data: it is there after any install (editable or not), in any folder.
 SAMPLE_ZIP = Path(str(resources.files("kaggle_digits") / "sample" / "digit-recognizer.zip"))

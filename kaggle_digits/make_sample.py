@@ -2,7 +2,7 @@
 
 Only labeled train.csv rows are used: the sample's test.csv is made of train rows with the label
 removed, so no copy of the competition's test images (or their labels) ever enters the repository.
-Run: kaggle-digits sample ../shared/data/digit-recognizer.zip (make sample)
+Run: kaggle-digits sample [--data ZIP] (make sample [DATA=ZIP]); the default is the team's shared download.
 """
 
 from __future__ import annotations
@@ -19,14 +19,19 @@ SAMPLE_TEST_ROWS = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", type=Path, help="a Kaggle-layout digit-recognizer zip or folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=config.SHARED_DOWNLOAD,
+        help=f"a Kaggle-layout digit-recognizer zip or folder (default: {config.SHARED_DOWNLOAD})",
+    )
     parser.add_argument("--out", type=Path, default=config.SAMPLE_ZIP, help="default: the package's own sample")
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
 
 
 def run(args: argparse.Namespace) -> None:
     task = config.BUILTIN_TASKS["digit-recognizer"]
-    full = data.load(args.source, task, use_cache=False)
+    full = data.load(args.data, task, use_cache=False)
     chosen = np.random.default_rng(args.seed).choice(
         len(full.train_labels), SAMPLE_TRAIN_ROWS + SAMPLE_TEST_ROWS, replace=False
     )

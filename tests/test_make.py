@@ -18,7 +18,7 @@ VALUES = {
     "TASK": ("kannada-mnist", ["--task", "kannada-mnist"]),
     "SEED": ("7", ["--seed", "7"]),
     "DATA_DIR": ("some dir", ["--data-dir", "some dir"]),
-    "DATA": ("some.zip", ["some.zip"]),
+    "DATA": ("some.zip", ["--data", "some.zip"]),
     "COMPETITION": ("other-competition", ["--competition", "other-competition"]),
     "MESSAGE": ("hello there", ["--message", "hello there"]),
     "UPLOAD": ("0", ["--no-upload"]),
@@ -74,13 +74,46 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_the_table_covers_every_documented_target():
-    targets = set(make_table())
+def test_the_table_covers_every_documented_target_and_the_reference_says_what_it_says():
+    table = make_table()
     documented = set(re.findall(r"^([\w-]+):.*## ", (REPO / "Makefile").read_text(), flags=re.M))
-    assert documented <= targets, documented - targets
-    readme = (REPO / "docs" / "reference.md").read_text()
+    assert documented <= set(table), documented - set(table)
+    reference = (REPO / "docs" / "reference.md").read_text()
     for option in VALUES:
-        assert f"`{option}=" in readme, f"docs/reference.md's table of Make variables lacks {option}"
+        (row,) = [line for line in reference.splitlines() if line.startswith(f"| `{option}=")]
+        taken_by = {name.strip() for name in row.rstrip(" |").rsplit(" | ", 1)[1].split(",")}
+        assert taken_by == {target for target, takes in table.items() if option in takes}, (option, taken_by)
+
+
+# The command line flag each variable becomes (Makefile's pass_<NAME>), and the CLI command behind each target.
+FLAGS = {option: expected[0] for option, (_, expected) in VALUES.items() if option != "ARGS"}
+COMMANDS = {"data": "fetch", "resubmit": "run"}
+
+
+def test_the_table_is_what_each_commands_own_parser_takes():
+    """Derived from argparse, the owner of the CLI's options: a target takes a variable exactly when its command
+    has that variable's flag (and every command takes ARGS). `demo` hands its options on to `submit`: it takes the
+    remote ones, the demo being offline on the embedded sample otherwise."""
+    import argparse
+
+    from kaggle_digits import cli
+
+    parser = cli.build_parser()
+    (subcommands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    checked = 0
+    for target, takes in make_table().items():
+        command = subcommands.choices.get(COMMANDS.get(target, target))
+        if command is None or target == "demo":
+            continue
+        flags = {flag for action in command._actions for flag in action.option_strings}
+        derived = {option for option, flag in FLAGS.items() if flag in flags} | {"ARGS"}
+        assert set(takes) == derived, (target, "Makefile:", sorted(takes), "argparse:", sorted(derived))
+        checked += 1
+    assert checked >= 13
+    assert make_table()["demo"] == ["REMOTE", "ACCELERATOR", "ARGS"]
+    assert {"--remote", "--remote-accelerator"} <= {
+        flag for action in subcommands.choices["submit"]._actions for flag in action.option_strings
+    }
 
 
 @pytest.mark.slow
