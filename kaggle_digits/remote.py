@@ -324,75 +324,75 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
     seen: dict[str, str] = {}
     last_line = start
     many = len(jobs) > 1
-    while waiting or running:
-        while waiting and len(running) < max(1, options.sessions) and waiting[0].not_before <= time.monotonic():
-            job = waiting[0]
-            try:
-                pushed = _push(kernels, owner, job.slug, job.script, competition, options)
-            except SessionCapReached as refusal:
-                job.refusals += 1
-                wait = min(4 * options.poll * 2 ** (job.refusals - 1), config.KERNEL_CAP_BACKOFF_MAX)
-                job.not_before = time.monotonic() + wait
+    # Ctrl-C at any moment (a sleep, a poll's request, a push) says where each pushed kernel goes on running.
+    try:
+        while waiting or running:
+            while waiting and len(running) < max(1, options.sessions) and waiting[0].not_before <= time.monotonic():
+                job = waiting[0]
+                try:
+                    pushed = _push(kernels, owner, job.slug, job.script, competition, options)
+                except SessionCapReached as refusal:
+                    job.refusals += 1
+                    wait = min(4 * options.poll * 2 ** (job.refusals - 1), config.KERNEL_CAP_BACKOFF_MAX)
+                    job.not_before = time.monotonic() + wait
+                    log.info(
+                        "remote: Kaggle refused %s/%s for now (%s): the account's other GPU sessions hold every slot; "
+                        "pushing again in %s (%s elapsed)",
+                        owner,
+                        job.slug,
+                        str(refusal).rstrip("."),
+                        _clock(wait),
+                        _clock(time.monotonic() - start),
+                    )
+                    break
+                waiting.pop(0)
                 log.info(
-                    "remote: Kaggle refused %s/%s for now (%s): the account's other GPU sessions hold every slot; "
-                    "pushing again in %s (%s elapsed)",
-                    owner,
-                    job.slug,
-                    str(refusal).rstrip("."),
-                    _clock(wait),
-                    _clock(time.monotonic() - start),
-                )
-                break
-            waiting.pop(0)
-            log.info(
-                "remote: pushed %s version %d (%s, internet off): %s",
-                pushed.ref,
-                pushed.version,
-                options.machine,
-                pushed.url,
-            )
-            running[job.slug] = pushed
-        elapsed = time.monotonic() - start
-        for slug, pushed in list(running.items()):
-            try:
-                state = kernels.status(pushed)
-            except KaggleUnavailable as error:  # a two-hour training is not abandoned over a flaky poll
-                log.warning("remote: %s; still following", error)
-                continue
-            if state.done:
-                log.info("remote: %s%s after %s", state.status, f" ({pushed.ref})" if many else "", _clock(elapsed))
-                if state.status != "COMPLETE":
-                    _fail(kernels, pushed, state, [other for other in running.values() if other is not pushed])
-                finished[slug] = running.pop(slug)
-            elif state.status != seen.get(slug) or time.monotonic() - last_line >= 60:
-                log.info("remote: %s%s, %s elapsed", state.status, f" ({pushed.ref})" if many else "", _clock(elapsed))
-                seen[slug], last_line = state.status, time.monotonic()
-        if not running and not waiting:
-            break
-        if elapsed > options.timeout:
-            pending = [f"{pushed.ref} {pushed.label}" for pushed in running.values()] + [
-                f"{owner}/{job.slug} (never pushed)" for job in waiting
-            ]
-            raise KaggleError(
-                f"{', '.join(pending)} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); Kaggle "
-                f"stops a "
-                f"session at the same limit. Fix: see kaggle.com/code (or run 'kaggle-digits remote stop'); run again "
-                f"with "
-                f"a longer --remote-timeout"
-            )
-        try:
-            time.sleep(options.poll)
-        except KeyboardInterrupt:
-            for pushed in running.values():
-                log.error(
-                    "remote: stopped following %s %s. It keeps running on Kaggle: stop it with 'kaggle-digits remote "
-                    "stop' "
-                    "(deletes the toolkit's running kernels), or at %s, or let it finish",
+                    "remote: pushed %s version %d (%s, internet off): %s",
                     pushed.ref,
-                    pushed.label,
+                    pushed.version,
+                    options.machine,
                     pushed.url,
                 )
-            raise
+                running[job.slug] = pushed
+            elapsed = time.monotonic() - start
+            for slug, pushed in list(running.items()):
+                try:
+                    state = kernels.status(pushed)
+                except KaggleUnavailable as error:  # a two-hour training is not abandoned over a flaky poll
+                    log.warning("remote: %s; still following", error)
+                    continue
+                if state.done:
+                    log.info("remote: %s%s after %s", state.status, f" ({pushed.ref})" if many else "", _clock(elapsed))
+                    if state.status != "COMPLETE":
+                        _fail(kernels, pushed, state, [other for other in running.values() if other is not pushed])
+                    finished[slug] = running.pop(slug)
+                elif state.status != seen.get(slug) or time.monotonic() - last_line >= 60:
+                    log.info(
+                        "remote: %s%s, %s elapsed", state.status, f" ({pushed.ref})" if many else "", _clock(elapsed)
+                    )
+                    seen[slug], last_line = state.status, time.monotonic()
+            if not running and not waiting:
+                break
+            if elapsed > options.timeout:
+                pending = [f"{pushed.ref} {pushed.label}" for pushed in running.values()] + [
+                    f"{owner}/{job.slug} (never pushed)" for job in waiting
+                ]
+                raise KaggleError(
+                    f"{', '.join(pending)} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); "
+                    "Kaggle stops a session at the same limit. Fix: see kaggle.com/code (or run 'kaggle-digits "
+                    "remote stop'); run again with a longer --remote-timeout"
+                )
+            time.sleep(options.poll)
+    except KeyboardInterrupt:
+        for pushed in running.values():
+            log.error(
+                "remote: stopped following %s %s. It keeps running on Kaggle: stop it with 'kaggle-digits remote "
+                "stop' (deletes the toolkit's running kernels), or at %s, or let it finish",
+                pushed.ref,
+                pushed.label,
+                pushed.url,
+            )
+        raise
     return [finished[slug] for slug, _ in jobs]
 
 

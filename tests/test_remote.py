@@ -322,9 +322,10 @@ def test_an_ensemble_beside_a_busy_gpu_session_waits_for_a_slot_and_trains_each_
     assert row["status"] == "COMPLETE" and row["accelerator"] == "NvidiaTeslaT4"
 
 
-def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle_env, workdir, tmp_path):
+@pytest.mark.parametrize("during", ["the wait between polls", "a poll's request"])
+def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle_env, workdir, tmp_path, during):
     """The Kernels API cannot stop a session from outside (no public answer carries its id): Ctrl-C stops
-    following it, says so with the kernel's page, keeps nothing and exits 130."""
+    following it, says so with the kernel's page, keeps nothing and exits 130, whenever it comes."""
     import os
     import signal
     import subprocess
@@ -347,7 +348,11 @@ def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle
         s.status == "RUNNING" for s in server.state.kernels.sessions.values()
     ):
         time.sleep(0.1)
-    time.sleep(0.5)
+    if during == "a poll's request":
+        server.inject(method="GetKernelSessionStatus", delay=5.0, count=1000)  # Ctrl-C lands inside the request
+        time.sleep(1.5)
+    else:
+        time.sleep(0.5)  # most of following is the wait between polls (0.2 s here; 15 s by default)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
