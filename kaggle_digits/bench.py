@@ -339,6 +339,76 @@ def committees(rows: list[dict], labels: np.ndarray) -> str:
     return "\n\n".join(lines)
 
 
+def _read_run(path: Path) -> dict:
+    """An earlier run's bench.json, for --compare."""
+    try:
+        run = json.loads(Path(path).read_text())
+        if not all("model" in row for row in run["results"]):
+            raise KeyError("model")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not a bench.json"
+        raise DataError(
+            f"--compare {path}: {reason}. Fix: pass the bench.json an earlier 'make bench' wrote in its --out folder"
+        ) from None
+    return run
+
+
+def _describe(run: dict) -> str:
+    folds = run.get("folds")
+    run_folds = run.get("run_folds")
+    shown = f"folds 1-{run_folds} of {folds}" if run_folds not in (None, folds) else f"{folds} folds"
+    return f"{shown}, seed {run.get('seed')}, {run.get('when', 'undated')}"
+
+
+def compare(base: dict, other: dict, labels: np.ndarray, paths: tuple[Path, Path]) -> str:
+    """Two earlier runs paired row by row: what OTHER's models (and committee members) gain over BASE's.
+
+    Out-of-fold predictions pair on any fold layout (every row is predicted by a model that did not see
+    it), so runs with other seeds or fold counts compare; other data does not.
+    """
+    for run, path in ((base, paths[0]), (other, paths[1])):
+        for row in run["results"]:
+            if "error" not in row and len(row["oof_predictions"]) != len(labels):
+                raise UsageError(
+                    f"--compare {path}: its predictions cover {len(row['oof_predictions']):,} rows, the data "
+                    f"{len(labels):,}. Fix: pass --data (DATA=) the file that run benchmarked"
+                )
+    if base.get("task") != other.get("task"):
+        raise UsageError(f"--compare: {paths[0]} benchmarked {base.get('task')}, {paths[1]} {other.get('task')}")
+    measured = {row["model"]: row for row in base["results"] if "error" not in row}
+    lines = [
+        f"`{paths[1]}` ({_describe(other)}) against `{paths[0]}` ({_describe(base)}), on the rows both predicted:",
+        "",
+        "| model | against | rows | accuracy | against's accuracy | difference (paired, 95%) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in (row for row in other["results"] if "error" not in row):
+        against = measured.get(row["model"]) or measured.get(DEFAULT_MODEL)
+        if against is None:
+            continue
+        candidates = [(f"`{row['model']}`", row["oof_predictions"])] + [
+            (f"`{row['model']}` member {index}", member)
+            for index, member in enumerate(row.get("member_predictions") or [], start=1)
+        ]
+        theirs = np.asarray(against["oof_predictions"])
+        for name, predictions in candidates:
+            mine = np.asarray(predictions)
+            both = (mine >= 0) & (theirs >= 0)
+            if not both.any():
+                continue
+            difference, half = paired_difference(predictions, against["oof_predictions"], labels)
+            lines.append(
+                f"| {name} | `{against['model']}` | {int(both.sum()):,} | {np.mean(mine[both] == labels[both]):.4f} "
+                f"| {np.mean(theirs[both] == labels[both]):.4f} | {difference:+.4f} ± {half:.4f} |"
+            )
+    if len(lines) == 4:
+        raise UsageError(
+            f"--compare: no model of {paths[1]} has a counterpart in {paths[0]} (the same model, or "
+            f"{DEFAULT_MODEL}) on rows both predicted"
+        )
+    return "\n".join(lines)
+
+
 def _comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -394,6 +464,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=config.DATA_DIR / "bench", help="folder for bench.md, bench.json and the curve plot"
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("BASE", "OTHER"),
+        help="train nothing: pair two earlier runs' bench.json row by row (same data; seeds and folds may differ), "
+        f"each model of OTHER and each committee member against the same model in BASE, else BASE's {DEFAULT_MODEL}",
+    )
 
 
 def _overrides(args, names: list[str]) -> dict[str, dict[str, str]]:
@@ -420,9 +498,8 @@ def _overrides(args, names: list[str]) -> dict[str, dict[str, str]]:
     return overrides
 
 
-def run(args: argparse.Namespace) -> None:
-    """The benchmark: bench.md, bench.json (and plots) in args.out. Raises when a model failed (after writing them)."""
-    task = get_task(args.task)
+def _source(args: argparse.Namespace, task) -> Path:
+    """The data to benchmark on: DATA, else what `make data` downloaded, else the team's shared copy."""
     source = args.data
     if source is None and task.name != config.DEFAULT_TASK:
         raise UsageError(
@@ -445,6 +522,17 @@ def run(args: argparse.Namespace) -> None:
         source = found[0]
     if not Path(source).exists():
         raise DataError(f"{source}: no such file or folder. Fix: pass DATA=<Kaggle-layout zip or folder>")
+    return Path(source)
+
+
+def run(args: argparse.Namespace) -> None:
+    """The benchmark: bench.md, bench.json (and plots) in args.out. Raises when a model failed (after writing them)."""
+    task = get_task(args.task)
+    source = _source(args, task)
+    if args.compare:
+        base, other = args.compare
+        print(compare(_read_run(base), _read_run(other), data.load(source, task).train_labels, (base, other)))
+        return
     names = _comma_list(args.models)
     for name in names:
         models.model_class(name)

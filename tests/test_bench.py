@@ -30,6 +30,65 @@ def test_interval_is_wilson_and_shrinks_with_rows():
     assert narrow[1] - narrow[0] < 0.0015 < high - low, "42,000 rows can tell 0.994 from 0.996; 1,000 cannot"
 
 
+def test_compare_pairs_two_earlier_runs_row_by_row_members_included(workdir, sample, cli_run):
+    """--compare trains nothing: OTHER's models and committee members against BASE's, on the rows both predicted."""
+    archive = write_competition(workdir / "competition", sample, n_train=1000, n_test=10, as_zip=True)
+    labels = sample.train_labels[:1000].astype(int)
+    wrong = (labels + 1) % 10
+
+    def run_file(name: str, rows: dict, **fields) -> str:
+        results = [{"model": model, "oof_predictions": p.tolist(), **extra} for model, (p, extra) in rows.items()]
+        (workdir / name).write_text(
+            json.dumps({"task": "digit-recognizer", "seed": 42, "folds": 5, **fields, "results": results})
+        )
+        return name
+
+    base_cnn = np.where(np.arange(1000) < 10, wrong, labels)  # wrong on rows 0-9
+    other_cnn = np.where((np.arange(1000) >= 5) & (np.arange(1000) < 35), wrong, labels)  # wrong on 5-34
+    member = np.where(np.arange(1000) < 500, labels, -1)  # a committee member scored on rows 0-499 only
+    softmax = np.where(np.arange(1000) < 100, wrong, labels)
+    base = run_file("base.json", {"softmax": (softmax, {}), "cnn": (base_cnn, {})})
+    other = run_file(
+        "other.json",
+        {
+            "softmax": (softmax, {}),
+            "cnn": (other_cnn, {}),
+            "ensemble": (member, {"member_predictions": [member.tolist()]}),
+        },
+        folds=10,
+    )
+    result = cli_run("bench", "--compare", base, other, "--data", str(archive), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "`other.json` (10 folds, seed 42, undated) against `base.json` (5 folds, seed 42, undated)" in result.stdout
+    # cnn against cnn: 5 rows only OTHER gets wrong... (25 - 5) / 1000 lost, as paired_difference counts it.
+    half = 1.96 * np.sqrt(30 - 20**2 / 1000) / 1000
+    assert f"| `cnn` | `cnn` | 1,000 | 0.9700 | 0.9900 | -0.0200 ± {half:.4f} |" in result.stdout
+    assert "| `softmax` | `softmax` | 1,000 | 0.9000 | 0.9000 | +0.0000 ± 0.0000 |" in result.stdout
+    # The ensemble has no counterpart in BASE: it meets BASE's cnn, on the 500 rows both predicted (cnn wrong on 10).
+    assert "| `ensemble` | `cnn` | 500 | 1.0000 | 0.9800 | +0.0200 ± " in result.stdout
+    assert "| `ensemble` member 1 | `cnn` | 500 | 1.0000 | 0.9800 | +0.0200 ± " in result.stdout
+    assert not (workdir / "data" / "bench").exists(), "a comparison trains and writes nothing"
+
+    # Another data file (exit 2, usage), or a file that is missing or not a run (exit 3, bad input): one line each.
+    small = write_competition(workdir / "small", sample, n_train=800, n_test=10, as_zip=True)
+    for args, message, code in (
+        (
+            [base, other, "--data", str(small)],
+            "error: --compare base.json: its predictions cover 1,000 rows, the data 800.",
+            2,
+        ),
+        (
+            [base, "missing.json", "--data", str(archive)],
+            "error: --compare missing.json: No such file or directory.",
+            3,
+        ),
+        ([base, str(archive), "--data", str(archive)], f"error: --compare {archive}: not a bench.json.", 3),
+    ):
+        failed = cli_run("bench", "--compare", *args, cwd=workdir)
+        assert failed.returncode == code and failed.stderr.startswith(message), failed.stderr
+        assert failed.stderr.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_bench_out_of_fold_with_peer_on_the_same_budget_and_a_minutes_curve(workdir, sample, cli_run):
     archive = write_competition(workdir / "competition", sample, n_train=1500, n_test=100, as_zip=True)
