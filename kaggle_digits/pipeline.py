@@ -187,12 +187,24 @@ def model_meta(
         "seed": settings.seed,
         "holdout_accuracy": estimate,
         "validation_scheme": scheme,
+        "estimate_from": estimate_from(scheme, rows, len(dataset.train_labels)),
         "data_checksum": dataset.checksum,
         "train_rows": int(rows),
         "train_seconds": round(seconds, 2),
         "trained_at": utc_now(),
         "versions": versions(),
     }
+
+
+def estimate_from(scheme: str | None, rows: int, all_rows: int) -> str | None:
+    """Which training the accuracy estimate speaks for, in words (the sidecar and the ledger carry it)."""
+    if scheme is None:
+        return None
+    if "members" in scheme:
+        return f"{scheme}: this model's own members, each on the rows it did not see"
+    if rows == all_rows:  # trained on every row: the figure is the validation on file of the same settings
+        return f"{scheme} validation on file of the same settings, data and seed; this model trained on all {rows} rows"
+    return f"{scheme} of this very model (trained on {rows} of {all_rows} rows)"
 
 
 def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = False) -> dict[str, Any]:
@@ -262,6 +274,7 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         "seed": meta["seed"],
         "holdout_accuracy": meta.get("holdout_accuracy"),
         "validation_scheme": meta.get("validation_scheme"),
+        "estimate_from": meta.get("estimate_from"),
         "data_checksum": dataset.checksum,
         "model_data_checksum": meta.get("data_checksum"),
         # What "nothing changed" compares; it also goes into the description on Kaggle (see submit).

@@ -305,6 +305,7 @@ def upload(
         trained_on=sidecar.get("trained_on", "here" if sidecar else ""),
         accelerator=sidecar.get("accelerator", ""),
         competition=kaggle.name,
+        estimate_from=sidecar.get("estimate_from"),
     )
     result.run_id = row["run_id"]
     message = description(result.run_id, model, accuracy, checksum, config_hash, options.message)

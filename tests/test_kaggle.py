@@ -47,6 +47,8 @@ def test_fetch_submit_wait_ledger_status(server, kaggle_env, workdir, kd):
     assert f"public score: {row['public_score']}" in submitted.stdout
     assert 0.7 < float(row["public_score"]) <= 1.0
     assert float(row["holdout_accuracy"]) > 0.7
+    sidecar = json.loads((workdir / "submissions" / row["file"]).with_suffix(".json").read_text())
+    assert row["estimate_from"] == sidecar["estimate_from"] and "of this very model" in row["estimate_from"]
     description = server.state.submissions[0].description
     assert description.startswith(f"kaggle-digits {row['run_id']}: logreg, holdout ") and description.endswith(
         " - first try"

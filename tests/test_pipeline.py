@@ -154,7 +154,9 @@ def test_submit_trains_once(workdir, cli_run):
     assert saved["train_rows"] == 4500 == metrics["train_rows"], "the model that was scored is the one that predicts"
     assert saved["holdout_accuracy"] == metrics["accuracy"] and saved["validation_scheme"] == "holdout 10%"
     (written,) = (workdir / "submissions").glob("*.csv")
-    assert json.loads(written.with_suffix(".json").read_text())["holdout_accuracy"] == metrics["accuracy"]
+    sidecar = json.loads(written.with_suffix(".json").read_text())
+    assert sidecar["holdout_accuracy"] == metrics["accuracy"]
+    assert sidecar["estimate_from"] == "holdout 10% of this very model (trained on 4500 of 5000 rows)"
 
     # The same settings, data and seed again: the validation on file stands; one training, on every row. (The
     # first file, never uploaded, is set aside: submit would upload it as it is, see test_kaggle.)
@@ -164,6 +166,9 @@ def test_submit_trains_once(workdir, cli_run):
     assert "validate: model softmax" not in second.stderr and "train: model softmax on all 5000 rows" in second.stderr
     saved = _config(workdir, "softmax")
     assert saved["train_rows"] == 5000 and saved["holdout_accuracy"] == metrics["accuracy"]
+    assert saved["estimate_from"] == (
+        "holdout 10% validation on file of the same settings, data and seed; this model trained on all 5000 rows"
+    )
 
     # Other settings: that validation no longer speaks for the model, so it validates (once) again.
     third = cli_run(*command, "-p", "learning_rate=0.002", cwd=workdir)
@@ -198,6 +203,9 @@ def test_ensemble_estimates_itself_while_training_on_every_row(workdir, cli_run)
     assert result.returncode == 0, result.stderr
     saved = _config(workdir, "ensemble")
     assert saved["train_rows"] == 5000 and saved["validation_scheme"] == "2-fold out-of-fold (members)"
+    assert saved["estimate_from"].endswith(
+        "out-of-fold (members): this model's own members, each on the rows it did not see"
+    )
     assert 0.5 < saved["holdout_accuracy"] <= 1
     assert f"members' out-of-fold accuracy {saved['holdout_accuracy']:.4f} over 5000 rows" in result.stderr
     assert sorted(p.name for p in (workdir / "data" / "models" / "ensemble").iterdir()) == [
