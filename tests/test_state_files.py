@@ -237,3 +237,25 @@ def test_a_model_saved_by_an_older_recipe_says_so(workdir, trained, cli_run):
     line = one_error_line(result)
     assert "saved by an older version of the toolkit (its parameters blocks no longer exist)" in line
     assert "damaged" not in line and "make train MODEL=softmax" in line
+
+
+def test_a_ledger_from_before_a_later_column_is_read_and_rewritten_whole(tmp_path):
+    """A checkout updated between two runs keeps its ledger: the later columns start empty, nothing is lost."""
+    from kaggle_digits.ledger import LATER_COLUMNS, LEDGER_COLUMNS, Ledger
+
+    older = [column for column in LEDGER_COLUMNS if column not in LATER_COLUMNS]
+    path = tmp_path / "ledger.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=older)
+        writer.writeheader()
+        writer.writerow({**dict.fromkeys(older, ""), "run_id": "old", "status": "COMPLETE", "public_score": "0.99"})
+    ledger = Ledger(path)
+    (row,) = ledger.rows()
+    assert row["run_id"] == "old" and row["public_score"] == "0.99"
+    ledger.add(run_id="new", status="UPLOADING", estimate_from="holdout 10% of this very model")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == LEDGER_COLUMNS
+        old, new = list(reader)
+    assert old["public_score"] == "0.99" and old["estimate_from"] == ""
+    assert new["estimate_from"] == "holdout 10% of this very model"
