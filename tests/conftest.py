@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,13 @@ def workdir(tmp_path, monkeypatch):
     """Run in an empty folder, as a user's checkout would: data/, submissions/ are created there."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def scored(server, timeout: float = 30) -> None:
+    """Until the server has scored every submission it holds (each is PENDING until its ready_at)."""
+    deadline = time.monotonic() + timeout
+    while any(time.monotonic() < item.ready_at for item in server.state.submissions) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def write_competition(

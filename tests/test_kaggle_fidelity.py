@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_ZIP, SECRETS, TEST_KEY, TEST_TOKEN, official_kaggle
+from conftest import SAMPLE_ZIP, SECRETS, TEST_KEY, TEST_TOKEN, official_kaggle, scored
 
 from kaggle_digits import config, local_kaggle
 from kaggle_digits.kaggle_api import Credentials
@@ -30,13 +30,6 @@ FAST_MODEL = ["--model", "logreg", "-p", "max_iter=60"]
 def ledger_rows(workdir: Path) -> list[dict]:
     with open(workdir / "submissions" / "ledger.csv") as handle:
         return list(csv.DictReader(handle))
-
-
-def scored(server, timeout: float = 30) -> None:
-    """Until the server has scored every submission it holds (each is PENDING until its ready_at)."""
-    deadline = time.monotonic() + timeout
-    while any(time.monotonic() < item.ready_at for item in server.state.submissions) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def answer_file(workdir: Path, label: int = 1) -> Path:
