@@ -343,8 +343,9 @@ def _read_run(path: Path) -> dict:
     """An earlier run's bench.json, for --compare."""
     try:
         run = json.loads(Path(path).read_text())
-        if not all("model" in row for row in run["results"]):
-            raise KeyError("model")
+        # Every measured row carries its out-of-fold predictions; a failed one carries its error.
+        if not all(isinstance(row, dict) and ("error" in row or "oof_predictions" in row) for row in run["results"]):
+            raise KeyError("oof_predictions")
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not a bench.json"
         raise DataError(

@@ -71,6 +71,7 @@ def test_compare_pairs_two_earlier_runs_row_by_row_members_included(workdir, sam
 
     # Another data file (exit 2, usage), or a file that is missing or not a run (exit 3, bad input): one line each.
     small = write_competition(workdir / "small", sample, n_train=800, n_test=10, as_zip=True)
+    (workdir / "rows.json").write_text(json.dumps({"results": [{"model": "cnn", "oof_accuracy": 0.99}]}))
     for args, message, code in (
         (
             [base, other, "--data", str(small)],
@@ -83,6 +84,7 @@ def test_compare_pairs_two_earlier_runs_row_by_row_members_included(workdir, sam
             3,
         ),
         ([base, str(archive), "--data", str(archive)], f"error: --compare {archive}: not a bench.json.", 3),
+        ([base, "rows.json", "--data", str(archive)], "error: --compare rows.json: not a bench.json.", 3),
     ):
         failed = cli_run("bench", "--compare", *args, cwd=workdir)
         assert failed.returncode == code and failed.stderr.startswith(message), failed.stderr
