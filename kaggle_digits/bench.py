@@ -419,7 +419,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         type=Path,
-        help="Kaggle-layout zip or folder (default: data/raw/<task>.zip of 'make data', else "
+        help="Kaggle-layout zip or folder (default: the zip 'make data' saved in data/raw/, named after the Kaggle "
+        "ref: digit-recognizer.zip, fashionmnist.zip, Kannada-MNIST.zip; else "
         f"{config.SHARED_DOWNLOAD}; --quick: the sample)",
     )
     parser.add_argument("--task", default=config.DEFAULT_TASK)

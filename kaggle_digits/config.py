@@ -10,7 +10,53 @@ from pathlib import Path
 
 # Everything is relative to the working directory, so `make` targets and the CLI agree on where
 # files go; KAGGLE_DIGITS_HOME moves the lot (tests use it to run in a temporary folder).
-HOME = Path(os.environ.get("KAGGLE_DIGITS_HOME", "."))
+# Every KAGGLE_DIGITS_* environment variable is read here (and listed in the README's table). A bad value
+# never stops an import (`--help` still works): it is noted, the default is used, and `cli.main` refuses
+# to run with it, in one line naming the variable, its value and what is allowed, exit 2 (check_settings).
+SETTING_ERRORS: list[str] = []
+
+
+def _refuse(name: str, raw: str, allowed: str, default: object) -> None:
+    SETTING_ERRORS.append(
+        f"{name}={raw!r} is not allowed: {allowed}. Fix: correct it, or unset it for the default ({default})"
+    )
+
+
+def _folder(name: str, default: Path) -> Path:
+    """A folder the toolkit writes under: it may not exist yet (it is made), but it may not be a file."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if Path(raw).exists() and not Path(raw).is_dir():
+        _refuse(name, raw, "a folder (this names a file)", default)
+        return default
+    return Path(raw)
+
+
+def _program(name: str) -> str | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    if not (Path(raw).is_file() and os.access(raw, os.X_OK)):
+        _refuse(name, raw, "the path of an executable interpreter, e.g. .venv-kaggle-image/bin/python", "unset")
+        return None
+    return raw
+
+
+def _flag(name: str) -> bool:
+    """On with 1, true, yes or on; off with 0, false, no, off or unset (KAGGLE_DIGITS_DEBUG=0 is off)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return False
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value not in ("0", "false", "no", "off"):
+        _refuse(name, raw, "1, true, yes or on to turn it on; 0, false, no or off", "off")
+    return False
+
+
+HOME = _folder("KAGGLE_DIGITS_HOME", Path("."))
 DATA_DIR = HOME / "data"
 RAW_DIR = DATA_DIR / "raw"
 CACHE_DIR = DATA_DIR / "cache"
@@ -28,11 +74,6 @@ SHARED_DOWNLOAD = Path("..") / "shared" / "data" / "digit-recognizer.zip"
 # The embedded sample is package data: it is there after any install (editable or not), in any folder.
 SAMPLE_ZIP = Path(str(resources.files("kaggle_digits") / "sample" / "digit-recognizer.zip"))
 
-# Every KAGGLE_DIGITS_* environment variable is read here (and listed in the README's table). A bad value
-# never stops an import (`--help` still works): it is noted, the default is used, and `cli.main` refuses
-# to run with it, in one line naming the variable, its value and what is allowed, exit 2 (check_settings).
-SETTING_ERRORS: list[str] = []
-
 
 def _number(name: str, default: float, minimum: float, allowed: str, integer: bool = False) -> float:
     raw = os.environ.get(name)
@@ -43,9 +84,7 @@ def _number(name: str, default: float, minimum: float, allowed: str, integer: bo
     except ValueError:
         value = None
     if value is None or not math.isfinite(value) or value < minimum:
-        SETTING_ERRORS.append(
-            f"{name}={raw!r} is not allowed: {allowed}. Fix: correct it, or unset it for the default ({default:g})"
-        )
+        _refuse(name, raw, allowed, f"{default:g}")
         return default
     return value
 
@@ -54,11 +93,9 @@ def _number(name: str, default: float, minimum: float, allowed: str, integer: bo
 KERNEL_POLL_SECONDS = _number("KAGGLE_DIGITS_KERNEL_POLL", 15.0, 0.01, "a positive number of seconds, e.g. 15")
 # --remote kaggle: the interpreter the local server runs kernels with (`make test-kaggle-image` points it
 # at a virtual environment with the Kaggle image's versions). Unset: the one running the server.
-KERNEL_PYTHON = os.environ.get("KAGGLE_DIGITS_KERNEL_PYTHON") or None
-DEBUG = bool(os.environ.get("KAGGLE_DIGITS_DEBUG"))  # tracebacks for internal errors; TensorFlow's own log lines
-DEMO_DIR = Path(
-    os.environ.get("KAGGLE_DIGITS_DEMO_DIR") or HOME / "data" / "demo"
-)  # where `demo` runs its fresh competitor
+KERNEL_PYTHON = _program("KAGGLE_DIGITS_KERNEL_PYTHON")
+DEBUG = _flag("KAGGLE_DIGITS_DEBUG")  # tracebacks for internal errors; TensorFlow's own log lines
+DEMO_DIR = _folder("KAGGLE_DIGITS_DEMO_DIR", HOME / "data" / "demo")  # where `demo` runs its fresh competitor
 # The Kaggle client's retry policy (kaggle_api/retries.py); tests make it quick. None: the policy's defaults.
 RETRIES = int(_number("KAGGLE_DIGITS_RETRIES", 5, 0, "a whole number of retries, 0 or more, e.g. 5", integer=True))
 BACKOFF = _number("KAGGLE_DIGITS_BACKOFF", 1.0, 0.0, "the first backoff in seconds, 0 or more, e.g. 1")

@@ -49,14 +49,20 @@ def competition_name(value: str) -> str:
     return value
 
 
+def task_folders() -> list[Path]:
+    """Where task files are looked up by name: ./tasks/ (the current folder's, as the docs say), then the home's
+    tasks/ when KAGGLE_DIGITS_HOME is elsewhere (the serve-local recipe sets it: ./tasks/ still counts)."""
+    here, home = Path(TASK_FOLDER), config.HOME / TASK_FOLDER
+    return [here] if here.resolve() == home.resolve() else [here, home]
+
+
 def user_task_files() -> list[Path]:
-    folder = config.HOME / TASK_FOLDER
-    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    return [path for folder in task_folders() if folder.is_dir() for path in sorted(folder.glob("*.toml"))]
 
 
 def all_tasks() -> dict[str, Task]:
     tasks = dict(config.BUILTIN_TASKS)
-    for path in user_task_files():
+    for path in reversed(user_task_files()):  # the first folder's file wins a name both have
         task = load_task_file(path)
         tasks[task.name] = task
     return tasks
@@ -70,9 +76,10 @@ def get_task(name_or_path: str) -> Task:
         if not path.is_file():
             raise UsageError(f"{path}: no such task file. Fix: check the path, or see 'kaggle-digits tasks'")
         return load_task_file(path)
-    candidate = config.HOME / TASK_FOLDER / f"{name_or_path}.toml"
-    if candidate.is_file():
-        return load_task_file(candidate)
+    for folder in task_folders():
+        candidate = folder / f"{name_or_path}.toml"
+        if candidate.is_file():
+            return load_task_file(candidate)
     known = ", ".join(all_tasks())
     raise UsageError(
         f"unknown task '{name_or_path}'. Fix: choose one of {known}, or pass a task file (--task my-task.toml)"

@@ -428,6 +428,10 @@ def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
         ("KAGGLE_DIGITS_TIMEOUT", "nan"),
         ("KAGGLE_DIGITS_BACKOFF", "-1"),
         ("KAGGLE_DIGITS_SETTLE_GRACE", "inf"),
+        ("KAGGLE_DIGITS_DEBUG", "maybe"),
+        ("KAGGLE_DIGITS_HOME", "/dev/null"),
+        ("KAGGLE_DIGITS_DEMO_DIR", "/dev/null"),
+        ("KAGGLE_DIGITS_KERNEL_PYTHON", "/nonexistent/python3"),
     ],
 )
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path, variable, value):

@@ -94,6 +94,24 @@ def test_a_task_file_adds_a_task_without_code(workdir, sample, cli_run):
     assert written.read_text().startswith("id,label\n0,")
 
 
+def test_a_task_file_in_the_current_folder_counts_when_the_home_is_elsewhere(workdir, tmp_path, monkeypatch, cli_run):
+    """docs/reference.md: task files go in ./tasks/. The README's serve-local recipe sets KAGGLE_DIGITS_HOME to
+    another folder; ./tasks/ still counts there (before, only the home's tasks/ did: the task was "unknown")."""
+    (workdir / "tasks").mkdir()
+    (workdir / "tasks" / "here.toml").write_text('name = "here"\nsource = "competition"\nref = "here"\n')
+    home = tmp_path / "local-kaggle"
+    (home / "tasks").mkdir(parents=True)
+    (home / "tasks" / "there.toml").write_text('name = "there"\nsource = "competition"\nref = "there"\n')
+    monkeypatch.setattr(config, "HOME", home)
+    listed = cli_run("tasks", cwd=workdir)
+    assert listed.returncode == 0, listed.stderr
+    assert "here\n  competition here" in listed.stdout and "there\n  competition there" in listed.stdout
+    from kaggle_digits.tasks import get_task
+
+    monkeypatch.chdir(workdir)
+    assert get_task("here").ref == "here" and get_task("there").ref == "there"
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

@@ -109,6 +109,8 @@ def explicit_token() -> Credentials | None:
     if Path(value).exists():
         where = f"KAGGLE_API_TOKEN (file {value})"
         token = _token_file(Path(value), where)
+        if token:
+            _warn_if_readable(Path(value))  # the crontab recipe names its file so: the same warning as the others
         return Credentials(source=where, token=token) if token else None
     if "/" in value:  # a token has no slash: this names a file that is gone (cron's crontab line, say)
         raise AuthError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import takewhile
 
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader
@@ -23,7 +24,7 @@ class RetryPolicy:
 
     # The defaults live in config (KAGGLE_DIGITS_RETRIES / _BACKOFF / _TIMEOUT, checked there; tests make them quick).
     retries: int = config.RETRIES
-    backoff: float = config.BACKOFF  # seconds; doubles each retry (urllib3's backoff_factor)
+    backoff: float = config.BACKOFF  # seconds before the first retry; doubles each retry after it
     retry_after_cap: float = 60.0  # Kaggle's Retry-After is not always right: never wait longer than this
     timeout: float = config.TIMEOUT  # per request (connect and each read)
 
@@ -48,6 +49,15 @@ class RetryPolicy:
                     return min(super().parse_retry_after(value), cap)
                 except InvalidHeader:
                     return min(self.get_backoff_time() or 1.0, cap)  # a malformed Retry-After: back off instead
+
+            def get_backoff_time(self) -> float:
+                # urllib3 2.x waits nothing before the first retry, then factor * 2^(n-1) (0, 2, 4, 8 s for a
+                # factor of 1). Here the first wait is the factor itself, doubling (1, 2, 4, 8, 16 s): a 429 storm
+                # deserves a pause before the first retry too. Retry-After, when Kaggle sends one, comes first.
+                errors = len(list(takewhile(lambda past: past.redirect_location is None, reversed(self.history))))
+                if errors == 0:
+                    return 0.0
+                return float(min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1)))
 
             def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
                 new = super().increment(method, url, response, error, _pool, _stacktrace)
