@@ -139,17 +139,10 @@ def recover_folders(parent: Path) -> None:
 
 
 def _swap_lock(folder: Path) -> Path:
-    """The lock of a folder's swap: in a private folder of this user's, keyed by the folder's absolute path, so
-    that nothing is added beside the folder (a models folder is copied and listed whole)."""
-    locks = Path(tempfile.gettempdir()) / f"kaggle-digits-locks-{os.getuid()}"
-    try:
-        locks.mkdir(mode=0o700, exist_ok=True)
-        private = not locks.is_symlink() and locks.stat().st_uid == os.getuid()
-    except OSError:
-        private = False
-    if not private:  # never share locks through a folder someone else controls: beside the folder, hidden, instead
-        return folder.with_name(f".{folder.name}.lock")
-    return locks / f"{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:32]}.lock"
+    """The lock of a folder's swap: in the checkout's lock folder (config.LOCKS_DIR), keyed by the folder's absolute
+    path. Every process of the checkout finds it there, whatever its TMPDIR (cron's and a terminal's differ under
+    macOS or pam_tmpdir), and nothing is added beside the folder (a models folder is copied and listed whole)."""
+    return config.LOCKS_DIR / f"swap-{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:32]}.lock"
 
 
 def utc_now() -> str:
