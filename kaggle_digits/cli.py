@@ -321,6 +321,7 @@ def cmd_serve_local(args) -> int:
         source=args.source,
         daily_limit=args.daily_limit,
         scoring_delay=args.scoring_delay,
+        listing_delay=args.listing_delay,
         kernels=kernels,
     )
     names = ", ".join(server.state.competitions)
@@ -519,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a submission stays PENDING; default %(default)s",
     )
     serve.add_argument(
+        "--listing-delay",
+        type=float,
+        default=local_kaggle.State.listing_delay,
+        help="seconds before a new submission shows in the submission list (kaggle.com's lags); default %(default)s",
+    )
+    serve.add_argument(
         "--kernel-python",
         help="the interpreter pushed kernels run with, standing in for Kaggle's image (KAGGLE_DIGITS_KERNEL_PYTHON; "
         "default: this one)",
@@ -529,6 +536,12 @@ def build_parser() -> argparse.ArgumentParser:
         "action", choices=["stop"], help="stop: delete the toolkit's running kernels (named kaggle-digits-*)"
     )
     return parser
+
+
+def _ours_or_a_warning(record: logging.LogRecord) -> bool:
+    """The console's lines: the toolkit's, and other libraries' warnings and errors. Their chatter at INFO
+    (matplotlib's "generated new fontManager" on a first run, say) stays out of the streams the toolkit owns."""
+    return record.name.split(".", 1)[0] == "kaggle_digits" or record.levelno >= logging.WARNING
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     console.setFormatter(logging.Formatter("%(message)s"))
     console.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     redact.install(console)  # every line on the console, the toolkit's and the libraries', is scrubbed
+    console.addFilter(_ours_or_a_warning)
     root = logging.getLogger()
     root.addHandler(console)
     root_level = root.level

@@ -12,11 +12,13 @@ import csv
 import io
 import json
 import os
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DIGITS, SAMPLE_ZIP, SECRETS, TEST_TOKEN, official_kaggle
+from conftest import DIGITS, SAMPLE_ZIP, SECRETS, TEST_TOKEN, official_kaggle, run_cli
 
 from kaggle_digits import cli, data, local_kaggle
 from kaggle_digits.errors import NotRanked
@@ -176,9 +178,10 @@ def test_json_rank_and_honest_rank_equal_what_the_paged_board_says(board_server,
     code, out, err = run(capsys, "leaderboard", "--json")
     assert code == 0, err
     found = json.loads(out)
-    assert {"score", "rank", "teams", "honest_rank", "honest_teams", "honest_top", "threshold", "percentile"} <= set(
-        found
-    )
+    # The README lists every key it prints, and no other.
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    listed = re.search(r"prints one JSON object\s*\(([^)]*)\)", readme).group(1)
+    assert set(re.findall(r"`(\w+)`", listed)) == set(found)
 
     board = official_board(workdir)
     assert len(board) == 1401  # ~1,400 synthetic teams and ours: eight pages of 200
@@ -266,3 +269,33 @@ def test_an_unreachable_kaggle_is_one_line_with_the_kaggle_exit_code(workdir, mo
     code, out, err = run(capsys, "leaderboard", "--team", TEAM)
     assert code == 5 and out == "" and one_error(err) and "cannot reach Kaggle at http://localhost" in err
     assert TEST_TOKEN not in err
+
+
+def test_the_official_cli_downloads_the_whole_board(board_server, workdir):
+    """`kaggle competitions leaderboard --download` (DownloadLeaderboard): a zip of one CSV, the board as it pages."""
+    server, competition = board_server
+    scored_submission(competition, workdir)
+    official_kaggle(
+        "competitions", "leaderboard", "digit-recognizer", "--download", "-p", "lb", env=os.environ.copy(), cwd=workdir
+    )
+    with zipfile.ZipFile(workdir / "lb" / "digit-recognizer.zip") as archive:
+        (name,) = archive.namelist()
+        rows = list(csv.DictReader(io.StringIO(archive.read(name).decode())))
+    assert list(rows[0]) == ["TeamId", "TeamName", "SubmissionDate", "Score"]
+    board = official_board(workdir)
+    assert [(row["TeamName"], row["Score"]) for row in rows] == [(row["teamName"], row["score"]) for row in board]
+
+
+def test_a_first_run_that_draws_prints_nothing_of_its_libraries(board_server, workdir, tmp_path):
+    """In a fresh home matplotlib builds its font cache and says so ("generated new fontManager") at INFO: that
+    line is its own, not the toolkit's: stderr keeps the toolkit's lines, stdout the JSON alone."""
+    server, competition = board_server
+    scored_submission(competition, workdir)
+    fresh = {"MPLCONFIGDIR": str(tmp_path / "fresh-mpl"), "XDG_CACHE_HOME": str(tmp_path / "fresh-cache")}
+    result = run_cli("leaderboard", "--json", cwd=workdir, env=fresh)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "fresh-mpl").is_dir(), "matplotlib really started afresh"
+    # Only the toolkit's own line (which endpoint gets which credential) comes before the JSON.
+    assert [line.split(":", 1)[0] for line in result.stderr.splitlines()] == ["Kaggle"], result.stderr
+    assert "fontManager" not in result.stderr
+    assert json.loads(result.stdout)["team"] == TEAM

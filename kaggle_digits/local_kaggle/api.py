@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
+import io
 import json
 import secrets
 import time
+import zipfile
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
@@ -249,6 +252,7 @@ class ApiHandler(BaseHandler):
                 date=datetime.now(timezone.utc).replace(tzinfo=None),
                 team=self.state.teams.get(user, user),
                 visible_at=now + self.state.visibility_delay,
+                listed_at=now + self.state.listing_delay,
                 ready_at=now + self.state.scoring_delay,
             )
             self.state.submissions.append(submission)
@@ -269,7 +273,9 @@ class ApiHandler(BaseHandler):
         competition = self._competition(request)
         if not competition:
             return
-        mine = list(reversed(self._mine(competition.name)))  # newest first, as kaggle.com lists them
+        now = time.monotonic()
+        # Newest first, as kaggle.com lists them, and only once listed (its list lags behind a create).
+        mine = [item for item in reversed(self._mine(competition.name)) if now >= item.listed_at]
         paged = self._page(request, mine, self.state.page_size)
         if paged is not None:
             page, token = paged
@@ -295,6 +301,28 @@ class ApiHandler(BaseHandler):
                 for team in page
             ]
             self.json(200, {"submissions": rows, "nextPageToken": token})
+
+    def _api_DownloadLeaderboard(self, request, user) -> None:  # noqa: N802
+        """The whole public leaderboard as a zip of one CSV (`kaggle competitions leaderboard --download`)."""
+        competition = self._competition(request, joined=False)
+        if not competition:
+            return
+        for submission in self._mine(competition.name):
+            self._settle(submission)
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["TeamId", "TeamName", "SubmissionDate", "Score"])
+        for team in leaderboard(competition, self._mine(competition.name)):
+            writer.writerow([team.team_id, team.name, team.date.strftime("%Y-%m-%d %H:%M:%S"), team.score])
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{competition.name}-publicleaderboard.csv", text.getvalue())
+        self.send_body(
+            200,
+            buffer.getvalue(),
+            "application/zip",
+            {"Content-Disposition": f'attachment; filename="{competition.name}.zip"'},
+        )
 
     # --- scoring --------------------------------------------------------------------------------
     def _settle(self, submission: Submission) -> None:
