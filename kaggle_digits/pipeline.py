@@ -41,6 +41,18 @@ class Settings:
     def params(self):
         return models.params_for(self.model, self.overrides)
 
+    def trained_params(self, gpu: bool | None = None):
+        """The parameters a training of these settings runs with: on this machine, or on a GPU (`gpu=True`)
+        or the CPU (`gpu=False`) elsewhere (a Kaggle kernel). The cnn's GPU preset trains 40 epochs, not 13."""
+        return models.as_trained(self.model, self.params(), gpu)
+
+    def configuration(self, data_checksum: str, gpu: bool | None = None) -> str:
+        """The configuration hash of a training of these settings on these data (see submission.config_hash):
+        what the ledger, the guards and "nothing changed" compare."""
+        return submission.config_hash(
+            self.task.name, self.model, models.params_dict(self.trained_params(gpu)), self.seed, data_checksum
+        )
+
     def with_data(self, folder: Path) -> Settings:
         return replace(self, data_dir=folder)
 
@@ -129,7 +141,7 @@ def evaluate(
     result_score = training.score(model, dataset.test_images, dataset.test_labels)
     result = training.ValidationResult(
         model=settings.model,
-        params=models.params_dict(params),
+        params=models.params_dict(model.params),  # as trained (the GPU presets apply in fit)
         seed=settings.seed,
         scheme=f"test file {settings.task.test_file}",
         accuracy=result_score.accuracy,
@@ -143,6 +155,7 @@ def evaluate(
         validation_rows=int(len(dataset.test_labels)),
         data_checksum=dataset.checksum,
         misclassified=result_score.misclassified,
+        device=models.model_class(settings.model).device(),
     )
     # Its own folder: validate's metrics.json (which `train` reads for the epochs) stays untouched.
     folder = artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name, variant="evaluate")
@@ -160,7 +173,7 @@ def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path
     if history.out_of_fold_accuracy is not None:  # the ensemble: its members' out-of-fold accuracy, same training
         estimate, scheme = history.out_of_fold_accuracy, f"{model.params.members}-fold out-of-fold (members)"
         log.info("train: members' out-of-fold accuracy %.4f over %d rows", estimate, history.out_of_fold_rows)
-    elif training.matching_estimate(metrics, settings.params(), settings.seed, dataset):
+    elif training.matching_estimate(metrics, settings.model, settings.params(), settings.seed, dataset):
         estimate, scheme = metrics["accuracy"], metrics.get("scheme")
     meta = model_meta(settings, model.params, dataset, estimate, scheme, len(dataset.train_labels), seconds)
     folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
@@ -177,13 +190,18 @@ def model_meta(
     scheme: str | None,
     rows: int,
     seconds: float,
+    gpu: bool | None = None,
 ) -> dict[str, Any]:
+    """The saved model's config. `gpu`: where it trained when not here (a Kaggle kernel's accelerator)."""
     return {
         "model": settings.model,
         "task": settings.task.name,
         "params": models.params_dict(params),
-        # What was asked for, before validation picked the epochs: what "nothing changed" compares.
+        # What was asked for, before validation picked the epochs.
         "requested_params": models.params_dict(settings.params()),
+        "device": models.model_class(settings.model).device() if gpu is None else ("GPU" if gpu else "CPU"),
+        # What "nothing changed" and the guards compare: the settings as trained on that device (GPU presets).
+        "config": settings.configuration(dataset.checksum, gpu),
         "seed": settings.seed,
         "holdout_accuracy": estimate,
         "validation_scheme": scheme,
@@ -220,7 +238,7 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
     if models.model_class(settings.model).estimates_itself:
         return train(settings, dataset)[1]
     metrics = training.read_metrics(artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name))
-    if training.matching_estimate(metrics, settings.params(), settings.seed, dataset):
+    if training.matching_estimate(metrics, settings.model, settings.params(), settings.seed, dataset):
         log.info(
             "submit: validation of these settings and data on file (%s %.4f): one training, on every row",
             metrics.get("scheme"),
@@ -278,13 +296,15 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         "data_checksum": dataset.checksum,
         "model_data_checksum": meta.get("data_checksum"),
         # What "nothing changed" compares; it also goes into the description on Kaggle (see submit).
-        "config": submission.config_hash(
+        "config": meta.get("config")
+        or submission.config_hash(  # a model saved before its config recorded one
             settings.task.name,
             meta["model"],
             meta.get("requested_params", meta["params"]),
             meta["seed"],
             meta.get("data_checksum") or dataset.checksum,
         ),
+        "device": meta.get("device", ""),
         "versions": versions(),
         **({"trained_on": meta["trained_on"]} if meta.get("trained_on") else {}),  # a Kaggle kernel (--remote kaggle)
         **(

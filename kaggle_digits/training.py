@@ -35,6 +35,7 @@ class ValidationResult:
     data_checksum: str
     # Misclassified validation rows (index into train.csv, true, predicted), for the plot.
     misclassified: list[tuple[int, int, int]] = field(default_factory=list)
+    device: str = ""  # where it trained ("CPU", "GPU"); `params` are what it trained with there (GPU presets)
 
 
 @dataclass
@@ -101,7 +102,9 @@ def validate_and_keep(
     assert history is not None, "at least one split"
     result = ValidationResult(
         model=model_name,
-        params=models.params_dict(params),
+        # What the model really trained with (fit applies the GPU presets), not what was asked for: a figure
+        # of 40 GPU epochs must never pass for a 13-epoch CPU training (see matching_estimate).
+        params=models.params_dict(model.params),
         seed=seed,
         scheme=f"{len(splits)}-fold" if len(splits) > 1 else f"holdout {holdout:.0%}",
         accuracy=float(np.mean(accuracies)),
@@ -115,6 +118,7 @@ def validate_and_keep(
         validation_rows=len(splits[0][1]),
         data_checksum=dataset.checksum,
         misclassified=misclassified,
+        device=models.model_class(model_name).device(),
     )
     return result, model
 
@@ -147,15 +151,20 @@ def read_metrics(folder: Path) -> dict[str, Any] | None:
 
 
 def matching_estimate(
-    metrics: dict[str, Any] | None, params: Any, seed: int, dataset: Dataset
+    metrics: dict[str, Any] | None, model_name: str, params: Any, seed: int, dataset: Dataset
 ) -> TypeGuard[dict[str, Any]]:
-    """Whether a validation's figure speaks for this training: same data, same settings, same seed."""
+    """Whether a validation's figure speaks for this training: same data, seed and device, and the same
+    parameters as this machine would really train with (a kernel's metrics.json, trained on a GPU's presets,
+    does not speak for a CPU training of the same command line). A metrics.json from before the device was
+    recorded speaks for nothing: one more validation costs less than a mislabeled estimate."""
+    trained = models.params_dict(models.as_trained(model_name, params))
     return (
         metrics is not None
         and metrics.get("data_checksum") == dataset.checksum
         and metrics.get("seed") == seed
-        and metrics.get("params") == json.loads(json.dumps(models.params_dict(params)))
-    )  # tuples read back as lists
+        and metrics.get("params") == json.loads(json.dumps(trained))  # tuples read back as lists
+        and metrics.get("device") == models.model_class(model_name).device()
+    )
 
 
 def final_epochs(params: Any, metrics: dict[str, Any] | None, dataset: Dataset) -> tuple[Any, str]:

@@ -352,3 +352,45 @@ def test_a_rerun_while_kaggle_still_scores_the_last_file_sends_nothing_new(serve
     assert again.returncode == 10, again.stdout + again.stderr
     assert "nothing changed since" in again.stdout and "still being scored" in again.stdout
     assert len(server.state.submissions) == 1
+
+
+def test_a_gpu_kernels_estimate_never_speaks_for_a_training_here(workdir, small_competition):
+    """After `submit --remote kaggle`, the kernel's metrics.json is here: it trained the GPU preset (40 epochs of
+    cnn). A later CPU training of the same command line (13 epochs) must not carry that figure, nor count as the
+    same configuration; a model without GPU presets (logreg) is the same configuration on either device."""
+    from dataclasses import replace
+
+    from kaggle_digits import config, data, models, pipeline, training
+
+    dataset = data.load(small_competition, config.BUILTIN_TASKS["digit-recognizer"])
+    cnn = pipeline.Settings(model="cnn")
+    asked = cnn.params()
+    on_gpu = models.as_trained("cnn", asked, gpu=True)
+    assert on_gpu.epochs == asked.gpu_epochs != asked.epochs and cnn.trained_params().epochs == asked.epochs
+    kernel = {"data_checksum": dataset.checksum, "seed": cnn.seed, "device": "GPU", "accuracy": 0.99}
+    for params in (on_gpu, asked):  # what the kernel trained, or (as it was recorded before) what was asked for
+        kernel["params"] = models.params_dict(params)
+        assert not training.matching_estimate(kernel, "cnn", asked, cnn.seed, dataset)
+    here = {**kernel, "params": models.params_dict(asked), "device": "CPU"}
+    assert training.matching_estimate(here, "cnn", asked, cnn.seed, dataset)
+    assert not training.matching_estimate({**here, "device": None}, "cnn", asked, cnn.seed, dataset)  # unrecorded
+    assert not training.matching_estimate(here, "cnn", replace(asked, epochs=7), cnn.seed, dataset)
+    assert cnn.configuration(dataset.checksum, gpu=True) != cnn.configuration(dataset.checksum, gpu=False)
+    logreg = pipeline.Settings(model="logreg")
+    assert logreg.configuration(dataset.checksum, gpu=True) == logreg.configuration(dataset.checksum, gpu=False)
+    # validate records what it trained, and where.
+    result, _ = training.validate_and_keep(dataset, "logreg", models.params_for("logreg", {"max_iter": "20"}), 42)
+    assert result.device == "CPU" and result.params["max_iter"] == 20
+
+
+@pytest.mark.slow
+def test_the_cron_path_prints_its_summary_and_nothing_else_on_a_first_run(server, kaggle_env, workdir, tmp_path):
+    """`run -q` in a fresh home: the libraries start afresh (matplotlib builds its font cache and says so at INFO),
+    and still only the summary line comes out: cron mails what a job prints."""
+    fresh = {"MPLCONFIGDIR": str(tmp_path / "fresh-mpl"), "XDG_CACHE_HOME": str(tmp_path / "fresh-cache")}
+    result = run_cli(*RUN, cwd=workdir, env={**kaggle_env, **fresh})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "fresh-mpl").is_dir(), "it drew (the report's plots) with a fresh matplotlib"
+    assert result.stderr == ""
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("kaggle-digits run ok (exit 0")

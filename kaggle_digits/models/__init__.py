@@ -46,6 +46,11 @@ def params_for(name: str, overrides: dict[str, str] | None = None):
     return params
 
 
+def as_trained(name: str, params: Any, gpu: bool | None = None) -> Any:
+    """What model `name` trains with on this machine (or on a GPU / the CPU, when `gpu` says which)."""
+    return model_class(name).as_trained(params, gpu)
+
+
 def params_dict(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params)
 

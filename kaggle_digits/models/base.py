@@ -44,6 +44,17 @@ class Model(ABC):
         self.params = params
         self.seed = seed
 
+    @classmethod
+    def device(cls) -> str:
+        """Where this model trains on this machine: "CPU", or "GPU" for a Keras model when TensorFlow sees one."""
+        return "CPU"
+
+    @classmethod
+    def as_trained(cls, params: Any, gpu: bool | None = None) -> Any:
+        """The parameters fit() really trains with on this device (`gpu`: on that device instead): a preset may
+        grow on a GPU (the cnn's gpu_epochs). What the saved config, metrics.json and the configuration record."""
+        return params
+
     @abstractmethod
     def fit(self, images: np.ndarray, labels: np.ndarray, validation=None, verbose: bool = True) -> History:
         """Train; `validation` is (images, labels) for curves and early stopping, or None for a final fit."""

@@ -121,6 +121,10 @@ def distribution_strategy():
 class KerasModel(Model):
     """Shared training loop: tf.data input, optional augmentation, early stopping on validation loss."""
 
+    @classmethod
+    def device(cls) -> str:
+        return "GPU" if gpu_visible() else "CPU"
+
     @property
     def augment(self) -> bool:
         params = self.params
@@ -475,6 +479,10 @@ class CNNModel(KerasModel):
     name = "cnn"
     Params = CNNParams
 
+    @classmethod
+    def as_trained(cls, params, gpu: bool | None = None):
+        return on_this_device(params, gpu)
+
     def fit(self, images, labels, validation=None, verbose=True) -> History:
         self.params = on_this_device(self.params)  # recorded as trained: the saved config names the epochs it ran
         return super().fit(images, labels, validation, verbose)
@@ -622,6 +630,14 @@ class EnsembleModel(Model):
     name = "ensemble"
     Params = EnsembleParams
     estimates_itself = True
+
+    @classmethod
+    def device(cls) -> str:
+        return "GPU" if gpu_visible() else "CPU"
+
+    @classmethod
+    def as_trained(cls, params, gpu: bool | None = None):
+        return on_this_device(params, gpu)
 
     def _member_params(self) -> CNNParams:
         fields = {
