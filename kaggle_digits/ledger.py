@@ -13,7 +13,7 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,8 @@ class Ledger:
         return kept
 
     def restore(self, remote: list[SubmissionState], task: str, competition: str = "") -> int:
-        """Add a row for each of the toolkit's submissions on Kaggle's list that the ledger lacks (by ref)."""
+        """Add a row for each of the toolkit's submissions on Kaggle's list that the ledger lacks (by ref), or settle
+        the open row of its run id in place; returns how many rows were added or settled."""
         if not any(parse_description(item.description) for item in remote):
             return 0  # nothing of the toolkit's on Kaggle: nothing to write (a dry run creates no folder)
         with self.locked():
@@ -140,10 +141,23 @@ class Ledger:
     def _restore(self, remote: list[SubmissionState], task: str, competition: str) -> int:
         rows = self.rows()
         known = {row["kaggle_ref"] for row in rows if row["kaggle_ref"]}
-        added = []
+        # A row whose upload's answer was lost has no ref yet: its run id (in every description) finds it on the
+        # list, and it is settled in place, never added a second time.
+        unsettled = {row["run_id"]: row for row in rows if not row["kaggle_ref"] and row["task"] in ("", task)}
+        added, settled = [], 0
         for item in sorted(remote, key=lambda item: (item.date, item.ref)):  # oldest first, as written
             parsed = parse_description(item.description)
             if parsed is None or str(item.ref) in known:
+                continue
+            open_row = unsettled.pop(parsed["run_id"], None)
+            if open_row is not None:
+                open_row.update(
+                    kaggle_ref=str(item.ref),
+                    status=item.status,
+                    public_score=item.public_score,
+                    private_score=item.private_score,
+                )
+                settled += 1
                 continue
             added.append(
                 {
@@ -163,9 +177,10 @@ class Ledger:
                     "competition": competition,
                 }
             )
-        if added:
-            self._write(rows + added)
-        return len(added)
+        if added or settled:
+            # In submission order, as a reader expects (though none relies on it: see `newest`).
+            self._write(sorted(rows + added, key=lambda row: row["time"]))
+        return len(added) + settled
 
     def _write(self, rows: list[dict[str, str]]) -> None:
         buffer = io.StringIO()
@@ -202,21 +217,46 @@ class Ledger:
                     row.update({key: "" if value is None else str(value) for key, value in fields.items()})
             self._write(rows)
 
-    def find_submitted(self, task: str, checksum: str) -> dict[str, str] | None:
+    def find_submitted(self, task: str, checksum: str, refused: bool = False) -> dict[str, str] | None:
         """The newest row of a file that is (or may be) on Kaggle for this task with these bytes.
 
-        Refused (ERROR) and never-created (FAILED) files do not count: they may go up again. A row rebuilt
-        from Kaggle's list knows only the checksum's first digits: a prefix match counts.
+        Never-created (FAILED) files do not count: they may go up again; nor do files Kaggle could not score
+        (ERROR), unless `refused` asks for those too. A row rebuilt from Kaggle's list knows only the checksum's
+        first digits: a prefix match counts.
         """
-        found = None
-        for row in self.rows(task):
-            if (
-                row["checksum"]
-                and checksum.startswith(row["checksum"])
-                and ((row["kaggle_ref"] and row["status"] != "ERROR") or row["status"] in OPEN_STATUSES)
-            ):
-                found = row
-        return found
+        return newest(
+            row
+            for row in self.rows(task)
+            if row["checksum"]
+            and checksum.startswith(row["checksum"])
+            and (
+                (row["kaggle_ref"] and (refused or row["status"] != "ERROR"))
+                or row["status"] in OPEN_STATUSES
+                or (refused and row["status"] == "ERROR")
+            )
+        )
+
+    def find_configuration(self, task: str, competition: str, config_hash: str) -> dict[str, str] | None:
+        """The newest row of this configuration that Kaggle holds on `competition`, scored or being scored, or
+        whose upload's outcome is still open (it may be there). ERROR and FAILED rows do not count."""
+        return newest(
+            row
+            for row in self.rows(task)
+            if config_hash
+            and row.get("config") == config_hash
+            and (row.get("competition") or competition) == competition
+            and (row["status"] == "COMPLETE" or row["status"] in OPEN_STATUSES)
+        )
+
+
+def newest(rows: Iterable[dict[str, str]]) -> dict[str, str] | None:
+    """The row submitted last, by its time (never by its place in the file: a rebuilt ledger's rows come back in
+    any order); the later line wins a tie."""
+    found = None
+    for row in rows:
+        if found is None or row["time"] >= found["time"]:
+            found = row
+    return found
 
 
 # --- The guards that read it: `submit` and the scheduled run (runs.py) both go through these ----------
@@ -240,7 +280,30 @@ def refuse_identical(ledger: Ledger, task_name: str, path: Path, force: bool) ->
     )
 
 
-def settle_open_rows(ledger: Ledger, kaggle, task_name: str) -> None:
+def refuse_same_configuration(
+    ledger: Ledger, task_name: str, competition: str, config_hash: str, model: str, force: bool
+) -> None:
+    """A training whose configuration (model, parameters as trained, seed, data) Kaggle already holds would spend
+    a submission on nothing new, even if its bytes differ (a model trained on every row instead of 90%): refused,
+    before any training, unless forced. An open upload of it counts: it may be on Kaggle."""
+    earlier = ledger.find_configuration(task_name, competition, config_hash)
+    if not earlier or force:
+        return
+    if earlier["status"] == "COMPLETE":
+        held = f"scored, public {earlier['public_score'] or '?'}"
+    elif earlier["kaggle_ref"]:
+        held = "still being scored"
+    else:
+        held = f"its upload of {earlier['time']} is {earlier['status']}: it may be there; settled from Kaggle's list"
+    ref = f"ref {earlier['kaggle_ref']}, " if earlier["kaggle_ref"] else ""
+    raise Skipped(
+        f"Kaggle already has this configuration of '{model}' (the same settings, data and seed; config {config_hash}): "
+        f"{earlier['file']} ({ref}{held}); nothing trained or uploaded. Fix: change a setting (-p, --seed), or "
+        f"--force (FORCE=1) to submit it again"
+    )
+
+
+def settle_open_rows(ledger: Ledger, kaggle, task_name: str, listed: list[SubmissionState] | None = None) -> None:
     """Settle ledger rows left UPLOADING, UNKNOWN or PENDING (a killed run, a lost answer) from Kaggle's list.
 
     A row whose ref or run id (it is in every description) is on Kaggle's list was created there:
@@ -251,7 +314,7 @@ def settle_open_rows(ledger: Ledger, kaggle, task_name: str) -> None:
     under the ledger's lock: an upload in flight holds that lock, so its row is never taken for a dead one.
     """
     if not ledger.path.exists():
-        restore_ledger(ledger, kaggle.submissions(), task_name, kaggle.name)  # under the lock when it has rows to add
+        restore_ledger(ledger, listed if listed is not None else kaggle.submissions(), task_name, kaggle.name)
         return
     with ledger.locked():
         open_rows = [
@@ -261,7 +324,7 @@ def settle_open_rows(ledger: Ledger, kaggle, task_name: str) -> None:
         ]
         if not open_rows:
             return
-        remote = kaggle.submissions()
+        remote = listed if listed is not None else kaggle.submissions()
         for row in open_rows:
             match = next(
                 (

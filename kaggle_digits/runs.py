@@ -25,7 +25,7 @@ from . import config, models, pipeline, redact, submission, submit
 from .errors import AlreadyRunning, DataError, Skipped, ToolkitError
 from .helpers import alive, utc_now
 from .kaggle_api import Kaggle
-from .ledger import Ledger, settle_open_rows
+from .ledger import Ledger, newest, settle_open_rows
 
 log = logging.getLogger("kaggle_digits")
 
@@ -87,19 +87,17 @@ class RunLock:
 
 
 def _last_scored(ledger: Ledger, task_name: str) -> dict | None:
-    scored = [row for row in ledger.rows(task_name) if row["status"] == "COMPLETE"]
-    return scored[-1] if scored else None
+    return newest(row for row in ledger.rows(task_name) if row["status"] == "COMPLETE")
 
 
 def _last_on_kaggle(ledger: Ledger, task_name: str) -> dict | None:
     """The newest submission Kaggle holds and did not refuse: scored, or still being scored (PENDING with a ref).
     A rerun right after a submission whose score has not come yet has nothing new to send either."""
-    held = [
+    return newest(
         row
         for row in ledger.rows(task_name)
         if row["status"] == "COMPLETE" or (row["status"] == "PENDING" and row["kaggle_ref"])
-    ]
-    return held[-1] if held else None
+    )
 
 
 def _unchanged_since(last: dict, settings: pipeline.Settings, data_checksum: str) -> bool:
@@ -109,9 +107,7 @@ def _unchanged_since(last: dict, settings: pipeline.Settings, data_checksum: str
     Kaggle's list has it); rows written before there was one are compared through their sidecar.
     """
     if last.get("config"):
-        return last["config"] == submission.config_hash(
-            settings.task.name, settings.model, models.params_dict(settings.params()), settings.seed, data_checksum
-        )
+        return last["config"] == settings.configuration(data_checksum)
     sidecar = submission.read_sidecar(config.SUBMISSIONS_DIR / last["file"])
     if not sidecar:
         return False

@@ -31,6 +31,15 @@ def submission_path(model_name: str, task: Task, folder: Path | None = None) -> 
     return Path(folder or config.SUBMISSIONS_DIR) / f"{stamp}-{prefix}{model_name}.csv"
 
 
+def submission_files(model_name: str, task: Task, folder: Path | None = None) -> list[Path]:
+    """The files submission_path wrote for this model and task, oldest first. Exactly those: for the default task,
+    "*-cnn.csv" alone would take "<time>-kannada-mnist-cnn.csv" too (the time stamp holds no dash)."""
+    prefix = "" if task.name == config.DEFAULT_TASK else f"{task.name}-"
+    name = f"{prefix}{model_name}.csv"
+    found = Path(folder or config.SUBMISSIONS_DIR).glob(f"*-{name}")
+    return sorted(path for path in found if path.name.split("-", 1)[1] == name)
+
+
 def write_submission(path: Path, ids: np.ndarray, labels: np.ndarray, task: Task, sidecar: dict[str, Any]) -> Path:
     """Write the CSV and its JSON sidecar atomically, then check the CSV as Kaggle would."""
     id_column, label_column = task.submission_header

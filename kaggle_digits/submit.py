@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import shutil
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import config, data, models, submission
+from . import config, data, submission
 from .config import Task
 from .errors import (
     DataError,
@@ -27,7 +28,13 @@ from .errors import (
 )
 from .helpers import exclusive, utc_now, write_folder_atomically
 from .kaggle_api import Kaggle, Limits
-from .ledger import Ledger, description, refuse_identical, restore_ledger, settle_open_rows
+from .ledger import (
+    Ledger,
+    description,
+    refuse_identical,
+    refuse_same_configuration,
+    settle_open_rows,
+)
 from .pipeline import Settings, fit_for_submission, load_data, predict
 from .submission_state import SubmissionState
 
@@ -113,6 +120,9 @@ def _checked_copy(folder: Path, task: Task) -> bool:
 class RemoteTraining(Protocol):
     """Training somewhere else (remote.RemoteOptions: a Kaggle kernel) that hands back the checked file."""
 
+    @property
+    def gpu(self) -> bool: ...  # whether it trains on a GPU (the presets grow there)
+
     def train(self, settings: Settings, kaggle: Kaggle, dataset: data.Dataset) -> Path: ...
 
 
@@ -147,43 +157,53 @@ def produce_submission(
     competition: str | None = None,
     refit: bool = False,
     remote: RemoteTraining | None = None,
+    before_training: Callable[[Settings, data.Dataset], None] | None = None,
 ) -> Path:
     """fetch -> one training with its estimate (see fit_for_submission) -> predict: the file `submit` uploads.
 
     With `remote`, the training and the prediction run in a Kaggle kernel; the data is still fetched
-    here, so the file that comes back is checked against this test.csv.
+    here, so the file that comes back is checked against this test.csv. `before_training` sees the data
+    first (submit's guards: nothing is trained, here or on Kaggle's GPUs, for a refused configuration).
     """
     if settings.data_dir is None:
         kaggle = kaggle or (kaggle_client(settings, competition) if remote else None)
         settings = settings.with_data(fetch(settings, force=force_fetch, competition=competition, kaggle=kaggle)[0])
     dataset = load_data(settings)
-    if remote is not None:
-        return remote.train(settings, kaggle or kaggle_client(settings, competition), dataset)
-    ready = None if refit else unsubmitted_prediction(settings, dataset)
+    if before_training is not None:
+        before_training(settings, dataset)
+    gpu = remote.gpu if remote is not None else None
+    # A file trained for exactly this (here, or in a kernel whose upload then failed) and never uploaded goes up
+    # as it is: a rerun after a failed upload costs no training and no second GPU session.
+    ready = None if refit else unsubmitted_prediction(settings, dataset, gpu)
     if ready is not None:
         return ready
+    if remote is not None:
+        return remote.train(settings, kaggle or kaggle_client(settings, competition), dataset)
     fit_for_submission(settings, dataset, refit)
     return predict(settings, dataset)
 
 
-def unsubmitted_prediction(settings: Settings, dataset: data.Dataset) -> Path | None:
-    """The newest file `make predict` wrote for this model, when it was made with exactly these settings and
-    this data and has not been uploaded: `make train predict` then `make submit` uploads it, not a new training.
-    When there is such a file but it does not qualify, the log says why and submit trains as usual."""
-    prefix = "" if settings.task.name == config.DEFAULT_TASK else f"{settings.task.name}-"
-    files = sorted(config.SUBMISSIONS_DIR.glob(f"*-{prefix}{settings.model}.csv"))
+def unsubmitted_prediction(settings: Settings, dataset: data.Dataset, gpu: bool | None = None) -> Path | None:
+    """The newest file `make predict` (or a kernel of `--remote kaggle`) wrote for this task and model, when it
+    was made with exactly this configuration (`gpu`: trained on that device, not here) and this data and has not
+    been uploaded: `make train predict` then `make submit` uploads it, not a new training. When there is such a
+    file but it does not qualify, the log says why and submit trains as usual."""
+    files = submission.submission_files(settings.model, settings.task)
     if not files:
         return None
     path, sidecar = files[-1], submission.read_sidecar(files[-1])
-    expected = submission.config_hash(
-        settings.task.name, settings.model, models.params_dict(settings.params()), settings.seed, dataset.checksum
-    )
+    expected = settings.configuration(dataset.checksum, gpu)
     checksum = submission.file_checksum(path)
-    if Ledger().find_submitted(settings.task.name, checksum):
+    uploaded = Ledger().find_submitted(settings.task.name, checksum, refused=True)
+    if uploaded and uploaded["status"] != "ERROR":
         return None  # already up (or on its way): a new submission needs a new file
     reason = ""
-    if sidecar.get("config") != expected or sidecar.get("data_checksum") != dataset.checksum:
-        reason = "it was made with other settings (model parameters, seed) or other data"
+    if uploaded:
+        reason = (
+            f"it was uploaded {uploaded['time']} and Kaggle could not score it (ref {uploaded['kaggle_ref']}, ERROR)"
+        )
+    elif sidecar.get("config") != expected or sidecar.get("data_checksum") != dataset.checksum:
+        reason = "it was made with other settings (model parameters, seed, device) or other data"
     elif sidecar.get("checksum") != checksum:
         reason = "it changed since it was written"
     else:
@@ -232,6 +252,17 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
         # from Kaggle's own list, and a lost ledger restored from it, so the guards know what Kaggle has.
         settle_open_rows(ledger, kaggle, settings.task.name)
     if not options.file:
+
+        def refuse_known_configuration(settings: Settings, dataset: data.Dataset) -> None:
+            """A configuration Kaggle already has, scored or pending (or maybe: an open upload), is not trained
+            again: a rerun after a lost answer must not spend a second submission on a retrained file."""
+            if kaggle is not None:
+                gpu = options.remote.gpu if options.remote is not None else None
+                config_hash = settings.configuration(dataset.checksum, gpu)
+                refuse_same_configuration(
+                    ledger, settings.task.name, kaggle.name, config_hash, settings.model, options.force
+                )
+
         path = produce_submission(
             settings,
             kaggle,
@@ -239,6 +270,7 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
             competition=options.competition,
             refit=options.refit,
             remote=options.remote,
+            before_training=refuse_known_configuration,
         )
     sidecar = submission.read_sidecar(path)
     result = SubmitResult(file=path, holdout_accuracy=sidecar.get("holdout_accuracy"), run_id=path.stem)
@@ -368,8 +400,9 @@ def status(settings: Settings, competition: str | None = None, kaggle=None) -> l
     listed = kaggle.submissions()
     remote = {str(item.ref): item for item in listed}
     ledger = Ledger()
-    if not ledger.path.exists():
-        restore_ledger(ledger, listed, settings.task.name)
+    # Rows whose upload's answer was lost (or a killed run's) are settled here too, from the list just read:
+    # the messages that say "run 'make status'" for that mean it. A lost ledger is restored from it.
+    settle_open_rows(ledger, kaggle, settings.task.name, listed)
     rows = []
     for row in ledger.rows(settings.task.name):
         item = remote.pop(row["kaggle_ref"], None) if row["kaggle_ref"] else None

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY, TEST_TOKEN
+from conftest import TEST_KEY, TEST_TOKEN, scored
 
 from kaggle_digits import config, local_kaggle
 from kaggle_digits.errors import KaggleError
@@ -272,8 +273,59 @@ def test_submit_after_train_and_predict_uploads_that_file_without_training(serve
     # A prediction of a model with other settings is not what submit is asked for: it says so, and trains.
     for step in ("train", "predict"):
         assert kd(step, "-q", *FAST_MODEL, "-p", "C=0.001", cwd=workdir, env=kaggle_env).returncode == 0
-    again = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
+    again = kd("submit", *FAST_MODEL, "-p", "C=0.01", cwd=workdir, env=kaggle_env)
     assert again.returncode == 0, again.stderr
-    assert "it was made with other settings (model parameters, seed) or other data; training anew" in again.stderr
+    assert (
+        "it was made with other settings (model parameters, seed, device) or other data; training anew" in again.stderr
+    )
     assert "validate: model logreg" in again.stderr or "train: model logreg" in again.stderr
     assert len(server.state.submissions) == 2
+
+
+def test_a_rerun_after_a_lost_create_answer_spends_no_second_submission(server, kaggle_env, workdir, kd):
+    """The first submit loses CreateSubmission's answer (UNKNOWN) and says to run the same command again. The
+    rerun finds the submission on Kaggle's list, and since a validation is now on file it would train once on every
+    row: another file of the same configuration, which the identical-file guard cannot see. It is refused before
+    any training; FORCE=1 still sends it."""
+    server.inject(method="CreateSubmission", lost=True)
+    server.state.scoring_delay = 3.0
+    first = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
+    assert first.returncode == 5 and "run 'make status' (or the same command again)" in first.stderr
+    (row,) = ledger_rows(workdir)
+    assert row["status"] == "UNKNOWN" and row["kaggle_ref"] == ""
+    models = workdir / "data" / "models"
+    stamps = {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()}
+    again = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
+    assert again.returncode == 10, again.stderr
+    last = again.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Kaggle already has this configuration of 'logreg'") and "Fix:" in last
+    assert f"{row['file']} (ref {server.state.submissions[0].ref}, " in last
+    assert len(server.state.submissions) == 1
+    assert {path: path.stat().st_mtime_ns for path in models.rglob("*") if path.is_file()} == stamps, "nothing trained"
+    forced = kd("submit", *FAST_MODEL, "--force", cwd=workdir, env=kaggle_env)
+    assert forced.returncode == 0, forced.stderr
+    assert len(server.state.submissions) == 2
+
+
+def test_a_create_answer_without_a_ref_before_the_list_shows_it_is_unknown_not_failed(server, kaggle_env, workdir, kd):
+    """kaggle.com's list lags behind a create. An answer that carries no ref, for a submission the list does not
+    show yet, is an unknown outcome (never FAILED: a FAILED file may go up again); `status` settles it later."""
+    server.state.ref_less_create = True
+    server.state.listing_delay = 2.0
+    kaggle_env = {**kaggle_env, "KAGGLE_DIGITS_SETTLE_GRACE": "300"}  # the default: the list may lag that long
+    first = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)
+    assert first.returncode == 5
+    assert "did not accept" not in first.stderr and "the answer carried no ref" in first.stderr
+    (row,) = ledger_rows(workdir)
+    assert row["status"] == "UNKNOWN" and len(server.state.submissions) == 1
+    early = kd("submit", *FAST_MODEL, cwd=workdir, env=kaggle_env)  # not listed yet: it may be there, so not again
+    assert early.returncode == 10 and "UNKNOWN" in early.stderr, early.stderr
+    assert len(server.state.submissions) == 1
+    while not server.state.submissions[0].listed_at <= time.monotonic():
+        time.sleep(0.1)
+    scored(server)
+    status = kd("status", cwd=workdir, env=kaggle_env)  # the messages say "run 'make status'": it settles the row
+    assert status.returncode == 0, status.stderr
+    (row,) = ledger_rows(workdir)
+    assert row["kaggle_ref"] == str(server.state.submissions[0].ref) and row["status"] == "COMPLETE"
+    assert status.stdout.count(row["kaggle_ref"]) == 1

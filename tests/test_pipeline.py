@@ -213,3 +213,38 @@ def test_ensemble_estimates_itself_while_training_on_every_row(workdir, cli_run)
         "member-0",
         "member-1",
     ]
+
+
+def test_the_prediction_submit_reuses_is_this_tasks_and_was_never_refused(workdir, small_competition, cli_run):
+    """`make train predict` then `make submit` uploads the file predict wrote. Not a newer file of another task whose
+    name ends the same ("<time>-kannada-mnist-logreg.csv" matched "*-logreg.csv"), and not a file Kaggle could not
+    score (its ledger row is ERROR: "never uploaded" was untrue, and the same bytes would fail again)."""
+    import shutil
+
+    from kaggle_digits import config, data, ledger, pipeline, submit
+
+    common = ["--model", "logreg", "-p", "max_iter=30", "--data-dir", str(small_competition), "-q"]
+    for step in ("train", "predict"):
+        assert cli_run(step, *common, cwd=workdir).returncode == 0
+    (predicted,) = (workdir / "submissions").glob("*-logreg.csv")
+    other = workdir / "submissions" / "29991231T235959999Z-kannada-mnist-logreg.csv"  # newer, another task
+    shutil.copy(predicted, other)
+    shutil.copy(predicted.with_suffix(".json"), other.with_suffix(".json"))
+    digits = config.BUILTIN_TASKS["digit-recognizer"]
+    settings = pipeline.Settings(model="logreg", overrides={"max_iter": "30"}, data_dir=small_competition)
+    dataset = data.load(small_competition, digits)
+    assert submit.unsubmitted_prediction(settings, dataset) == predicted.relative_to(workdir)
+
+    from kaggle_digits.submission import file_checksum
+
+    ledger.Ledger().add(
+        run_id=predicted.stem,
+        time="2026-12-01T00:00:00Z",
+        task=digits.name,
+        file=predicted.name,
+        checksum=file_checksum(predicted),
+        model="logreg",
+        kaggle_ref="100001",
+        status="ERROR",
+    )
+    assert submit.unsubmitted_prediction(settings, dataset) is None

@@ -516,7 +516,13 @@ class Kaggle:
             raise SubmissionOutcomeUnknown(unknown.format(f"no ref in the answer, and {error}")) from None
         if found_refs:
             return int(found_refs[0])
-        raise KaggleError(f"Kaggle did not accept the submission: {answer.message or 'no reason given'}")
+        # Accepted (a refusal comes as an HTTP error), but not listed yet: kaggle.com's list lags behind a create.
+        # Not a failure either: settled from the list next time, like a lost answer, and never uploaded twice.
+        raise SubmissionOutcomeUnknown(
+            unknown.format(
+                f"the answer carried no ref ({answer.message or 'no message'}) and the list does not show it yet"
+            )
+        )
 
     def submission(self, ref: int) -> SubmissionState | None:
         """One submission's state; None while Kaggle does not know the ref (yet)."""

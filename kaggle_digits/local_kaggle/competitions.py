@@ -33,6 +33,7 @@ class Submission:
     private_score: str = ""
     error_description: str = ""
     visible_at: float = 0.0  # GetSubmission answers 404 until then (monotonic clock)
+    listed_at: float = 0.0  # ListSubmissions leaves it out until then
     ready_at: float = 0.0  # scored from then on
 
 

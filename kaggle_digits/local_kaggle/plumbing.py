@@ -74,6 +74,8 @@ class State:
     page_size: int = 20  # ListSubmissions answers at most this many per page, with a nextPageToken
     # CreateSubmission answers with a message only (no ref), as some Kaggle-compatible servers do.
     ref_less_create: bool = False
+    # A new submission shows in ListSubmissions only this long after its create: kaggle.com's list lags.
+    listing_delay: float = 0.0
     storage_base: str = ""  # http://127.0.0.1:<port>: another host name than the API's "localhost"
     signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     submissions: list[Submission] = field(default_factory=list)
