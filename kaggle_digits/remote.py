@@ -316,15 +316,18 @@ class _Job:
 def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, options: RemoteOptions) -> list:
     """Push each (slug, script), at most `options.sessions` in flight, filling a slot as one frees up; follow
     every pushed version (progress on every change and every minute) until all are COMPLETE. A push refused
-    for the GPU-session cap waits and is tried again (backing off); a failure stops it with the log."""
+    for the GPU-session cap waits and is tried again (backing off); a failure stops it with the log.
+
+    Every way out other than success (a failed kernel, a refused push, a poll Kaggle refuses, the timeout,
+    Ctrl-C) names each pushed kernel that is still running on the account's GPU quota, and how to stop it."""
     start = time.monotonic()
     waiting = [_Job(slug, script) for slug, script in jobs]
     running: dict = {}
+    pushed_at: dict[str, float] = {}
     finished: dict = {}
     seen: dict[str, str] = {}
     last_line = start
     many = len(jobs) > 1
-    # Ctrl-C at any moment (a sleep, a poll's request, a push) says where each pushed kernel goes on running.
     try:
         while waiting or running:
             while waiting and len(running) < max(1, options.sessions) and waiting[0].not_before <= time.monotonic():
@@ -353,7 +356,7 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
                     options.machine,
                     pushed.url,
                 )
-                running[job.slug] = pushed
+                running[job.slug], pushed_at[job.slug] = pushed, time.monotonic()
             elapsed = time.monotonic() - start
             for slug, pushed in list(running.items()):
                 try:
@@ -362,10 +365,10 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
                     log.warning("remote: %s; still following", error)
                     continue
                 if state.done:
+                    finished[slug] = running.pop(slug)
                     log.info("remote: %s%s after %s", state.status, f" ({pushed.ref})" if many else "", _clock(elapsed))
                     if state.status != "COMPLETE":
-                        _fail(kernels, pushed, state, [other for other in running.values() if other is not pushed])
-                    finished[slug] = running.pop(slug)
+                        _fail(kernels, pushed, state)
                 elif state.status != seen.get(slug) or time.monotonic() - last_line >= 60:
                     log.info(
                         "remote: %s%s, %s elapsed", state.status, f" ({pushed.ref})" if many else "", _clock(elapsed)
@@ -373,21 +376,25 @@ def _run(kernels, owner: str, jobs: list[tuple[str, str]], competition: str, opt
                     seen[slug], last_line = state.status, time.monotonic()
             if not running and not waiting:
                 break
-            if elapsed > options.timeout:
-                pending = [f"{pushed.ref} {pushed.label}" for pushed in running.values()] + [
-                    f"{owner}/{job.slug} (never pushed)" for job in waiting
+            # Each kernel is allowed the whole limit from its own push (Kaggle's session limit counts from there
+            # too), so a later wave of the ensemble is not cut short; a training never pushed is given up on once
+            # the limit has passed since the run began.
+            now = time.monotonic()
+            late = [pushed for slug, pushed in running.items() if now - pushed_at[slug] > options.timeout]
+            if late or (waiting and now - start > options.timeout):
+                pending = [f"{pushed.ref} {pushed.label}" for pushed in late] + [
+                    f"{owner}/{job.slug} (never pushed: the account's GPU sessions stayed busy)" for job in waiting
                 ]
                 raise KaggleError(
-                    f"{', '.join(pending)} not done after {_clock(elapsed)} ({options.timeout:.0f} s allowed); "
-                    "Kaggle stops a session at the same limit. Fix: see kaggle.com/code (or run 'kaggle-digits "
-                    "remote stop'); run again with a longer --remote-timeout"
+                    f"{', '.join(pending)} not done within {options.timeout:.0f} s of its push (--remote-timeout; "
+                    f"Kaggle stops a session at the same limit). Fix: run again with a longer --remote-timeout"
                 )
             time.sleep(options.poll)
-    except KeyboardInterrupt:
+    except BaseException:
         for pushed in running.values():
             log.error(
-                "remote: stopped following %s %s. It keeps running on Kaggle: stop it with 'kaggle-digits remote "
-                "stop' (deletes the toolkit's running kernels), or at %s, or let it finish",
+                "remote: stopped following %s %s. It keeps running on Kaggle, on this account's GPU quota: stop it "
+                "with 'kaggle-digits remote stop' (deletes the toolkit's running kernels), or at %s, or let it finish",
                 pushed.ref,
                 pushed.label,
                 pushed.url,
@@ -462,14 +469,13 @@ def _owner(kaggle) -> str:
     return owner
 
 
-def _fail(kernels, pushed, state, others) -> None:
+def _fail(kernels, pushed, state) -> None:
     with tempfile.TemporaryDirectory(prefix=".kernel-log-", dir=_scratch_parent()) as scratch:
         tail = kernels.output(pushed, Path(scratch), files=False).tail()
     if tail:
         log.error("remote: the last lines of the kernel's log:\n%s", "\n".join(f"  | {line}" for line in tail))
-    still = f" ({', '.join(other.ref for other in others)} still running on Kaggle: stop them there)" if others else ""
     raise KaggleError(
-        f"the kernel {pushed.ref} {pushed.label} failed: {state.failure or state.status}{still}. Fix: read its log "
+        f"the kernel {pushed.ref} {pushed.label} failed: {state.failure or state.status}. Fix: read its log "
         f"above "
         f"(or at {pushed.url}), then run again; nothing was kept"
     )
@@ -560,6 +566,7 @@ def _install_ensemble(homes, settings, params, dataset, machine: str) -> Path:
         f"{params.members}-fold out-of-fold (members)",
         len(dataset.train_labels),
         seconds,
+        gpu=machine != "CPU",
     )
     first, last = homes[0][0], homes[-1][0]
     meta["trained_on"] = f"kaggle kernels {first.ref} {first.label} .. {last.ref} {last.label}"

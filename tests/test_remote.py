@@ -94,7 +94,7 @@ def test_a_kernel_that_never_finishes_is_given_up_after_the_timeout(server, kagg
     )
     assert result.returncode == 5, result.stderr
     # Whichever comes first: the toolkit's patience or Kaggle's own limit (the same number is sent with the push).
-    assert "not done after" in result.stderr or "run-time limit" in result.stderr
+    assert "not done within" in result.stderr or "run-time limit" in result.stderr
     assert nothing_kept(workdir) and server.state.submissions == []
 
 
@@ -358,7 +358,7 @@ def test_ctrl_c_stops_following_and_says_where_to_stop_the_kernel(server, kaggle
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert "It keeps running on Kaggle: stop it with 'kaggle-digits remote stop'" in stderr
+    assert "It keeps running on Kaggle, on this account's GPU quota: stop it with 'kaggle-digits remote stop'" in stderr
     assert "https://www.kaggle.com/code/demo-user/kaggle-digits-digit-recognizer-logreg" in stderr
     assert nothing_kept(workdir) and server.state.submissions == []
 
@@ -391,3 +391,64 @@ def test_the_pushed_script_carries_the_package_source_and_no_secret(server, kagg
     for name in names:  # the source as it is here, byte for byte: nothing from the environment was added
         assert pushed.read(name) == (Path(remote.PACKAGE).parent / name).read_bytes(), name
     assert kaggle_env["KAGGLE_API_TOKEN"] not in script.replace(bundled, "")
+
+
+def test_a_poll_kaggle_refuses_names_the_kernel_left_running(server, kaggle_env, workdir, tmp_path, kd):
+    """Not only Ctrl-C: any way out of a remote run (here a 403 on a status poll) names each pushed kernel still
+    running on the account's GPU quota, and `kaggle-digits remote stop`."""
+    server.state.kernels.settings.python = fake_image(tmp_path, "sleep 30")
+    server.inject(method="GetKernelSessionStatus", status=403, count=1000)
+    result = kd("submit", *REMOTE, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"})
+    assert result.returncode == 5, result.stderr
+    assert "stopped following demo-user/kaggle-digits-digit-recognizer-logreg v1" in result.stderr
+    assert "It keeps running on Kaggle, on this account's GPU quota: stop it with 'kaggle-digits remote stop'" in (
+        result.stderr
+    )
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert nothing_kept(workdir) and server.state.submissions == []
+
+
+def test_a_rerun_after_a_failed_upload_uploads_the_kernels_file_without_a_second_gpu_session(
+    server, kaggle_env, workdir, kd
+):
+    """The storage refused the upload ("run again later"). The rerun uploads the file the kernel already brought
+    back: no second push, no second GPU session."""
+    env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
+    server.inject(method="upload", status=403, count=100)
+    failed = kd("submit", *REMOTE, cwd=workdir, env=env)
+    assert failed.returncode == 5 and "could not upload" in failed.stderr, failed.stderr
+    assert server.state.requests.count("POST SaveKernel") == 1 and server.state.submissions == []
+    (row,) = ledger_rows(workdir)
+    assert row["status"] == "FAILED"
+    server.state.faults.clear()
+    again = kd("submit", *REMOTE, cwd=workdir, env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"{row['file']} was predicted with exactly these settings and data and never uploaded" in again.stderr
+    assert server.state.requests.count("POST SaveKernel") == 1, "no second push"
+    assert server.state.submissions[0].content == (workdir / "submissions" / row["file"]).read_bytes()
+
+
+def test_each_kernel_gets_the_whole_timeout_from_its_own_push(server, kaggle_env, workdir, tmp_path, kd):
+    """Kaggle gives every session the limit from its own start, so a later wave of the ensemble is not cut short by
+    the time the first wave took: two members in turn (one slot), each done well within the limit, though both
+    together take longer than it."""
+    server.state.kernels.settings.python = fake_image(tmp_path, "sleep 2")  # done, but brings back no member
+    tiny = ["--model", "ensemble", "-p", "members=2", "--remote-sessions", "1", "--remote-timeout", "4"]
+    result = kd(
+        "submit", "--remote", "kaggle", *tiny, cwd=workdir, env={**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
+    )
+    assert server.state.requests.count("POST SaveKernel") == 2
+    sessions = sorted(server.state.kernels.sessions.values(), key=lambda session: session.started)
+    assert sessions[1].finished - sessions[0].started > 4, "both together took longer than the limit"
+    assert "not done within" not in result.stderr
+    assert result.returncode == 5 and "finished without its member" in result.stderr, result.stderr
+
+
+def test_the_pushed_bundle_stays_under_the_documented_bound():
+    """docs/kaggle-gpus.md says the package travels in under 256 kB of base64: keep it true."""
+    import base64
+
+    from kaggle_digits import remote
+
+    assert len(base64.b64encode(remote.bundle())) < 256_000
+    assert "under\n256 kB in base64" in (Path(__file__).parent.parent / "docs" / "kaggle-gpus.md").read_text()
