@@ -461,7 +461,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODEL:KEY=VALUE",
-        help="override one model's hyperparameter, e.g. -p cnn:epochs=20 (repeatable)",
+        help="override one model's hyperparameter, e.g. -p cnn:epochs=20, or -p my_model.py:build:C=0.5 for a model of "
+        "yours (the key follows the last colon; repeatable)",
     )
     parser.add_argument(
         "--out", type=Path, default=config.DATA_DIR / "bench", help="folder for bench.md, bench.json and the curve plot"
@@ -487,9 +488,11 @@ def _overrides(args, names: list[str]) -> dict[str, dict[str, str]]:
         if name in names and (args.epochs or name == PEER):
             overrides[name]["epochs"] = str(budget)
     for item in args.param:
-        model_name, _, assignment = item.partition(":")
-        key, _, value = assignment.partition("=")
-        if model_name not in names or not key or "=" not in assignment:
+        # MODEL:KEY=VALUE, where MODEL may be a reference with a colon of its own (my_model.py:build:epochs=3): the
+        # key is what follows the last colon before the '='.
+        head, equals, value = item.partition("=")
+        model_name, _, key = head.rpartition(":")
+        if model_name not in names or not key or not equals:
             raise UsageError(
                 f"-p {item}: bench takes MODEL:KEY=VALUE for one of the models benchmarked ({', '.join(names)}), e.g. "
                 f"-p cnn:epochs=20"

@@ -17,6 +17,7 @@ from . import (
     leaderboard,
     local_kaggle,
     make_sample,
+    model_check,
     models,
     pipeline,
     plots,
@@ -48,7 +49,10 @@ def _common(parser: argparse.ArgumentParser, model: bool = True, data: bool = Tr
         )
     if model:
         parser.add_argument(
-            "--model", default=config.DEFAULT_MODEL, help="model name (see 'kaggle-digits models'); default %(default)s"
+            "--model",
+            default=config.DEFAULT_MODEL,
+            help="a built-in name (see 'kaggle-digits models'), or yours: path/to/file.py:NAME or package.module:NAME "
+            "(docs/your-model.md); default %(default)s",
         )
         parser.add_argument(
             "-p",
@@ -375,10 +379,25 @@ def cmd_bench(args) -> int:
 
 
 def cmd_models(args) -> int:
-    """List the models and their default hyperparameters."""
-    for name, model_class in models.REGISTRY.items():
-        params = models.params_dict(model_class.Params())
-        print(f"{name:14} " + " ".join(f"{key}={value}" for key, value in params.items()))
+    """List the models and their default hyperparameters (or those of one model, yours included)."""
+    names = [args.reference] if args.reference else list(models.REGISTRY)
+    for name in names:
+        params = models.params_dict(models.params_for(name))
+        print(f"{models.label(name):14} " + " ".join(f"{key}={value}" for key, value in params.items()))
+    return 0
+
+
+def cmd_check_model(args) -> int:
+    """Check a model of yours against the contract on the embedded sample: shapes, probabilities, seed, save/load."""
+    for line in model_check.check_model(args.reference, dict(args.param), args.seed):
+        print(f"check-model: {line}")
+    return 0
+
+
+def cmd_new_model(args) -> int:
+    """Write a starter model file (scikit-learn or Keras style) that passes check-model."""
+    reference = model_check.new_model(args.path, args.kind)
+    print(f"new-model: wrote {args.path}; check it with 'kaggle-digits check-model {reference}'")
     return 0
 
 
@@ -405,7 +424,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(add("evaluate", cmd_evaluate))
     add("tasks", cmd_tasks)
     _common(add("predict", cmd_predict))
-    add("models", cmd_models)
+    listing = add("models", cmd_models)
+    listing.add_argument("reference", nargs="?", help="one model: a built-in name, file.py:NAME or package.module:NAME")
+    checking = add("check-model", cmd_check_model)
+    checking.add_argument("reference", help="your model: path/to/file.py:NAME or package.module:NAME")
+    checking.add_argument(
+        "-p", "--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="a parameter"
+    )
+    checking.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help="default %(default)s")
+    starting = add("new-model", cmd_new_model)
+    starting.add_argument("path", type=Path, help="the file to write, e.g. my_model.py")
+    starting.add_argument("--kind", choices=sorted(model_check.STARTERS), default="sklearn", help="default %(default)s")
     fetch = add("fetch", cmd_fetch)
     _common(fetch, model=False, data=False)
     fetch.add_argument(
@@ -579,6 +608,9 @@ def main(argv: list[str] | None = None) -> int:
                 redact.scrub(error.summary), file=sys.stdout if isinstance(error, Skipped) else sys.stderr, flush=True
             )
         else:
+            frames = getattr(error, "frames", "")  # a user's model raised: their own frames, then the line
+            if frames:
+                print("Traceback of your model's code (most recent call last):\n" + frames.rstrip(), file=sys.stderr)
             print(f"error: {redact.scrub(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:

@@ -48,10 +48,20 @@ class Settings:
 
     def configuration(self, data_checksum: str, gpu: bool | None = None) -> str:
         """The configuration hash of a training of these settings on these data (see submission.config_hash):
-        what the ledger, the guards and "nothing changed" compare."""
+        what the ledger, the guards and "nothing changed" compare. A user's model counts its source's hash."""
         return submission.config_hash(
-            self.task.name, self.model, models.params_dict(self.trained_params(gpu)), self.seed, data_checksum
+            self.task.name,
+            models.display_name(self.model),
+            models.params_dict(self.trained_params(gpu)),
+            self.seed,
+            data_checksum,
+            models.source_sha256(self.model),
         )
+
+    @property
+    def model_file_name(self) -> str:
+        """The model's part of folder and file names (see models.file_name)."""
+        return models.file_name(self.model)
 
     def with_data(self, folder: Path) -> Settings:
         return replace(self, data_dir=folder)
@@ -82,7 +92,7 @@ def validate(
     result, _ = training.validate_and_keep(
         dataset, settings.model, settings.params(), settings.seed, settings.holdout, settings.folds, settings.verbose
     )
-    folder = artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name)
+    folder = artifact_dir(config.REPORTS_DIR, settings.model_file_name, settings.task.name)
     return result, write_report(settings, result, dataset.train_images, folder)
 
 
@@ -158,14 +168,14 @@ def evaluate(
         device=models.model_class(settings.model).device(),
     )
     # Its own folder: validate's metrics.json (which `train` reads for the epochs) stays untouched.
-    folder = artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name, variant="evaluate")
+    folder = artifact_dir(config.REPORTS_DIR, settings.model_file_name, settings.task.name, variant="evaluate")
     return result, write_report(settings, result, dataset.test_images, folder)
 
 
 def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path, dict[str, Any]]:
     """Fit on the full train.csv and save the model with its config (data/models/<model>/)."""
     dataset = dataset or load_data(settings)
-    metrics = training.read_metrics(artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name))
+    metrics = training.read_metrics(artifact_dir(config.REPORTS_DIR, settings.model_file_name, settings.task.name))
     params, epochs_note = training.final_epochs(settings.params(), metrics, dataset)
     log.info("train: model %s on all %d rows (%s)", settings.model, len(dataset.train_labels), epochs_note)
     model, history, seconds = training.train_final(dataset, settings.model, params, settings.seed, settings.verbose)
@@ -176,7 +186,7 @@ def train(settings: Settings, dataset: data.Dataset | None = None) -> tuple[Path
     elif training.matching_estimate(metrics, settings.model, settings.params(), settings.seed, dataset):
         estimate, scheme = metrics["accuracy"], metrics.get("scheme")
     meta = model_meta(settings, model.params, dataset, estimate, scheme, len(dataset.train_labels), seconds)
-    folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
+    folder = artifact_dir(config.MODELS_DIR, settings.model_file_name, settings.task.name)
     training.save_model(model, folder, meta)
     log.info("train: done in %.1f s, saved %s", seconds, folder)
     return folder, meta
@@ -195,6 +205,7 @@ def model_meta(
     """The saved model's config. `gpu`: where it trained when not here (a Kaggle kernel's accelerator)."""
     return {
         "model": settings.model,
+        **user_model_identity(settings.model),
         "task": settings.task.name,
         "params": models.params_dict(params),
         # What was asked for, before validation picked the epochs.
@@ -212,6 +223,15 @@ def model_meta(
         "trained_at": utc_now(),
         "versions": versions(),
     }
+
+
+def user_model_identity(model: str) -> dict[str, Any]:
+    """What a saved model or a submission records of a user's model: its name, its source's hash and files (the
+    hash is what the configuration counts; the libraries' versions are recorded beside it, never hashed)."""
+    sha = models.source_sha256(model)
+    if not sha:
+        return {}
+    return {"model_label": models.label(model), "source_sha256": sha}
 
 
 def estimate_from(scheme: str | None, rows: int, all_rows: int) -> str | None:
@@ -237,7 +257,7 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
     """
     if models.model_class(settings.model).estimates_itself:
         return train(settings, dataset)[1]
-    metrics = training.read_metrics(artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name))
+    metrics = training.read_metrics(artifact_dir(config.REPORTS_DIR, settings.model_file_name, settings.task.name))
     if training.matching_estimate(metrics, settings.model, settings.params(), settings.seed, dataset):
         log.info(
             "submit: validation of these settings and data on file (%s %.4f): one training, on every row",
@@ -251,7 +271,10 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
         dataset, settings.model, params, settings.seed, settings.holdout, 0, settings.verbose
     )
     write_report(
-        settings, result, dataset.train_images, artifact_dir(config.REPORTS_DIR, settings.model, settings.task.name)
+        settings,
+        result,
+        dataset.train_images,
+        artifact_dir(config.REPORTS_DIR, settings.model_file_name, settings.task.name),
     )
     log.info("validate: %s accuracy %.4f", result.scheme, result.accuracy)
     if refit:
@@ -259,7 +282,7 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
     meta = model_meta(
         settings, model.params, dataset, result.accuracy, result.scheme, result.train_rows, result.fit_seconds
     )
-    folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
+    folder = artifact_dir(config.MODELS_DIR, settings.model_file_name, settings.task.name)
     training.save_model(model, folder, meta)
     log.info(
         "train: the validated model (%d rows) is the submission's; saved %s (--refit: train again on all %d rows)",
@@ -273,8 +296,8 @@ def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = 
 def predict(settings: Settings, dataset: data.Dataset | None = None, output: Path | None = None) -> Path:
     """Predict test.csv with the trained model; write submissions/<UTC time>-<model>.csv and its sidecar."""
     dataset = dataset or load_data(settings)
-    folder = artifact_dir(config.MODELS_DIR, settings.model, settings.task.name)
-    model, meta = training.load_model(folder)
+    folder = artifact_dir(config.MODELS_DIR, settings.model_file_name, settings.task.name)
+    model, meta = training.load_model(folder, settings.model)
     if meta.get("data_checksum") != dataset.checksum:
         log.warning(
             "predict: the model was trained on other data than %s; run 'make train' to refresh it",
@@ -283,10 +306,10 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
     start = time.perf_counter()
     labels = model.predict(dataset.test_images)
     seconds = time.perf_counter() - start
-    path = output or submission.submission_path(settings.model, settings.task)
+    path = output or submission.submission_path(settings.model_file_name, settings.task)
     sidecar = {
         "task": settings.task.name,
-        "model": meta["model"],
+        "model": meta.get("model_label", meta["model"]),  # a user's model: "file.py:NAME@<source hash>"
         "params": meta["params"],
         "requested_params": meta.get("requested_params", meta["params"]),
         "seed": meta["seed"],

@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import shutil
+import sys
 import tempfile
 import time
 import zipfile
@@ -145,13 +146,48 @@ def submit_script(settings, competition: str) -> str:
         "argv": kernel_argv(settings, competition),
         "competition": competition,
         "train_file": settings.task.train_file,
+        "user_model": user_model_spec(settings.model),
     }
     call = (
         "from kaggle_digits import cli, remote\n\nargv = SPEC['argv']\n"
         "argv[argv.index('--data-dir') + 1] = remote.find_input(SPEC['competition'], SPEC['train_file'])\n"
+        "remote.place_user_model(SPEC['user_model'], argv)\n"
         "sys.exit(cli.main(argv))"
     )
     return kernel_script("`kaggle-digits submit --no-upload`", spec, call)
+
+
+def user_model_spec(model: str) -> dict | None:
+    """A user's model travels as data in the script's SPEC (base64, like the arguments): its file and the files
+    beside it that it imports, under their names relative to its folder. It never becomes code in the script's own
+    source; in the kernel it is written to a folder of its own and loaded through the same door as here."""
+    if not models.is_reference(model):
+        return None
+    source = models.resolve_user_model(model)
+    return {
+        "files": {name: base64.b64encode(text).decode() for name, text in source.texts().items()},
+        "first": source.files[0],
+        "attribute": source.attribute,
+        "is_file": source.is_file,
+    }
+
+
+def place_user_model(spec: dict | None, argv: list[str]) -> None:
+    """In a kernel: write the user's files to a folder outside the working folder (so they are not output) and point
+    --model at them. The same names and bytes: the same display name and source hash, so the same configuration."""
+    if not spec:
+        return
+    root = Path(tempfile.mkdtemp(prefix="user-model-"))
+    for name, text in spec["files"].items():
+        path = (root / name).resolve()
+        if root.resolve() not in path.parents:
+            raise UsageError(f"the user model's file name {name!r} points outside its folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(text))
+    if spec["is_file"]:
+        argv[argv.index("--model") + 1] = f"{root / spec['first']}:{spec['attribute']}"
+    else:
+        sys.path.insert(0, str(root))  # package.module:NAME imports from there
 
 
 def member_script(settings, competition: str, index: int) -> str:
@@ -221,7 +257,7 @@ def member_main(spec: dict) -> int:
 
 def kernel_slug(settings) -> str:
     """One kernel per task and model (each run is a new version of it): kaggle-digits-digit-recognizer-cnn."""
-    return short_slug(f"{KERNEL_PREFIX}{settings.task.name}-{settings.model}")
+    return short_slug(f"{KERNEL_PREFIX}{settings.task.name}-{settings.model_file_name}")
 
 
 def short_slug(name: str, limit: int = config.KERNEL_TITLE_MAX) -> str:
@@ -571,5 +607,5 @@ def _install_ensemble(homes, settings, params, dataset, machine: str) -> Path:
     first, last = homes[0][0], homes[-1][0]
     meta["trained_on"] = f"kaggle kernels {first.ref} {first.label} .. {last.ref} {last.label}"
     meta["accelerator"] = machine
-    training.save_model(ensemble, artifact_dir(config.MODELS_DIR, settings.model, settings.task.name), meta)
+    training.save_model(ensemble, artifact_dir(config.MODELS_DIR, settings.model_file_name, settings.task.name), meta)
     return pipeline.predict(settings, dataset)

@@ -17,12 +17,15 @@ from .errors import DataError
 from .helpers import write_atomically
 
 
-def config_hash(task: str, model: str, requested_params: dict[str, Any], seed: int, data_checksum: str) -> str:
-    """What "nothing changed" compares: task, model, the hyperparameters asked for, seed and training data."""
-    text = json.dumps(
-        {"task": task, "model": model, "params": requested_params, "seed": seed, "data": data_checksum}, sort_keys=True
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def config_hash(
+    task: str, model: str, requested_params: dict[str, Any], seed: int, data_checksum: str, source: str = ""
+) -> str:
+    """What "nothing changed" compares: task, model, the hyperparameters asked for, seed and training data, and for
+    a user's model the SHA-256 of its source (an edited model is a new configuration; a library upgrade is not)."""
+    fields = {"task": task, "model": model, "params": requested_params, "seed": seed, "data": data_checksum}
+    if source:  # only a user's model has one: a built-in's hash stays what it always was
+        fields["source"] = source
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def submission_path(model_name: str, task: Task, folder: Path | None = None) -> Path:

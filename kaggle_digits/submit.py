@@ -188,7 +188,7 @@ def unsubmitted_prediction(settings: Settings, dataset: data.Dataset, gpu: bool 
     was made with exactly this configuration (`gpu`: trained on that device, not here) and this data and has not
     been uploaded: `make train predict` then `make submit` uploads it, not a new training. When there is such a
     file but it does not qualify, the log says why and submit trains as usual."""
-    files = submission.submission_files(settings.model, settings.task)
+    files = submission.submission_files(settings.model_file_name, settings.task)
     if not files:
         return None
     path, sidecar = files[-1], submission.read_sidecar(files[-1])

@@ -36,6 +36,7 @@ class ValidationResult:
     # Misclassified validation rows (index into train.csv, true, predicted), for the plot.
     misclassified: list[tuple[int, int, int]] = field(default_factory=list)
     device: str = ""  # where it trained ("CPU", "GPU"); `params` are what it trained with there (GPU presets)
+    source_sha256: str = ""  # a user's model: the source it trained from (an edited model's figure is stale)
 
 
 @dataclass
@@ -119,6 +120,7 @@ def validate_and_keep(
         data_checksum=dataset.checksum,
         misclassified=misclassified,
         device=models.model_class(model_name).device(),
+        source_sha256=models.source_sha256(model_name),
     )
     return result, model
 
@@ -164,6 +166,7 @@ def matching_estimate(
         and metrics.get("seed") == seed
         and metrics.get("params") == json.loads(json.dumps(trained))  # tuples read back as lists
         and metrics.get("device") == models.model_class(model_name).device()
+        and metrics.get("source_sha256", "") == models.source_sha256(model_name)
     )
 
 
@@ -208,15 +211,29 @@ def save_model(model: models.Model, folder: Path, meta: dict[str, Any]) -> None:
     write_folder_atomically(folder, fill)
 
 
-def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
+def load_model(folder: Path, reference: str | None = None) -> tuple[models.Model, dict[str, Any]]:
+    """The saved model and its config. `reference`: the model as named now (a user's file may have moved, or the
+    model came back from a Kaggle kernel where it lay elsewhere); its source must be the one it trained from."""
     config_path = folder / "config.json"
     if not config_path.exists():
         raise UsageError(f"{folder}: no trained model there. Fix: run '{_make_command('train', folder)}' first")
     fix = f"Fix: retrain it with '{_make_command('train', folder)}' (its folder {folder} is replaced)"
     try:
         meta = json.loads(config_path.read_text())
-        model_class = models.model_class(meta["model"])
-        params = models.parse_overrides(model_class.Params, {}, meta["model"])
+        reference = reference or meta["model"]
+        trained_from = meta.get("source_sha256", "")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise DataError(f"{config_path} is damaged ({type(error).__name__}). {fix}") from None
+    now = models.source_sha256(reference)  # a user's model whose file is gone says so here, in one line
+    if now != trained_from:
+        raise UsageError(
+            f"{folder} was trained from another version of '{models.display_name(reference)}' (source "
+            f"{trained_from[:8] or 'none'}, now {now[:8] or 'none'}): its predictions would not be this code's. "
+            f"Fix: retrain it with 'kaggle-digits train --model {reference}'"
+        )
+    try:
+        model_class = models.model_class(reference)
+        params = models.parse_overrides(model_class.Params, {}, reference)
         gone = sorted(set(meta["params"]) - set(models.params_dict(params)))
         if gone:  # not damage: a model saved before its recipe changed (e.g. cnn's blocks and dense_units)
             raise _OlderRecipe(
@@ -230,6 +247,8 @@ def load_model(folder: Path) -> tuple[models.Model, dict[str, Any]]:
         seed = int(meta["seed"])
     except _OlderRecipe as error:
         raise DataError(str(error)) from None
+    except models.UserCodeError:
+        raise  # the user's module failed to load: theirs, not a damaged folder
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, ToolkitError) as error:
         raise DataError(f"{config_path} is damaged ({type(error).__name__}). {fix}") from None
     try:

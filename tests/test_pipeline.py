@@ -122,7 +122,7 @@ def test_bench_refuses_an_unknown_model_before_running(workdir, cli_run):
     assert (
         result.stderr.strip()
         == "error: unknown model 'resnet'. Fix: choose one of softmax, logreg, random-forest, knn, mlp, fast, cnn, "
-        "ensemble, deotte"
+        "ensemble, deotte, or name your own: path/to/file.py:NAME or package.module:NAME (see docs/your-model.md)"
     )
     assert not (workdir / "data" / "bench").exists()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from test_kaggle import FAST_MODEL, ledger_rows
+from test_your_model import SKLEARN, copy_examples, ledger
 
 from kaggle_digits.local_kaggle import kernels as served
 
@@ -452,3 +453,22 @@ def test_the_pushed_bundle_stays_under_the_documented_bound():
 
     assert len(base64.b64encode(remote.bundle())) < 256_000
     assert "under\n256 kB in base64" in (Path(__file__).parent.parent / "docs" / "kaggle-gpus.md").read_text()
+
+
+def test_remote_kaggle_trains_the_users_model_in_the_kernel(server, kaggle_env, workdir, cli_run):
+    """docs/your-model.md's scikit-learn example, trained in the kernel (on the Kaggle image's versions under
+    make test-kaggle-image): its file travels as data, and what comes back is this file's model."""
+    copy_examples(workdir)
+    env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
+    result = cli_run("submit", "--remote", "kaggle", "--model", SKLEARN, "-p", "components=20", cwd=workdir, env=env)
+    assert result.returncode == 0, result.stderr
+    (session,) = server.state.kernels.sessions.values()
+    script = (session.root / "script.py").read_text()
+    assert "make_pipeline" not in script, "the user's text travels as data, never as the script's code"
+    (row,) = ledger(workdir)
+    assert row["trained_on"].startswith("kaggle kernel ") and row["status"] == "COMPLETE"
+    assert (
+        row["config"] == json.loads((workdir / "submissions" / row["file"]).with_suffix(".json").read_text())["config"]
+    )
+    local = cli_run("predict", "--model", SKLEARN, "-p", "components=20", cwd=workdir)
+    assert local.returncode == 0, local.stderr  # the kernel's model is this file's: it predicts here too

@@ -133,6 +133,10 @@ class KerasModel(Model):
     def network(self):
         raise NotImplementedError
 
+    def keeps_its_compile(self, model) -> bool:
+        """A network that arrives compiled (a user's) keeps its own optimizer and loss; the toolkit's are compiled."""
+        return False
+
     def optimizer(self, steps_per_epoch: int):
         keras = lazy.keras()
         return keras.optimizers.Adam(self.params.learning_rate)
@@ -181,13 +185,16 @@ class KerasModel(Model):
         steps_per_epoch = int(np.ceil(len(images) / self.params.batch_size))
         with distribution_strategy().scope():
             self.model = self.network()
-            self.model.compile(
-                optimizer=self.optimizer(steps_per_epoch),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=getattr(self.params, "label_smoothing", 0.0)),
-                metrics=["accuracy"],
-                # No XLA: Keras declines jit_compile for these models (the augmentation and batch norm ops).
-                jit_compile=False,
-            )
+            if not self.keeps_its_compile(self.model):
+                self.model.compile(
+                    optimizer=self.optimizer(steps_per_epoch),
+                    loss=keras.losses.CategoricalCrossentropy(
+                        label_smoothing=getattr(self.params, "label_smoothing", 0.0)
+                    ),
+                    metrics=["accuracy"],
+                    # No XLA: Keras declines jit_compile for these models (the augmentation and batch norm ops).
+                    jit_compile=False,
+                )
         callbacks = []
         val = None
         if validation is not None:
