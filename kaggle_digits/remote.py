@@ -164,6 +164,11 @@ def user_model_spec(model: str) -> dict | None:
     if not models.is_reference(model):
         return None
     source = models.resolve_user_model(model)
+    if not source.files:
+        raise UsageError(
+            f"model '{source.display}' was handed over as an object in Python: it has no file to travel to a kernel. "
+            f"Fix: put it in a file and pass 'file.py:{source.attribute}'"
+        )
     return {
         "files": {name: base64.b64encode(text).decode() for name, text in source.texts().items()},
         "first": source.files[0],

@@ -286,3 +286,41 @@ def test_check_model_sees_a_parameter_not_stored(workdir, cli_run):
     )
     result = cli_run("check-model", "unstored.py:Wrapped", cwd=workdir)
     assert result.returncode == 2 and "rule 'every parameter is stored' failed: 'strength'" in one_error_line(result)
+
+
+class NotebookCentroids:
+    """A model as a notebook defines it: a class in the session, handed over as an object."""
+
+    def __init__(self, shrink: float = 0.0):
+        self.shrink = shrink
+
+    def fit(self, X, y):
+        import numpy as np
+
+        self.centroids_ = np.stack([X[y == digit].mean(axis=0) * (1 - self.shrink) for digit in range(10)])
+        return self
+
+    def predict(self, X):
+        return ((X[:, None, :] - self.centroids_[None]) ** 2).sum(axis=2).argmin(axis=1)
+
+
+@pytest.mark.slow
+def test_the_loop_in_python_takes_an_object_and_keeps_the_guards(server, kaggle_env, workdir, monkeypatch):
+    """`from kaggle_digits.api import validate, submit` in a notebook: an object in, typed results out, and the same
+    ledger and guards as the CLI (a second submit of the same configuration is refused)."""
+    from kaggle_digits import api
+    from kaggle_digits.errors import Skipped
+
+    for name, value in kaggle_env.items():
+        if not name.startswith("KAGGLE_DIGITS_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(workdir)
+    result = api.validate(NotebookCentroids, data_dir=SAMPLE_ZIP, verbose=False)
+    assert 0.5 < result.accuracy <= 1 and result.source_sha256 and result.model == "<notebook>:NotebookCentroids"
+    submitted = api.submit(NotebookCentroids, params={"shrink": 0.0}, verbose=False)
+    assert submitted.uploaded and submitted.status == "COMPLETE" and 0.5 < float(submitted.public_score) <= 1
+    (row,) = ledger(workdir)
+    assert row["model"].startswith("<notebook>:NotebookCentroids@")
+    with pytest.raises(Skipped, match="Kaggle already has this configuration"):
+        api.submit(NotebookCentroids, verbose=False)
+    assert len(server.state.submissions) == 1

@@ -71,7 +71,7 @@ def file_name(name: str) -> str:
         return name
     target, _, attribute = display_name(name).rpartition(":")
     stem = target[:-3] if target.endswith(".py") else target
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}-{attribute}")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}-{attribute}").strip("-")
 
 
 def params_for(name: str, overrides: dict[str, str] | None = None):

@@ -26,6 +26,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import logging
 import re
 import sys
 import traceback
@@ -40,6 +41,8 @@ from .. import config, lazy
 from ..errors import ToolkitError, UsageError
 from .base import History, Model
 from .keras_models import CNNModel, CNNParams
+
+log = logging.getLogger("kaggle_digits")
 
 # "file.py:NAME" or "package.module:NAME"; NAME may be dotted (an attribute of an attribute).
 _REFERENCE = re.compile(r"^(?P<target>.+?):(?P<attribute>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")
@@ -86,6 +89,8 @@ class Source:
 
 def resolve(reference: str) -> Source:
     """Find the reference's code and hash it; nothing is imported (but a module's parent packages, to find it)."""
+    if reference in _OBJECTS:
+        return _OBJECTS[reference][0]
     match = _REFERENCE.match(reference)
     if not match:
         raise UsageError(
@@ -187,16 +192,48 @@ def user_code(source: Source, what: str) -> Iterator[None]:
 
 
 _CLASSES: dict[tuple[str, str], type[Model]] = {}
+NOTEBOOK = "<notebook>"  # the reference's first part for an object handed over in Python (a notebook's class)
+_OBJECTS: dict[str, tuple[Source, Any]] = {}
 
 
 def model_class(reference: str) -> type[Model]:
     """The Model class for a user's reference (imported once per source version in a process)."""
     source = resolve(reference)
-    key = (str(source.root / source.files[0]), source.sha256)
+    if reference in _OBJECTS:
+        key, target = (reference, source.sha256), _OBJECTS[reference][1]
+    else:
+        key, target = (str(source.root / source.files[0]), source.sha256), None
     if key not in _CLASSES:
-        target = _load_target(source)
-        _CLASSES[key] = _adapter(source, target)
+        _CLASSES[key] = _adapter(source, target if target is not None else _load_target(source))
     return _CLASSES[key]
+
+
+def register_object(target: Any) -> str:
+    """A model handed over as an object (a class or factory defined in a notebook): its reference, "<notebook>:Name".
+
+    Its identity is its source as `inspect` reads it; where it cannot (a class typed into some consoles), its module
+    and name alone, said in a warning: an edit to it then goes unseen by the ledger and the guards."""
+    name = getattr(target, "__qualname__", "") or getattr(target, "__name__", "")
+    if not callable(target) or not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", name):
+        raise UsageError(
+            f"a model object must be a class or a function defined at the top of a module or notebook cell (got "
+            f"{type(target).__name__} {name!r}). Fix: define it at the top level, or put it in a file and pass "
+            f"'file.py:NAME'"
+        )
+    try:
+        text = inspect.getsource(target).encode()
+    except (OSError, TypeError):
+        text = f"{getattr(target, '__module__', '')}.{name}".encode()
+        log.warning(
+            "model %s: its source cannot be read (inspect), so its identity is its name alone: an edit to it is not "
+            "a new configuration. Fix: put it in a file and pass 'file.py:%s'",
+            name,
+            name,
+        )
+    reference = f"{NOTEBOOK}:{name}"
+    source = Source(reference, reference, name, Path.cwd(), (), NOTEBOOK, hashlib.sha256(text).hexdigest())
+    _OBJECTS[reference] = (source, target)
+    return reference
 
 
 _OURS: set[str] = set()  # the module names this door has executed: theirs to replace when the source changes
