@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from test_kaggle import ledger_rows
 
+from kaggle_digits.helpers import STAMPED_PACKAGES
+
 IMAGE_PYTHON = os.environ.get("KAGGLE_DIGITS_KERNEL_PYTHON")
 REQUIREMENTS = Path(__file__).with_name("kaggle-image-requirements.txt")
 
@@ -26,13 +28,18 @@ pytestmark = [
 ]
 
 
-def pinned() -> dict[str, str]:
-    """package -> version, as the requirements file pins them (the image's versions)."""
-    return dict(re.findall(r"^([A-Za-z0-9_-]+)==(\S+)", REQUIREMENTS.read_text(), flags=re.MULTILINE))
+def pinned(stamped_only: bool = True) -> dict[str, str]:
+    """package -> version, as the requirements file pins them (the image's versions); by default those a kernel
+    stamps into its sidecar and log (helpers.STAMPED_PACKAGES), which the tests below compare."""
+    pins = dict(re.findall(r"^([A-Za-z0-9_-]+)==(\S+)", REQUIREMENTS.read_text(), flags=re.MULTILINE))
+    return {name: version for name, version in pins.items() if name in STAMPED_PACKAGES or not stamped_only}
 
 
-def test_the_requirements_pin_the_five_packages_the_kernels_depend_on():
+def test_the_requirements_pin_the_packages_the_kernels_depend_on():
+    """The five the image pins, and three it leaves to Colab's runtime (filelock, which the toolkit imports;
+    matplotlib and scipy, which it imports for plots and distortions), as that runtime has them."""
     assert set(pinned()) == {"tensorflow", "keras", "numpy", "pandas", "scikit-learn"}
+    assert set(pinned(stamped_only=False)) - set(pinned()) == {"filelock", "matplotlib", "scipy"}
 
 
 @pytest.mark.parametrize(
