@@ -610,7 +610,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             frames = getattr(error, "frames", "")  # a user's model raised: their own frames, then the line
             if frames:
-                print("Traceback of your model's code (most recent call last):\n" + frames.rstrip(), file=sys.stderr)
+                print(
+                    "Traceback of your model's code (most recent call last):\n" + redact.scrub(frames.rstrip()),
+                    file=sys.stderr,
+                )
             print(f"error: {redact.scrub(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:

@@ -279,6 +279,10 @@ def submit(settings: Settings, options: SubmitOptions, kaggle: Kaggle | None = N
     # One critical section per checkout, from "is this file already up?" to the row that says what became of
     # its upload: a second process (cron beside a terminal) waits here, then sees this upload in the ledger.
     with ledger.locked():
+        if not options.file:  # again under the lock: a process that trained the same configuration meanwhile
+            refuse_same_configuration(  # (cron beside a terminal) may have uploaded it while this one trained
+                ledger, settings.task.name, kaggle.name, sidecar.get("config", ""), settings.model, options.force
+            )
         refuse_identical(ledger, settings.task.name, path, options.force)
         require_quota(
             kaggle, f"{path.name} is kept. Fix: submit it after the daily reset (00:00 UTC) with --file {path}"
