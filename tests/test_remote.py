@@ -455,20 +455,27 @@ def test_the_pushed_bundle_stays_under_the_documented_bound():
     assert "under\n256 kB in base64" in (Path(__file__).parent.parent / "docs" / "kaggle-gpus.md").read_text()
 
 
-def test_remote_kaggle_trains_the_users_model_in_the_kernel(server, kaggle_env, workdir, cli_run):
+@pytest.mark.parametrize("form", ["file", "module"])
+def test_remote_kaggle_trains_the_users_model_in_the_kernel(form, server, kaggle_env, workdir, cli_run, monkeypatch):
     """docs/your-model.md's scikit-learn example, trained in the kernel (on the Kaggle image's versions under
-    make test-kaggle-image): its file travels as data, and what comes back is this file's model."""
+    make test-kaggle-image), named by its file or as an importable module (a package of the user's on the path):
+    its files travel as data, and what comes back is this code's model, with this configuration."""
     copy_examples(workdir)
+    reference = SKLEARN
+    if form == "module":
+        (workdir / "mine").mkdir()
+        (workdir / "pca_logreg.py").rename(workdir / "mine" / "pca_logreg.py")
+        monkeypatch.syspath_prepend(str(workdir))
+        reference = "mine.pca_logreg:pca_logreg"
     env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
-    result = cli_run("submit", "--remote", "kaggle", "--model", SKLEARN, "-p", "components=20", cwd=workdir, env=env)
+    result = cli_run("submit", "--remote", "kaggle", "--model", reference, "-p", "components=20", cwd=workdir, env=env)
     assert result.returncode == 0, result.stderr
     (session,) = server.state.kernels.sessions.values()
     script = (session.root / "script.py").read_text()
     assert "make_pipeline" not in script, "the user's text travels as data, never as the script's code"
     (row,) = ledger(workdir)
     assert row["trained_on"].startswith("kaggle kernel ") and row["status"] == "COMPLETE"
-    assert (
-        row["config"] == json.loads((workdir / "submissions" / row["file"]).with_suffix(".json").read_text())["config"]
-    )
-    local = cli_run("predict", "--model", SKLEARN, "-p", "components=20", cwd=workdir)
-    assert local.returncode == 0, local.stderr  # the kernel's model is this file's: it predicts here too
+    sidecar = json.loads((workdir / "submissions" / row["file"]).with_suffix(".json").read_text())
+    assert row["config"] == sidecar["config"] and sidecar["model"].startswith(reference.split(":")[0])
+    local = cli_run("predict", "--model", reference, "-p", "components=20", cwd=workdir)
+    assert local.returncode == 0, local.stderr  # the kernel's model is this code's: it predicts here too
