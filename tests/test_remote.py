@@ -463,10 +463,10 @@ def test_remote_kaggle_trains_the_users_model_in_the_kernel(form, server, kaggle
     copy_examples(workdir)
     reference = SKLEARN
     if form == "module":
-        (workdir / "mine").mkdir()
-        (workdir / "pca_logreg.py").rename(workdir / "mine" / "pca_logreg.py")
+        (workdir / "their_models").mkdir()
+        (workdir / "pca_logreg.py").rename(workdir / "their_models" / "pca_logreg.py")
         monkeypatch.syspath_prepend(str(workdir))
-        reference = "mine.pca_logreg:pca_logreg"
+        reference = "their_models.pca_logreg:pca_logreg"
     env = {**kaggle_env, "KAGGLE_DIGITS_KERNEL_POLL": "0.2"}
     result = cli_run("submit", "--remote", "kaggle", "--model", reference, "-p", "components=20", cwd=workdir, env=env)
     assert result.returncode == 0, result.stderr

@@ -264,7 +264,9 @@ def _load_target(source: Source) -> Any:
                 f"{getattr(loaded, '__file__', None) or 'elsewhere'}. Fix: rename {relative}"
             )
         del sys.modules[name]  # executed afresh below: the code as it is now (its hash says which)
-    _OURS.update(names)
+    # Ours to replace later, with the packages a module reference imports on the way (a notebook may load another
+    # user's file of the same name afterwards).
+    _OURS.update(names, *(name.rsplit(".", depth)[0] for name in names for depth in range(1, name.count(".") + 1)))
     with user_code(source, "module"):
         if source.is_file:
             spec = importlib.util.spec_from_file_location(source.module, source.root / source.files[0])
