@@ -88,6 +88,14 @@ def test_the_identity_is_the_file_and_what_it_imports_beside_it(tmp_path):
     assert models.file_name(reference) == "mine-build"
 
 
+def test_a_model_beside_the_toolkits_package_does_not_count_the_toolkit_as_its_code(tmp_path):
+    """A user's file in the checkout's root imports kaggle_digits from the folder beside it: that is a library, like
+    numpy. An upgrade of the toolkit must not make it a new configuration, nor ship the package as the user's."""
+    (tmp_path / "kaggle_digits").symlink_to(REPO / "kaggle_digits", target_is_directory=True)
+    (tmp_path / "centroids.py").write_text(EXAMPLES["centroids.py"])
+    assert user.resolve(f"{tmp_path / 'centroids.py'}:Centroids").files == ("centroids.py",)
+
+
 @pytest.mark.slow
 def test_the_keras_example_validates_and_submits(server, kaggle_env, workdir, cli_run):
     copy_examples(workdir)

@@ -133,6 +133,9 @@ def resolve(reference: str) -> Source:
     return Source(reference, display, attribute, root, tuple(files), module, digest.hexdigest())
 
 
+TOOLKIT = Path(__file__).resolve().parents[1]  # the kaggle_digits package
+
+
 def _local_imports(root: Path, first: str) -> list[str]:
     """`first` and, transitively, the files beside it that it imports (import x / from x import y / from . import
     y, where x.py or the package x/ is in the same folder): what makes up the model's code, as DVC hashes a
@@ -156,6 +159,10 @@ def _local_imports(root: Path, first: str) -> list[str]:
                     candidates += [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
         for candidate in candidates:
             for path in (folder / f"{candidate}.py", *sorted((folder / candidate).rglob("*.py"))):
+                # The toolkit itself is a library here, like numpy: a model file in the checkout's root sits beside
+                # kaggle_digits/, and a toolkit upgrade must not make it a new model (nor travel as its code).
+                if TOOLKIT in path.resolve().parents:
+                    continue
                 if path.is_file() and "__pycache__" not in path.parts:
                     relative = path.relative_to(root).as_posix()
                     if relative not in found:
