@@ -133,7 +133,7 @@ def resolve(reference: str) -> Source:
     return Source(reference, display, attribute, root, tuple(files), module, digest.hexdigest())
 
 
-TOOLKIT = Path(__file__).resolve().parents[1]  # the kaggle_digits package
+TOOLKIT = __name__.split(".")[0]  # "kaggle_digits": its import name, wherever a copy of it lies
 
 
 def _local_imports(root: Path, first: str) -> list[str]:
@@ -158,11 +158,11 @@ def _local_imports(root: Path, first: str) -> list[str]:
                 elif node.level == 1:
                     candidates += [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
         for candidate in candidates:
+            # The toolkit itself is a library here, like numpy: a model file in the checkout's root sits beside
+            # kaggle_digits/, and a toolkit upgrade must not make it a new model (nor travel as its code).
+            if candidate == TOOLKIT:
+                continue
             for path in (folder / f"{candidate}.py", *sorted((folder / candidate).rglob("*.py"))):
-                # The toolkit itself is a library here, like numpy: a model file in the checkout's root sits beside
-                # kaggle_digits/, and a toolkit upgrade must not make it a new model (nor travel as its code).
-                if TOOLKIT in path.resolve().parents:
-                    continue
                 if path.is_file() and "__pycache__" not in path.parts:
                     relative = path.relative_to(root).as_posix()
                     if relative not in found:
