@@ -167,7 +167,8 @@ def test_bench_ranks_a_model_of_yours_beside_the_built_ins(workdir, cli_run):
 
 
 BROKEN = {
-    "syntax": ("def build(:\n", "build", "syntax error in "),
+    "syntax": ("def build(:\n", "build", "broken.py, line 1: "),  # the wording of the error is Python's own
+    "nul-byte": ("x = 1\0\n", "build", "broken.py: source code string cannot contain null bytes"),
     "no-name": ("def other():\n    return None\n", "build", "has no 'build'"),
     "no-fit": ("class Build:\n    pass\n", "Build", "has no fit(X, y)"),
     "no-default": ("def build(c):\n    return None\n", "build", "parameter 'c' has no default"),

@@ -126,10 +126,16 @@ def resolve(reference: str) -> Source:
         depth = target.count(".") + (1 if origin.name == "__init__.py" else 0)
         root = origin.parents[depth]
         first, module, display = origin.relative_to(root).as_posix(), target, f"{target}:{attribute}"
-    files = _local_imports(root, first)
     digest = hashlib.sha256()
-    for name in files:  # names and bytes: a renamed helper is a change too
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    try:
+        files = _local_imports(root, first)
+        for name in files:  # names and bytes: a renamed helper is a change too
+            digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    except OSError as error:  # unreadable (permissions, a file vanishing meanwhile): one line, not a traceback
+        raise UsageError(
+            f"model '{reference}': cannot read {error.filename or first} ({error.strerror or error}). Fix: check "
+            f"that the file is there and readable"
+        ) from None
     return Source(reference, display, attribute, root, tuple(files), module, digest.hexdigest())
 
 
@@ -146,8 +152,8 @@ def _local_imports(root: Path, first: str) -> list[str]:
         folder = (root / name).parent
         try:
             tree = ast.parse((root / name).read_bytes(), filename=str(root / name))
-        except SyntaxError:
-            continue  # reported, with its line, when the module is imported
+        except (SyntaxError, ValueError):  # ValueError: a NUL byte; both are reported when the module is imported
+            continue
         candidates = []
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -182,7 +188,8 @@ def user_code(source: Source, what: str) -> Iterator[None]:
     except ToolkitError:
         raise  # the toolkit's own line (a contract broken, a name missing): already one line
     except SyntaxError as error:
-        where = f"{error.filename}, line {error.lineno}" if error.lineno else str(error.filename)
+        filename = error.filename or (str(source.root / source.files[0]) if source.files else source.display)
+        where = f"{filename}, line {error.lineno}" if error.lineno else filename
         raise UserCodeError(
             f"model '{source.display}': syntax error in {where}: {error.msg}. Fix: correct the file"
         ) from None
@@ -420,7 +427,8 @@ def checked_probabilities(source: Source, probabilities: Any, rows: int, what: s
             f"model's arithmetic (a division by zero, a log of 0, a diverged training)"
         )
     sums = values.sum(axis=1)
-    if (values < -1e-6).any() or not np.allclose(sums, 1.0, atol=1e-3):
+    # 1e-2: a float16 softmax (mixed precision on a GPU) sums to 1 only within a few thousandths.
+    if (values < -1e-3).any() or not np.allclose(sums, 1.0, atol=1e-2):
         worst = int(np.argmax(np.abs(sums - 1.0)))
         raise UserCodeError(
             f"model '{source.display}': {what} rows are not probabilities (row {worst} sums to {sums[worst]:.4g}). "
