@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from . import (
     remote,
     runs,
     submit,
+    tuning,
 )
 from .errors import EXIT_CODES, Skipped, ToolkitError, UsageError
 from .helpers import recover_folders
@@ -378,6 +380,71 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    """Search a model's parameters with Optuna (TPE, pruning); trials shared through the study's storage."""
+    if args.show:
+        summary = tuning.show(args.show, args.storage)
+    else:
+        settings = _settings(args)
+        if args.show_space:
+            print(tuning.show_space(settings))
+            return 0
+        summary = tuning.tune(settings, _tune_options(args), lambda share: _worker_argv(args, settings, share))
+        if args.worker:
+            return 0
+    if args.json:
+        tuning.write_json(summary)
+    else:
+        print(tuning.format_summary(summary))
+    if summary.interrupted:
+        print("interrupted: every finished trial is kept in the study; run the command again to go on", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _tune_options(args) -> tuning.TuneOptions:
+    remote_options = None
+    if args.remote:
+        remote_options = remote.RemoteOptions(
+            timeout=args.remote_timeout,
+            accelerator=None if args.remote_cpu else (args.remote_accelerator or config.DEFAULT_ACCELERATOR),
+        )
+        if args.jobs != 1:
+            raise UsageError("--remote kaggle runs its trials as kernels (two at a time): it takes no --jobs")
+    return tuning.TuneOptions(
+        trials=args.trials,
+        timeout=args.timeout,
+        study=args.study,
+        storage=args.storage,
+        jobs=args.jobs,
+        pruner=args.pruner,
+        json=args.json,
+        worker=args.worker,
+        remote=remote_options,
+    )
+
+
+def _worker_argv(args, settings: pipeline.Settings, share: int | None) -> list[str]:
+    """One --jobs worker's command line: this one's, for its share of the trials. The storage URL (it may hold a
+    password) travels in the environment, never on a command line that `ps` shows."""
+    argv = ["tune", "--task", settings.task.name, "--model", settings.model, "--seed", str(settings.seed)]
+    argv += ["--folds", str(settings.folds)] if settings.folds > 1 else ["--holdout", str(settings.holdout)]
+    if settings.data_dir is not None:
+        argv += ["--data-dir", str(settings.data_dir)]
+    for key, value in settings.overrides.items():
+        argv += ["-p", f"{key}={value}"]
+    argv += ["--study", args.study or tuning.default_study_name(settings), "--pruner", args.pruner, "--worker"]
+    if share is not None:
+        argv += ["--trials", str(share)]
+    if args.timeout is not None:
+        argv += ["--timeout", str(args.timeout)]
+    if args.quiet:
+        argv.append("--quiet")
+    if args.storage:
+        os.environ[config.STORAGE_VARIABLE] = args.storage  # inherited by the workers
+    return argv
+
+
 def cmd_models(args) -> int:
     """List the models and their default hyperparameters (or those of one model, yours included)."""
     names = [args.reference] if args.reference else list(models.REGISTRY)
@@ -508,6 +575,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--competition", type=competition_name, help="Kaggle competition name; default: the task's")
     bench.add_arguments(add("bench", cmd_bench))
+    tune = add("tune", cmd_tune)
+    _common(tune)
+    tune.add_argument(
+        "--holdout", type=float, default=config.DEFAULT_HOLDOUT, help="fraction held out; default %(default)s"
+    )
+    tune.add_argument("--folds", type=int, default=0, help="k-fold cross-validation instead of the holdout (e.g. 5)")
+    tune.add_argument(
+        "--trials",
+        type=int,
+        help=f"trials this run adds (all --jobs together); default {config.TUNE_TRIALS} unless --timeout is given",
+    )
+    tune.add_argument("--timeout", type=float, metavar="SECONDS", help="stop starting trials after this long")
+    tune.add_argument("--study", help="the study's name; default <task>-<model>")
+    tune.add_argument(
+        "--storage",
+        default=os.environ.get(config.STORAGE_VARIABLE) or None,
+        metavar="URL",
+        help=f"where the study lives: postgresql://user:password@host/db (or mysql://) shared by many machines, or "
+        f"journal:PATH; default a journal file under data/tuning/ (env {config.STORAGE_VARIABLE})",
+    )
+    tune.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes on this machine; default 1")
+    tune.add_argument(
+        "--pruner", choices=tuning.PRUNERS, default="median", help="stops hopeless trials early; default %(default)s"
+    )
+    tune.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (study, best_value, best_params, "
+        "complete, pruned, failed, storage, submit_command, ...)",
+    )
+    tune.add_argument(
+        "--show", metavar="STUDY", help="sum up a study (no training); --storage where it is not the default"
+    )
+    tune.add_argument("--show-space", action="store_true", help="print the model's search space and stop")
+    tune.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    tune.add_argument(
+        "--remote",
+        choices=["kaggle"],
+        help="each trial's training in a private Kaggle kernel, at most two at once (kaggle.com's GPU-session cap)",
+    )
+    tune.add_argument(
+        "--remote-accelerator", choices=sorted(config.ACCELERATORS), help=f"default {config.DEFAULT_ACCELERATOR}"
+    )
+    tune.add_argument("--remote-cpu", action="store_true", help="kernels without an accelerator")
+    tune.add_argument(
+        "--remote-timeout",
+        type=float,
+        default=config.REMOTE_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="how long each trial's kernel may run; default %(default)s",
+    )
     make_sample.add_arguments(add("sample", cmd_sample))
     demo_command = add(
         "demo", cmd_demo, epilog="Any other options go to 'kaggle-digits submit', e.g. --remote kaggle or -p epochs=2."

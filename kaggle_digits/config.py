@@ -63,6 +63,7 @@ CACHE_DIR = DATA_DIR / "cache"
 MODELS_DIR = DATA_DIR / "models"
 REPORTS_DIR = DATA_DIR / "reports"
 LOGS_DIR = DATA_DIR / "logs"
+TUNING_DIR = DATA_DIR / "tuning"  # the default study storage (a journal file) and each study's pictures
 LOCKS_DIR = DATA_DIR / ".locks"  # the lock files that processes of one checkout share (a fetch's)
 SUBMISSIONS_DIR = HOME / "submissions"
 LEDGER_PATH = SUBMISSIONS_DIR / "ledger.csv"
@@ -124,6 +125,16 @@ DEFAULT_TASK = "digit-recognizer"
 DEFAULT_MODEL = "cnn"
 DEFAULT_SEED = 42
 DEFAULT_HOLDOUT = 0.1
+
+# kaggle-digits tune: trials of one run when neither --trials nor --timeout is given; how long after its worker's
+# last sign of life a RUNNING trial counts as failed (Optuna's heartbeat grace on a database; a worker that is gone
+# from this machine is failed at once on the journal file); the database's connect timeout (an unreachable one is
+# a line within seconds, not a hang).
+TUNE_TRIALS = 20
+STORAGE_VARIABLE = "KAGGLE_DIGITS_STORAGE"  # tune's --storage default (keeps a password off command lines)
+TUNE_STALE_SECONDS = 120
+TUNE_HEARTBEAT_SECONDS = 30
+TUNE_CONNECT_TIMEOUT_SECONDS = 5
 # Getting Started leaderboards (Digit Recognizer's) drop submissions older than two months, and a team
 # with none newer; re-uploading the last scored file after 30 days keeps the place with a month to spare.
 KEEP_ALIVE_DAYS = 30.0

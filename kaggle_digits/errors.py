@@ -56,6 +56,12 @@ class NotRanked(ToolkitError):
     exit_code = 7
 
 
+class StudyStorageError(ToolkitError):
+    """The tuning study's database (--storage) is unreachable or refuses us."""
+
+    exit_code = 8
+
+
 class Skipped(ToolkitError):
     """Nothing to do (no quota, identical predictions, too soon): not a failure, but not a submission."""
 
@@ -71,6 +77,7 @@ EXIT_CODES = {
     KaggleError.exit_code: "Kaggle failure after retries",
     AlreadyRunning.exit_code: "already running",
     NotRanked.exit_code: "not on the public leaderboard (leaderboard)",
+    StudyStorageError.exit_code: "the tuning study's database is unreachable or refused (tune --storage)",
     Skipped.exit_code: "skipped: nothing to do",
     130: "interrupted (Ctrl-C / SIGINT)",
 }

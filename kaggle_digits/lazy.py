@@ -99,3 +99,27 @@ def scipy_ndimage() -> ModuleType:
     import scipy.ndimage
 
     return scipy.ndimage
+
+
+@functools.cache
+def optuna() -> ModuleType:
+    """Optuna (`kaggle-digits tune`), with its per-trial INFO lines off: the tuner prints its own, one per trial."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Its matplotlib plots and the journal's file lock are marked experimental; they are what tune uses, by choice.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # A -p value outside the space's range is the user's explicit choice, and `--show-space` shows the range.
+    warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range", category=UserWarning)
+    return optuna
+
+
+@functools.cache
+def keras_pruning_callback() -> type:
+    """optuna-integration's Keras 3 callback (any backend): reports each epoch's metric, prunes a hopeless trial."""
+    keras()  # first: TensorFlow's start-up lines are silenced at its own door
+    from optuna_integration import KerasPruningCallback
+
+    return KerasPruningCallback

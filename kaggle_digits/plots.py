@@ -189,3 +189,32 @@ def leaderboard(scores: list[float], standing, path: Path) -> Path:
     _save(figure, path, 100)
     plt.close(figure)
     return path
+
+
+def tuning(study, folder: Path) -> dict[str, Path]:
+    """A study's pictures, drawn by Optuna's matplotlib visualizations: the optimization history (every trial's
+    value and the best so far) and, once there is enough to rank, the parameters' importances (fANOVA)."""
+    pyplot = lazy.pyplot()
+    visualization = lazy.optuna().visualization.matplotlib
+    drawn = {}
+    for kind, draw in (
+        ("history", visualization.plot_optimization_history),
+        ("importances", visualization.plot_param_importances),
+    ):
+        try:
+            axes = draw(study)
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            continue  # importances need two complete trials with some spread; the history needs one
+        figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+        scheme = study.user_attrs.get("kaggle_digits", {}).get("scheme", "")
+        axes.set_title(
+            f"study {study.study_name}: {'accuracy' if kind == 'history' else 'importances'}"
+            + (f" ({scheme})" if scheme else "")
+        )
+        figure.set_size_inches(8, 5)
+        figure.tight_layout()
+        folder.mkdir(parents=True, exist_ok=True)
+        drawn[kind] = folder / f"{kind}.png"
+        _save(figure, drawn[kind], 100)
+        pyplot.close(figure)
+    return drawn

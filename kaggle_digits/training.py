@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -78,9 +79,14 @@ def validate_and_keep(
     holdout: float = config.DEFAULT_HOLDOUT,
     folds: int = 0,
     verbose: bool = True,
+    epoch_callbacks: tuple = (),
+    after_fold: Callable[[int, float], None] | None = None,
 ) -> tuple[ValidationResult, models.Model]:
     """Fit on part of train.csv, score on the rest (k-fold: repeat and average); also hand back the (last)
-    fitted model, so that a submission can use the very model that was scored."""
+    fitted model, so that a submission can use the very model that was scored.
+
+    The tuner's hooks: `epoch_callbacks` (Keras callbacks) watch a holdout's epochs; `after_fold(fold, mean so far)`
+    sees each fold of a k-fold. Either may raise to stop the validation (a pruned trial)."""
     images, labels = dataset.train_images, dataset.train_labels
     splits = _splits(labels, holdout, folds, seed)
     accuracies, confusion, history, misclassified, seconds = [], np.zeros((10, 10), dtype=int), None, [], 0.0
@@ -88,6 +94,8 @@ def validate_and_keep(
         if verbose and len(splits) > 1:
             print(f"fold {fold}/{len(splits)}", flush=True)
         model = models.create(model_name, params, seed)
+        if epoch_callbacks and len(splits) == 1:
+            model.extra_callbacks = tuple(epoch_callbacks)  # type: ignore[attr-defined]  # read by Keras models only
         start = time.perf_counter()
         fold_history = model.fit(images[train], labels[train], validation=(images[val], labels[val]), verbose=verbose)
         seconds += time.perf_counter() - start
@@ -99,6 +107,8 @@ def validate_and_keep(
         accuracies.append(fold_score.accuracy)
         confusion += fold_score.confusion
         misclassified += fold_score.misclassified
+        if after_fold is not None:
+            after_fold(fold, float(np.mean(accuracies)))
     per_class = Score(0.0, confusion, []).per_class_accuracy
     assert history is not None, "at least one split"
     result = ValidationResult(

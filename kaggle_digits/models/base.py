@@ -55,6 +55,12 @@ class Model(ABC):
         grow on a GPU (the cnn's gpu_epochs). What the saved config, metrics.json and the configuration record."""
         return params
 
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any] | None:
+        """The main parameters' ranges for `kaggle-digits tune`, in Optuna's define-by-run form: keyword parameters
+        drawn with trial.suggest_*. None: no space declared (a user's model declares one as search_space(trial))."""
+        return None
+
     @abstractmethod
     def fit(self, images: np.ndarray, labels: np.ndarray, validation=None, verbose: bool = True) -> History:
         """Train; `validation` is (images, labels) for curves and early stopping, or None for a final fit."""

@@ -121,6 +121,8 @@ def distribution_strategy():
 class KerasModel(Model):
     """Shared training loop: tf.data input, optional augmentation, early stopping on validation loss."""
 
+    extra_callbacks: tuple = ()  # Keras callbacks a caller adds to the next fit (training.validate_and_keep's)
+
     @classmethod
     def device(cls) -> str:
         return "GPU" if gpu_visible() else "CPU"
@@ -195,7 +197,8 @@ class KerasModel(Model):
                     # No XLA: Keras declines jit_compile for these models (the augmentation and batch norm ops).
                     jit_compile=False,
                 )
-        callbacks = []
+        # A caller's own per-epoch hooks (the tuner's pruning callback) run beside the toolkit's.
+        callbacks = list(self.extra_callbacks)
         val = None
         if validation is not None:
             val_images, val_labels = validation
@@ -254,6 +257,13 @@ class SoftmaxModel(KerasModel):
         learning_rate: float = 1e-4
         patience: int = 0  # the tutorial trains all 50 epochs; set >0 to stop early
 
+    @classmethod
+    def search_space(cls, trial):
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
+            "epochs": trial.suggest_int("epochs", 10, 80, step=10),  # the tutorial warns that more overfit
+        }
+
     def network(self):
         keras = lazy.keras()
         return keras.Sequential(
@@ -276,6 +286,15 @@ class MLPModel(KerasModel):
         hidden_units: int = 256  # two hidden layers: this many, then half
         dropout: float = 0.3
         patience: int = 5  # epochs without a better validation loss before stopping
+
+    @classmethod
+    def search_space(cls, trial):
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
+            "hidden_units": trial.suggest_categorical("hidden_units", [128, 256, 512, 1024]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "epochs": trial.suggest_int("epochs", 10, 40, step=5),
+        }
 
     def network(self):
         keras = lazy.keras()
@@ -494,6 +513,22 @@ class CNNModel(KerasModel):
         self.params = on_this_device(self.params)  # recorded as trained: the saved config names the epochs it ran
         return super().fit(images, labels, validation, verbose)
 
+    @classmethod
+    def search_space(cls, trial):
+        # One augmentation strength scales the three together (1: the defaults, 0: none): one dimension, not three
+        # that mostly move as one.
+        strength = trial.suggest_float("augmentation", 0.0, 1.5)
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 5e-4, 1e-2, log=True),
+            "dropout": trial.suggest_float("dropout", 0.1, 0.6),
+            "filters": trial.suggest_categorical("filters", [16, 24, 32, 48]),
+            "epochs": trial.suggest_int("epochs", 5, 20),
+            "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
+            "rotation": round(10.0 * strength, 4),
+            "zoom": round(0.1 * strength, 4),
+            "shift": round(0.1 * strength, 4),
+        }
+
     def optimizer(self, steps_per_epoch: int):
         keras = lazy.keras()
         params = self.params
@@ -544,6 +579,15 @@ class DeotteModel(KerasModel):
     def network(self):
         return deotte_network(self.params.filters, self.params.dropout, self.params.bn_momentum)
 
+    @classmethod
+    def search_space(cls, trial):
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True),
+            "decay": trial.suggest_float("decay", 0.85, 0.99),
+            "dropout": trial.suggest_float("dropout", 0.1, 0.6),
+            "epochs": trial.suggest_int("epochs", 10, 45, step=5),
+        }
+
 
 @dataclass
 class FastParams:
@@ -571,6 +615,16 @@ class FastCNNModel(KerasModel):
 
     def optimizer(self, steps_per_epoch: int):
         return lazy.keras().optimizers.Adam(warmup_cosine(self.params, steps_per_epoch, floor=0.01))
+
+    @classmethod
+    def search_space(cls, trial):
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1.5e-2, log=True),
+            "filters": trial.suggest_categorical("filters", [8, 16, 24, 32]),
+            "dense_units": trial.suggest_categorical("dense_units", [32, 64, 128]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.4),
+            "epochs": trial.suggest_int("epochs", 3, 10),
+        }
 
     def network(self):
         keras = lazy.keras()
@@ -645,6 +699,10 @@ class EnsembleModel(Model):
     @classmethod
     def as_trained(cls, params, gpu: bool | None = None):
         return on_this_device(params, gpu)
+
+    @classmethod
+    def search_space(cls, trial):
+        return CNNModel.search_space(trial)  # its members' settings; their number stays as given (-p members=N)
 
     def _member_params(self) -> CNNParams:
         fields = {

@@ -58,6 +58,10 @@ class LogisticRegressionModel(SklearnModel):
         C: float = 0.1  # inverse regularisation strength; 0.1 beat 1.0 on a holdout
         max_iter: int = 200  # lbfgs iterations; enough to converge on scaled pixels
 
+    @classmethod
+    def search_space(cls, trial):
+        return {"C": trial.suggest_float("C", 1e-3, 10.0, log=True)}
+
     def build(self):
         return lazy.sklearn().linear_model.LogisticRegression(
             C=self.params.C, max_iter=self.params.max_iter, random_state=self.seed
@@ -72,6 +76,13 @@ class RandomForestModel(SklearnModel):
         n_estimators: int = 200  # Kaggle's own random-forest benchmark used 1000 trees; 200 is within 0.2%
         max_features: str = "sqrt"
         n_jobs: int = -1  # all cores
+
+    @classmethod
+    def search_space(cls, trial):
+        return {
+            "n_estimators": trial.suggest_int("n_estimators", 50, 400, step=50),
+            "max_features": trial.suggest_categorical("max_features", ["sqrt", "log2"]),
+        }
 
     def build(self):
         return lazy.sklearn().ensemble.RandomForestClassifier(
@@ -90,6 +101,13 @@ class KNeighborsModel(SklearnModel):
         n_neighbors: int = 3  # 3 neighbours, distance-weighted: the classic best on MNIST pixels
         weights: str = "distance"
         n_jobs: int = -1
+
+    @classmethod
+    def search_space(cls, trial):
+        return {
+            "n_neighbors": trial.suggest_int("n_neighbors", 1, 10),
+            "weights": trial.suggest_categorical("weights", ["distance", "uniform"]),
+        }
 
     def build(self):
         return lazy.sklearn().neighbors.KNeighborsClassifier(

@@ -30,7 +30,7 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -194,6 +194,8 @@ def user_code(source: Source, what: str) -> Iterator[None]:
             f"model '{source.display}': syntax error in {where}: {error.msg}. Fix: correct the file"
         ) from None
     except Exception as error:
+        if type(error).__module__.split(".")[0] in TUNER_MODULES:
+            raise  # the tuner's own signal through their training (a pruned trial), not their code failing
         mine = {str((source.root / name).resolve()) for name in source.files}
         frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename in mine]
         text = "".join(traceback.format_list(frames)) if frames else ""
@@ -203,6 +205,9 @@ def user_code(source: Source, what: str) -> Iterator[None]:
             f"Fix: this is your model's code" + ("; its traceback is above" if text else ""),
             frames=text,
         ) from None
+
+
+TUNER_MODULES = ("optuna", "optuna_integration")  # a pruned trial's TrialPruned passes through user_code as it is
 
 
 _CLASSES: dict[tuple[str, str], type[Model]] = {}
@@ -218,8 +223,35 @@ def model_class(reference: str) -> type[Model]:
     else:
         key, target = (str(source.root / source.files[0]), source.sha256), None
     if key not in _CLASSES:
-        _CLASSES[key] = _adapter(source, target if target is not None else _load_target(source))
+        loaded = target if target is not None else _load_target(source)
+        adapted = _adapter(source, loaded)
+        space = _search_space(source, loaded)
+        if space is not None:
+            adapted.search_space = classmethod(lambda cls, trial: _drawn(source, space, trial))  # type: ignore
+        _CLASSES[key] = adapted
     return _CLASSES[key]
+
+
+def _search_space(source: Source, target: Any) -> Callable[[Any], Any] | None:
+    """The user's `search_space(trial)`: on their class, else beside NAME in its module (for `kaggle-digits tune`)."""
+    own = getattr(target, "search_space", None) if inspect.isclass(target) else None
+    if own is not None and getattr(own, "__func__", None) is not Model.search_space.__func__:
+        return own
+    module = sys.modules.get(getattr(target, "__module__", "") or source.module)
+    space = getattr(module, "search_space", None)
+    return space if callable(space) else None
+
+
+def _drawn(source: Source, space: Callable[[Any], Any], trial: Any) -> dict[str, Any]:
+    with user_code(source, "search_space"):
+        values = space(trial)
+    if not isinstance(values, dict) or not all(isinstance(key, str) for key in values):
+        raise UserCodeError(
+            f"model '{source.display}': search_space(trial) returned a {type(values).__name__}, not a dict of "
+            f"parameter names to values. Fix: return e.g. {{'learning_rate': trial.suggest_float('learning_rate', "
+            f"1e-4, 1e-2, log=True)}}"
+        )
+    return values
 
 
 def register_object(target: Any) -> str:
