@@ -41,6 +41,7 @@ takes_resubmit := TASK MODEL SEED COMPETITION MESSAGE ARGS
 takes_serve-local := ARGS
 takes_tasks := ARGS
 takes_bench := TASK SEED DATA ARGS
+takes_tune := TASK MODEL SEED DATA_DIR REMOTE ACCELERATOR ARGS
 takes_sample := DATA SEED ARGS
 takes_demo := REMOTE ACCELERATOR ARGS
 takes_test := ARGS
@@ -178,6 +179,10 @@ tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
 .PHONY: bench
 bench: $(VENV)/.installed ## out-of-fold benchmark: presets and the published peer beside softmax (DATA=zip or folder; ARGS=--quick)
 	$(CLI) bench $(call options,bench)
+
+.PHONY: tune
+tune: $(VENV)/.installed ## search MODEL's parameters with Optuna; trials shared through the study's storage (ARGS="--trials 20 --jobs 2", --storage postgresql://...)
+	$(CLI) tune $(call options,tune)
 
 .PHONY: sample
 sample: $(VENV)/.installed ## redraw the embedded sample (kaggle_digits/sample/) from a full download (DATA=zip or folder; default: the shared copy in ../shared/data/)

@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import (
@@ -201,6 +202,11 @@ def cmd_fetch(args) -> int:
 def cmd_submit(args) -> int:
     """fetch, train once (with its accuracy estimate), predict, then upload and wait for the public score."""
     settings = _settings(args)
+    if (args.trial is None) != (args.study is None):
+        raise UsageError("--study and --trial go together (the command 'kaggle-digits tune' prints for its best)")
+    if args.study:
+        tuned = tuning.tuned_trial(settings, args.study, args.trial, args.storage)
+        settings = replace(settings, tuned_by=tuned.label)
     remote_options = None
     if args.remote:
         if args.file or args.refit:
@@ -425,8 +431,8 @@ def _tune_options(args) -> tuning.TuneOptions:
 
 
 def _worker_argv(args, settings: pipeline.Settings, share: int | None) -> list[str]:
-    """One --jobs worker's command line: this one's, for its share of the trials. The storage URL (it may hold a
-    password) travels in the environment, never on a command line that `ps` shows."""
+    """One --jobs worker's command line: this one's, for its share of the trials (the storage goes in its
+    environment: see tuning._run_workers)."""
     argv = ["tune", "--task", settings.task.name, "--model", settings.model, "--seed", str(settings.seed)]
     argv += ["--folds", str(settings.folds)] if settings.folds > 1 else ["--holdout", str(settings.holdout)]
     if settings.data_dir is not None:
@@ -440,8 +446,6 @@ def _worker_argv(args, settings: pipeline.Settings, share: int | None) -> list[s
         argv += ["--timeout", str(args.timeout)]
     if args.quiet:
         argv.append("--quiet")
-    if args.storage:
-        os.environ[config.STORAGE_VARIABLE] = args.storage  # inherited by the workers
     return argv
 
 
@@ -515,6 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _uploading(submit)
     submit.add_argument("--file", type=Path, help="upload this submission file instead of training")
+    submit.add_argument("--study", help="the tuning study these -p values come from (the ledger names it)")
+    submit.add_argument("--trial", type=int, help="that study's trial (see 'kaggle-digits tune --show STUDY')")
+    submit.add_argument(
+        "--storage",
+        default=os.environ.get(config.STORAGE_VARIABLE) or None,
+        metavar="URL",
+        help="where that study lives, when not in the default journal file (see tune --storage)",
+    )
     submit.add_argument("--no-upload", action="store_true", help="stop after writing the file (Make: UPLOAD=0)")
     submit.add_argument("--force", action="store_true", help="upload even a file identical to an earlier submission")
     submit.add_argument(

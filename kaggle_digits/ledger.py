@@ -48,9 +48,11 @@ LEDGER_COLUMNS = [
     "accelerator",  # --remote kaggle: the machineShape the kernel asked for (or CPU); empty for a local run
     "competition",  # where it went: open rows are settled from that competition's list only
     "estimate_from",  # which training holdout_accuracy speaks for: this very model, or a validation on file
+    "tuning",  # the tuning study and trial the parameters came from ("study#trial"), if any
 ]
-# A ledger written before the config, trained_on, accelerator, competition and estimate_from columns is still read.
-LATER_COLUMNS = ("config", "trained_on", "accelerator", "competition", "estimate_from")
+# A ledger written before the config, trained_on, accelerator, competition, estimate_from and tuning columns is
+# still read.
+LATER_COLUMNS = ("config", "trained_on", "accelerator", "competition", "estimate_from", "tuning")
 REQUIRED_COLUMNS = [column for column in LEDGER_COLUMNS if column not in LATER_COLUMNS]
 STATUSES = {"UPLOADING", "UNKNOWN", "PENDING", "COMPLETE", "ERROR", "FAILED"}
 SHORT_CHECKSUM = 16  # hex digits of the file's SHA-256 carried in the description on Kaggle

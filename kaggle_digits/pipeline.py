@@ -33,6 +33,7 @@ class Settings:
     holdout: float = config.DEFAULT_HOLDOUT
     folds: int = 0
     verbose: bool = True
+    tuned_by: str = ""  # "study#trial" when the parameters are a tuning study's trial (submit --study --trial)
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -216,7 +217,8 @@ def model_meta(
         "seed": settings.seed,
         "holdout_accuracy": estimate,
         "validation_scheme": scheme,
-        "estimate_from": estimate_from(scheme, rows, len(dataset.train_labels)),
+        "estimate_from": tuned_estimate(estimate_from(scheme, rows, len(dataset.train_labels)), settings.tuned_by),
+        **({"tuning": settings.tuned_by} if settings.tuned_by else {}),
         "data_checksum": dataset.checksum,
         "train_rows": int(rows),
         "train_seconds": round(seconds, 2),
@@ -243,6 +245,17 @@ def estimate_from(scheme: str | None, rows: int, all_rows: int) -> str | None:
     if rows == all_rows:  # trained on every row: the figure is the validation on file of the same settings
         return f"{scheme} validation on file of the same settings, data and seed; this model trained on all {rows} rows"
     return f"{scheme} of this very model (trained on {rows} of {all_rows} rows)"
+
+
+def tuned_estimate(text: str | None, tuned_by: str) -> str | None:
+    """A tuned trial's figure is labeled as what it is: its parameters were chosen for scoring well on that split."""
+    if not tuned_by or text is None or "tuning score" in text:
+        return text
+    study, _, trial = tuned_by.rpartition("#")
+    return (
+        f"{text}; a tuning score: study {study} chose these parameters (trial {trial}) on the same data and seed, so "
+        f"it is optimistic"
+    )
 
 
 def fit_for_submission(settings: Settings, dataset: data.Dataset, refit: bool = False) -> dict[str, Any]:
@@ -315,7 +328,8 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
         "seed": meta["seed"],
         "holdout_accuracy": meta.get("holdout_accuracy"),
         "validation_scheme": meta.get("validation_scheme"),
-        "estimate_from": meta.get("estimate_from"),
+        "estimate_from": tuned_estimate(meta.get("estimate_from"), settings.tuned_by),
+        **({"tuning": settings.tuned_by} if settings.tuned_by else {}),
         "data_checksum": dataset.checksum,
         "model_data_checksum": meta.get("data_checksum"),
         # What "nothing changed" compares; it also goes into the description on Kaggle (see submit).

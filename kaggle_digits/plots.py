@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -196,13 +197,18 @@ def tuning(study, folder: Path) -> dict[str, Path]:
     value and the best so far) and, once there is enough to rank, the parameters' importances (fANOVA)."""
     pyplot = lazy.pyplot()
     visualization = lazy.optuna().visualization.matplotlib
-    drawn = {}
+    drawn: dict[str, Path] = {}
+    complete = [trial for trial in study.trials if trial.state.name == "COMPLETE"]
     for kind, draw in (
         ("history", visualization.plot_optimization_history),
         ("importances", visualization.plot_param_importances),
     ):
+        if kind == "importances" and len(complete) < 3:
+            continue  # fewer trials rank nothing: Optuna would draw every parameter as equally important
         try:
-            axes = draw(study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "experimental" notes of Optuna's plotting: not the user's concern
+                axes = draw(study)
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue  # importances need two complete trials with some spread; the history needs one
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure

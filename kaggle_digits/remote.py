@@ -95,6 +95,10 @@ class RemoteOptions:
         """submit.RemoteTraining: `submit --remote kaggle` trains through here."""
         return train_on_kaggle(settings, kaggle, kaggle.name, dataset, self)
 
+    def validate(self, settings: pipeline.Settings, overrides: list[dict[str, str]], dataset: data.Dataset) -> list:
+        """tuning.RemoteTrials: `tune --remote kaggle` validates a batch of trials' parameters through here."""
+        return validate_on_kaggle(settings, overrides, dataset, self)
+
 
 def bundle() -> bytes:
     """The package's Python source as a zip (the same bytes for the same code: fixed timestamps, sorted).
@@ -155,6 +159,67 @@ def submit_script(settings, competition: str) -> str:
         "sys.exit(cli.main(argv))"
     )
     return kernel_script("`kaggle-digits submit --no-upload`", spec, call)
+
+
+def validate_script(settings, competition: str) -> str:
+    """A tuning trial's kernel: `kaggle-digits validate` with the trial's -p values, on the study's split and seed."""
+    argv = kernel_argv(settings, competition)
+    argv[0:2] = ["validate", "--quiet"]
+    argv += ["--folds", str(settings.folds)] if settings.folds > 1 else ["--holdout", str(settings.holdout)]
+    spec = {
+        "argv": argv,
+        "competition": competition,
+        "train_file": settings.task.train_file,
+        "user_model": user_model_spec(settings.model),
+    }
+    call = (
+        "from kaggle_digits import cli, remote\n\nargv = SPEC['argv']\n"
+        "argv[argv.index('--data-dir') + 1] = remote.find_input(SPEC['competition'], SPEC['train_file'])\n"
+        "remote.place_user_model(SPEC['user_model'], argv)\n"
+        "sys.exit(cli.main(argv))"
+    )
+    return kernel_script("a tuning trial (`kaggle-digits validate`)", spec, call)
+
+
+def validate_on_kaggle(settings, overrides: list[dict[str, str]], dataset, options: RemoteOptions) -> list[float]:
+    """Each set of -p values validated in a kernel of its own (a slot: kaggle-digits-<task>-<model>-trial-<n>, a new
+    version per trial), at most `options.sessions` at once; their accuracies, each checked to be of these data."""
+    kaggle = Kaggle(settings.task)
+    owner = _owner(kaggle)
+    kernels = Kernels(kaggle)
+    if options.gpu:
+        _check_quota(kernels.gpu_quota())
+    slug = kernel_slug(settings)
+    trials = [replace(settings, overrides=dict(values)) for values in overrides]
+    for trial in trials:
+        trial.params()  # a bad value fails here, not in a kernel
+    jobs = [
+        (short_slug(f"{slug}-trial-{slot + 1}"), validate_script(trial, kaggle.name))
+        for slot, trial in enumerate(trials)
+    ]
+    accuracies = []
+    with tempfile.TemporaryDirectory(prefix=".kernel-output-", dir=_scratch_parent()) as scratch:
+        finished = _run(kernels, owner, jobs, kaggle.name, options)
+        for number, (pushed, trial) in enumerate(zip(finished, trials, strict=True)):
+            kernels.output(pushed, Path(scratch) / str(number), (f"{HOME_IN_KERNEL}/data/reports/",))
+            reports = Path(scratch) / str(number) / HOME_IN_KERNEL / "data" / "reports"
+            found = sorted(reports.glob("*/metrics.json"))
+            try:
+                metrics = json.loads(found[0].read_text()) if found else None
+            except (OSError, ValueError):
+                metrics = None
+            if not isinstance(metrics, dict) or not isinstance(metrics.get("accuracy"), (int, float)):
+                raise KaggleError(
+                    f"the kernel {pushed.ref} {pushed.label} finished without a readable metrics.json. "
+                    f"Fix: read its log at {pushed.url}"
+                )
+            if metrics.get("data_checksum") != dataset.checksum or metrics.get("seed") != trial.seed:
+                raise KaggleError(
+                    f"the kernel {pushed.ref} {pushed.label} validated other data or another seed than this study's "
+                    f"(Kaggle's copy of {settings.task.train_file} differs from this one). Fix: 'make data FORCE=1'"
+                )
+            accuracies.append(float(metrics["accuracy"]))
+    return accuracies
 
 
 def user_model_spec(model: str) -> dict | None:

@@ -35,7 +35,7 @@ from .ledger import (
     refuse_same_configuration,
     settle_open_rows,
 )
-from .pipeline import Settings, fit_for_submission, load_data, predict
+from .pipeline import Settings, fit_for_submission, load_data, predict, tuned_estimate
 from .submission_state import SubmissionState
 
 log = logging.getLogger("kaggle_digits")
@@ -341,10 +341,13 @@ def upload(
         trained_on=sidecar.get("trained_on", "here" if sidecar else ""),
         accelerator=sidecar.get("accelerator", ""),
         competition=kaggle.name,
-        estimate_from=sidecar.get("estimate_from"),
+        estimate_from=tuned_estimate(sidecar.get("estimate_from"), settings.tuned_by),
+        tuning=settings.tuned_by or sidecar.get("tuning"),
     )
     result.run_id = row["run_id"]
-    message = description(result.run_id, model, accuracy, checksum, config_hash, options.message)
+    tuned = settings.tuned_by or sidecar.get("tuning")
+    text = " ".join(part for part in (options.message, f"(tuned: study {tuned})" if tuned else "") if part)
+    message = description(result.run_id, model, accuracy, checksum, config_hash, text)
     ledger.update(result.run_id, message=message)
     try:
         ref = kaggle.submit(path, message)

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import config, lazy, models, pipeline, plots, training
 from .data import Dataset
@@ -147,10 +147,11 @@ def open_storage(url: str | None):
             heartbeat_interval=config.TUNE_HEARTBEAT_SECONDS,
             grace_period=config.TUNE_STALE_SECONDS,
         )
-    except ModuleNotFoundError as error:
-        driver = {"postgresql": "psycopg2-binary", "mysql": "PyMySQL"}.get(backend_name, error.name)
+    except ImportError as error:  # Optuna's own ImportError over the driver's ModuleNotFoundError
+        missing = getattr(error.__cause__, "name", None) or getattr(error, "name", None) or "its driver"
+        driver = {"postgresql": "'psycopg[binary]'", "mysql": "PyMySQL"}.get(backend_name, missing)
         raise UsageError(
-            f"--storage {storage_label(url)}: the database driver is not installed (no module '{error.name}'). "
+            f"--storage {storage_label(url)}: the database driver is not installed (no module '{missing}'). "
             f"Fix: pip install {driver} (or: pip install 'kaggle-digits[{backend_name}]')"
         ) from None
     except Exception as error:  # sqlalchemy's OperationalError and kin: unreachable, refused, bad password
@@ -258,8 +259,8 @@ def fail_gone_workers(study, storage) -> None:
         age = time.time() - trial.datetime_start.timestamp() if trial.datetime_start else 0.0
         if (mark and _gone(mark)) or (not mark and age > config.TUNE_STALE_SECONDS):
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_user_attr(trial_id, "failed_because", "its worker process was gone")
             if storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL):
-                storage.set_trial_user_attr(trial_id, "failed_because", "its worker process was gone")
                 log.warning(
                     "tune: trial %d of study %s failed: its worker (%s) is gone",
                     trial.number,
@@ -504,11 +505,9 @@ def tune(
     interrupted = False
     try:
         if options.remote is not None:
-            from . import remote  # the Kaggle edge only for a remote run
-
-            remote.tune_on_kaggle(settings, study, space, options.trials, options.timeout, options.remote)
+            _run_remote(settings, study, space, options, dataset)
         elif options.jobs > 1:
-            _run_workers(_shares(options.trials, options.jobs), argv_for_worker)
+            _run_workers(_shares(options.trials, options.jobs), argv_for_worker, options.storage)
         else:
             keras_model = issubclass(models.model_class(settings.model), KerasModel)
             study.optimize(
@@ -530,17 +529,68 @@ def tune(
     return summary
 
 
+class RemoteTrials(Protocol):
+    """Validation somewhere else (remote.RemoteOptions: Kaggle kernels): each set of -p values' accuracy."""
+
+    sessions: int
+    machine: str
+
+    def validate(self, settings: pipeline.Settings, overrides: list[dict[str, str]], dataset: Dataset) -> list: ...
+
+
+def _run_remote(settings: pipeline.Settings, study, space: Space, options: TuneOptions, dataset: Dataset) -> None:
+    """`--remote kaggle`: ask the study for as many trials as kernels may run at once, validate them there, tell
+    the study their results; again until --trials or --timeout. No per-epoch pruning: a kernel reports at its end."""
+    optuna = lazy.optuna()
+    remote: RemoteTrials = options.remote
+    progress = _progress(options.trials)
+    start, done = time.monotonic(), 0
+    while options.trials is None or done < options.trials:
+        if options.timeout is not None and time.monotonic() - start >= options.timeout:
+            break
+        batch = (
+            max(1, remote.sessions) if options.trials is None else min(max(1, remote.sessions), options.trials - done)
+        )
+        asked = []
+        for _ in range(batch):
+            trial = study.ask()
+            trial.set_user_attr("worker", worker_mark())
+            trial.set_user_attr("trained_on", f"kaggle kernel ({remote.machine})")
+            values = models.model_class(settings.model).search_space(trial) or {}
+            _, overrides = space.params(values)
+            trial.set_user_attr("params", overrides)
+            asked.append((trial, overrides))
+        began = time.perf_counter()
+        try:
+            accuracies = remote.validate(settings, [overrides for _, overrides in asked], dataset)
+        except BaseException:
+            for trial, _ in asked:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        for (trial, _), accuracy in zip(asked, accuracies, strict=True):
+            trial.set_user_attr("seconds", round(time.perf_counter() - began, 2))
+            frozen = study.tell(trial, accuracy)
+            progress(study, frozen)
+        done += batch
+
+
 def _sampler(space: Space):
     optuna = lazy.optuna()
     base = optuna.samplers.TPESampler()  # unseeded: workers seeded alike would draw the same first points
     return optuna.samplers.PartialFixedSampler(space.fixed_draws, base) if space.fixed_draws else base
 
 
-def _run_workers(shares: list[int | None], argv_for_worker: Callable[[int | None], list[str]]) -> None:
+def _run_workers(
+    shares: list[int | None], argv_for_worker: Callable[[int | None], list[str]], storage: str | None
+) -> None:
     """--jobs N: N processes of this command, each with its share of the trials, on the same study; the storage
-    hands out the trials. Their lines go to this terminal; Ctrl-C reaches them too (one process group)."""
+    hands out the trials. Their lines go to this terminal; Ctrl-C reaches them too (one process group). The storage
+    URL (it may hold a password) travels in their environment, never on a command line that `ps` shows."""
+    env = {**os.environ, **({config.STORAGE_VARIABLE: storage} if storage else {})}
     workers = [
-        subprocess.Popen([sys.executable, "-m", "kaggle_digits", *argv_for_worker(share)], stdin=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-m", "kaggle_digits", *argv_for_worker(share)], stdin=subprocess.DEVNULL, env=env
+        )
         for share in shares
     ]
     try:

@@ -235,7 +235,7 @@ def model_class(reference: str) -> type[Model]:
 def _search_space(source: Source, target: Any) -> Callable[[Any], Any] | None:
     """The user's `search_space(trial)`: on their class, else beside NAME in its module (for `kaggle-digits tune`)."""
     own = getattr(target, "search_space", None) if inspect.isclass(target) else None
-    if own is not None and getattr(own, "__func__", None) is not Model.search_space.__func__:
+    if own is not None and getattr(own, "__func__", None) is not getattr(Model.search_space, "__func__", None):
         return own
     module = sys.modules.get(getattr(target, "__module__", "") or source.module)
     space = getattr(module, "search_space", None)
