@@ -291,7 +291,8 @@ BAD_SPACES = {
     "lacks": "def search_space(trial):\n    return {'gamma': trial.suggest_float('gamma', 0.1, 1.0)}\n",
 }
 ESTIMATOR = (
-    "from sklearn.linear_model import LogisticRegression\n\n\ndef model(C=1.0):\n    return LogisticRegression(C=C)\n\n\n"
+    "from sklearn.linear_model import LogisticRegression\n\n\n"
+    "def model(C=1.0):\n    return LogisticRegression(C=C)\n\n\n"
 )
 
 
