@@ -12,6 +12,7 @@ import functools
 import os
 import sys
 from types import ModuleType
+from typing import Any
 
 from . import config
 
@@ -123,3 +124,11 @@ def keras_pruning_callback() -> type:
     from optuna_integration import KerasPruningCallback
 
     return KerasPruningCallback
+
+
+@functools.cache
+def make_url() -> Any:
+    """SQLAlchemy's URL parser (Optuna's own dependency): how `tune --storage` reads a database URL, and masks it."""
+    from sqlalchemy.engine import make_url
+
+    return make_url

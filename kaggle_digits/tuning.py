@@ -103,10 +103,8 @@ def storage_label(url: str | None) -> str:
 
 
 def _url(url: str):
-    from sqlalchemy.engine import make_url  # Optuna's own dependency: it parses the URLs RDBStorage takes
-
     try:
-        parsed = make_url(url)
+        parsed = lazy.make_url()(url)
     except Exception:  # sqlalchemy's ArgumentError (and anything else it raises for a garbled URL)
         raise UsageError(
             f"--storage {storage_label_safe(url)}: not a database URL. Fix: postgresql://user:password@host/db, "

@@ -203,6 +203,34 @@ def test_a_killed_workers_trial_is_failed_and_a_later_run_finishes_the_study(wor
     assert states(study_trials(workdir, "digit-recognizer-sleepy-Sleepy")) == ["FAIL", "COMPLETE", "COMPLETE"]
 
 
+def test_ctrl_c_inside_a_trial_keeps_every_finished_trial(workdir):
+    (workdir / "sleepy.py").write_text(SLEEPY.replace("trial.number == 0", "trial.number == 1"))
+    command = [sys.executable, "-m", "kaggle_digits", "tune", "--model", "sleepy.py:Sleepy", "--data-dir"]
+    run = subprocess.Popen(
+        [*command, str(SAMPLE_ZIP), "--trials", "3"],
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        journal = workdir / "data" / "tuning" / "studies.journal"
+        if journal.exists() and states(study_trials(workdir, "digit-recognizer-sleepy-Sleepy")) == [
+            "COMPLETE",
+            "RUNNING",
+        ]:
+            break
+        time.sleep(0.3)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "1 complete, 0 pruned, 1 failed" in out
+    assert "interrupted: every finished trial is kept in the study; run the command again to go on" in err
+    assert states(study_trials(workdir, "digit-recognizer-sleepy-Sleepy")) == ["COMPLETE", "FAIL"]
+
+
 RUINOUS = """
 import keras
 
