@@ -213,9 +213,12 @@ def tuning(study, folder: Path) -> dict[str, Path]:
             continue  # importances need two complete trials with some spread; the history needs one
         figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
         scheme = study.user_attrs.get("kaggle_digits", {}).get("scheme", "")
+        axes.set_title("")  # Optuna's own title (centred or left): one title, ours, in its place
+        axes.set_title("", loc="left")
         axes.set_title(
             f"study {study.study_name}: {'accuracy' if kind == 'history' else 'importances'}"
-            + (f" ({scheme})" if scheme else "")
+            + (f" ({scheme})" if scheme else ""),
+            loc="left",
         )
         figure.set_size_inches(8, 5)
         figure.tight_layout()
