@@ -41,6 +41,7 @@ takes_resubmit := TASK MODEL SEED COMPETITION MESSAGE ARGS
 takes_serve-local := ARGS
 takes_tasks := ARGS
 takes_bench := TASK SEED DATA ARGS
+takes_gpu-check := TASK SEED DATA ARGS
 takes_tune := TASK MODEL SEED DATA_DIR REMOTE ACCELERATOR ARGS
 takes_sample := DATA SEED ARGS
 takes_demo := REMOTE ACCELERATOR ARGS
@@ -179,6 +180,10 @@ tasks: $(VENV)/.installed ## list the Kaggle tasks the toolkit knows
 .PHONY: bench
 bench: $(VENV)/.installed ## out-of-fold benchmark: presets and the published peer beside softmax (DATA=zip or folder; ARGS=--quick)
 	$(CLI) bench $(call options,bench)
+
+.PHONY: gpu-check
+gpu-check: $(VENV)/.installed ## on a GPU machine: the cnn and ensemble GPU presets measured within 8 minutes (ARGS=--dry-run: on a CPU, tiny)
+	$(CLI) bench --gpu-check $(call options,gpu-check)
 
 .PHONY: tune
 tune: $(VENV)/.installed ## search MODEL's parameters with Optuna; trials shared through the study's storage (ARGS="--trials 20 --jobs 2", --storage postgresql://...)

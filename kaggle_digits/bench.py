@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, data, lazy, models, plots
+from . import config, data, gpu_check, lazy, models, plots
 from . import splits as division
 from .errors import DataError, ToolkitError, UsageError
 from .tasks import get_task
@@ -468,6 +468,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=config.DATA_DIR / "bench", help="folder for bench.md, bench.json and the curve plot"
     )
     parser.add_argument(
+        "--gpu-check",
+        action="store_true",
+        help="the GPU presets in one run of at most 8 minutes on one H200-class GPU: cnn at 40 epochs and as many "
+        "ensemble members as fit, on fold 1 of 5 (Make: make gpu-check; docs/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="with --gpu-check: the same on a CPU, tiny sizes, in under a minute"
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         type=Path,
@@ -533,6 +542,14 @@ def _source(args: argparse.Namespace, task) -> Path:
 def run(args: argparse.Namespace) -> None:
     """The benchmark: bench.md, bench.json (and plots) in args.out. Raises when a model failed (after writing them)."""
     task = get_task(args.task)
+    if args.dry_run and not args.gpu_check:
+        raise UsageError("--dry-run goes with --gpu-check (make gpu-check ARGS=--dry-run)")
+    if args.gpu_check:
+        source = gpu_check.source_for(args.dry_run, args.data)
+        if not Path(source).exists():
+            raise DataError(f"{source}: no such file or folder. Fix: pass DATA=<Kaggle-layout zip or folder>")
+        gpu_check.run(Path(source), task.name, args.seed, args.out, args.dry_run)
+        return
     source = _source(args, task)
     if args.compare:
         base, other = args.compare

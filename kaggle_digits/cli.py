@@ -119,7 +119,7 @@ def cmd_validate(args) -> int:
     print(
         f"{settings.model}: {result.scheme} accuracy {result.accuracy:.4f}{spread}"
         + (f", best epoch {result.best_epoch}" if result.best_epoch else "")
-        + f" ({result.fit_seconds:.0f} s training)"
+        + f" ({result.fit_seconds:.0f} s training{f', Keras on {result.backend}' if result.backend else ''})"
     )
     if not args.quiet:
         names = settings.task.class_names

@@ -21,7 +21,18 @@ from . import config
 log = logging.getLogger("kaggle_digits")
 
 # Whose versions go into every model config and submission sidecar (what produced this file).
-STAMPED_PACKAGES = ("kaggle-digits", "numpy", "pandas", "scikit-learn", "tensorflow", "keras", "kaggle", "kagglesdk")
+STAMPED_PACKAGES = (
+    "kaggle-digits",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "tensorflow",
+    "keras",
+    "jax",  # Keras' other backends, where they are installed
+    "torch",
+    "kaggle",
+    "kagglesdk",
+)
 
 
 _LOCKS: dict[str, FileLock] = {}

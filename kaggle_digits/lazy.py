@@ -9,6 +9,7 @@ the Kaggle edge's own library, has its door in kaggle_api/sdk.py: nothing else m
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from types import ModuleType
@@ -47,9 +48,25 @@ def tensorflow() -> ModuleType:
     return tf
 
 
+def keras_backend() -> str:
+    """The Keras 3 backend this process will use, read as Keras reads it (KERAS_BACKEND, else keras.json's
+    "backend", else tensorflow) without importing Keras: TensorFlow is imported only where it is the backend."""
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen:
+        return chosen
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json")) as handle:
+            return str(json.load(handle).get("backend") or "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 @functools.cache
 def keras() -> ModuleType:
-    tensorflow()  # first: its import is the one that is silenced
+    """Keras 3 on its configured backend (tensorflow, jax or torch): the toolkit's Keras models run on each."""
+    if keras_backend() == "tensorflow":
+        tensorflow()  # first: its import is the one that is silenced
     import keras
 
     return keras

@@ -167,6 +167,7 @@ def evaluate(
         data_checksum=dataset.checksum,
         misclassified=result_score.misclassified,
         device=models.model_class(settings.model).device(),
+        backend=models.model_class(settings.model).keras_backend(),
     )
     # Its own folder: validate's metrics.json (which `train` reads for the epochs) stays untouched.
     folder = artifact_dir(config.REPORTS_DIR, settings.model_file_name, settings.task.name, variant="evaluate")
@@ -212,6 +213,10 @@ def model_meta(
         # What was asked for, before validation picked the epochs.
         "requested_params": models.params_dict(settings.params()),
         "device": models.model_class(settings.model).device() if gpu is None else ("GPU" if gpu else "CPU"),
+        # A Keras model's backend ("" otherwise); a Kaggle kernel's is its image's default, TensorFlow.
+        "backend": models.model_class(settings.model).keras_backend()
+        if gpu is None
+        else ("tensorflow" if models.model_class(settings.model).keras_backend() else ""),
         # What "nothing changed" and the guards compare: the settings as trained on that device (GPU presets).
         "config": settings.configuration(dataset.checksum, gpu),
         "seed": settings.seed,
@@ -342,6 +347,7 @@ def predict(settings: Settings, dataset: data.Dataset | None = None, output: Pat
             meta.get("data_checksum") or dataset.checksum,
         ),
         "device": meta.get("device", ""),
+        "backend": meta.get("backend", ""),
         "versions": versions(),
         **({"trained_on": meta["trained_on"]} if meta.get("trained_on") else {}),  # a Kaggle kernel (--remote kaggle)
         **(

@@ -38,6 +38,7 @@ class ValidationResult:
     misclassified: list[tuple[int, int, int]] = field(default_factory=list)
     device: str = ""  # where it trained ("CPU", "GPU"); `params` are what it trained with there (GPU presets)
     source_sha256: str = ""  # a user's model: the source it trained from (an edited model's figure is stale)
+    backend: str = ""  # a Keras model: the Keras backend it trained with (tensorflow, jax, torch)
 
 
 @dataclass
@@ -131,6 +132,7 @@ def validate_and_keep(
         misclassified=misclassified,
         device=models.model_class(model_name).device(),
         source_sha256=models.source_sha256(model_name),
+        backend=models.model_class(model_name).keras_backend(),
     )
     return result, model
 
@@ -264,6 +266,13 @@ def load_model(folder: Path, reference: str | None = None) -> tuple[models.Model
     try:
         return model_class.load(folder, params, seed), meta
     except Exception as error:  # whatever the library raises for a cut or garbled file, the file is unusable
+        trained_with, now_with = meta.get("backend", ""), model_class.keras_backend()
+        if trained_with and now_with and trained_with != now_with:
+            raise DataError(
+                f"the saved model in {folder} was trained under Keras' {trained_with} backend and does not load under "
+                f"{now_with} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Fix: "
+                f"KERAS_BACKEND={trained_with}, or {fix[5:]}"
+            ) from None
         raise DataError(
             f"the saved model in {folder} is damaged or unreadable ({type(error).__name__}). {fix}"
         ) from None

@@ -87,7 +87,7 @@ def test_the_table_covers_every_documented_target_and_the_reference_says_what_it
 
 # The command line flag each variable becomes (Makefile's pass_<NAME>), and the CLI command behind each target.
 FLAGS = {option: expected[0] for option, (_, expected) in VALUES.items() if option != "ARGS"}
-COMMANDS = {"data": "fetch", "resubmit": "run"}
+COMMANDS = {"data": "fetch", "resubmit": "run", "gpu-check": "bench"}
 
 
 def test_the_table_is_what_each_commands_own_parser_takes():

@@ -164,20 +164,22 @@ def test_fused_batch_norm_trains_under_mixed_precision_as_on_a_gpu():
 
 
 def test_elastic_distortion_shares_the_affine_resampling(sample):
-    """The elastic option reads pixels with its own bilinear sampler: with no displacement it must give what Keras'
-    affine_transform gives for the same random affine, and with one it moves pixels but keeps the ink."""
-    from kaggle_digits.lazy import tensorflow
-    from kaggle_digits.models.keras_models import random_affine
+    """The elastic option reads pixels through keras.ops.image.map_coordinates: with no displacement it must give
+    what affine_transform gives for the same random affine, and with one it moves pixels but keeps the ink. Outside
+    training the layer is the identity."""
+    from kaggle_digits.models.keras_models import augment_layer
 
-    tf = tensorflow()
-    images = tf.constant(sample.train_images[:32].reshape(-1, 28, 28, 1).astype(np.float32) / 255.0)
-    keras_path = random_affine(10.0, 0.1, 0.1, seed=5)(images)
-    own_sampler = random_affine(10.0, 0.1, 0.1, seed=5, elastic=1e-6)(images)
-    np.testing.assert_allclose(own_sampler.numpy(), keras_path.numpy(), atol=1e-5)
-    distorted = random_affine(0.0, 0.0, 0.0, seed=3, elastic=34.0)(images).numpy()
-    moved = np.abs(distorted - images.numpy()).mean()
+    augment = augment_layer()
+    images = sample.train_images[:32].reshape(-1, 28, 28, 1).astype(np.float32) / 255.0
+    affine_path = np.asarray(augment(10.0, 0.1, 0.1, seed=5)(images, training=True))
+    own_sampler = np.asarray(augment(10.0, 0.1, 0.1, seed=5, elastic=1e-6)(images, training=True))
+    np.testing.assert_allclose(own_sampler, affine_path, atol=1e-5)
+    assert np.abs(affine_path - images).mean() > 0.01, "rotation, zoom and shift move the strokes"
+    distorted = np.asarray(augment(0.0, 0.0, 0.0, seed=3, elastic=34.0)(images, training=True))
+    moved = np.abs(distorted - images).mean()
     assert moved > 0.02, f"elastic=34 should move strokes (mean change {moved:.3f})"
-    assert distorted.sum() == pytest.approx(float(tf.reduce_sum(images)), rel=0.05), "a smooth field keeps the ink"
+    assert distorted.sum() == pytest.approx(float(images.sum()), rel=0.05), "a smooth field keeps the ink"
+    np.testing.assert_array_equal(np.asarray(augment(10.0, 0.1, 0.1, seed=5)(images, training=False)), images)
 
 
 def test_distorted_copies_are_made_once_with_scipy_and_keep_the_digits(sample):
@@ -207,7 +209,7 @@ def test_a_cnn_trains_on_its_pool_of_distorted_copies(sample):
         x, y, validation=(sample.train_images[4000:4200], sample.train_labels[4000:4200]), verbose=False
     )
     assert len(history.curves["loss"]) == 2
-    assert model.model.optimizer.iterations.numpy() == 2 * 10  # 1,000 rows, batch 100: ten steps an epoch, not twenty
+    assert model.trainer.optimizer.iterations.numpy() == 2 * 10  # 1,000 rows, batch 100: ten steps an epoch, not twenty
     assert model.predict(sample.train_images[4000:4200]).shape == (200,)
 
 

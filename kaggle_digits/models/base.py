@@ -50,6 +50,11 @@ class Model(ABC):
         return "CPU"
 
     @classmethod
+    def keras_backend(cls) -> str:
+        """The Keras backend a Keras model trains with here ("tensorflow", "jax", "torch"); "" for any other model."""
+        return ""
+
+    @classmethod
     def as_trained(cls, params: Any, gpu: bool | None = None) -> Any:
         """The parameters fit() really trains with on this device (`gpu`: on that device instead): a preset may
         grow on a GPU (the cnn's gpu_epochs). What the saved config, metrics.json and the configuration record."""

@@ -1,10 +1,16 @@
 """Keras models: the tutorial's softmax regression, an MLP, the CNN presets and a CNN ensemble.
 
-TensorFlow comes through its one door (lazy.tensorflow, lazy.keras), on the first fit or load.
+They speak Keras 3 (layers, `keras.ops`, `keras.random`, numpy batches), so each runs on every Keras backend:
+TensorFlow (the default, and Kaggle's image), JAX and PyTorch (KERAS_BACKEND). Keras comes through its one door
+(lazy.keras) on the first fit or load, and imports TensorFlow only where TensorFlow is the backend. The one
+TensorFlow-only path left, the fused batch norm, lives in FusedBatchNormalization with its figure.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import math
 import multiprocessing
 import os
 import tempfile
@@ -20,19 +26,22 @@ from ..errors import UsageError
 from ..splits import kfold_splits
 from .base import History, Model
 
+log = logging.getLogger("kaggle_digits")
+
 
 @cache
 def batch_norm_layer():
-    """Keras' BatchNormalization, computed by TensorFlow's fused kernel on image tensors.
+    """Keras' BatchNormalization; on the TensorFlow backend computed by TensorFlow's fused kernel on image tensors.
 
     Keras 3 computes batch norm from separate ops (moments, then arithmetic: several passes over each
-    activation map, forward and backward); `FusedBatchNormV3` does it in one. Measured here: 2-3x
-    faster per layer, `fast` (16-channel maps at full resolution) trains about twice as fast, `cnn`
-    about 10-15% faster per step. The maths and the saved weights are Keras' own; anything other than
-    a 4-D NHWC tensor goes through Keras' code (keras-team/keras-core#225 tracks the slowness).
+    activation map, forward and backward); `FusedBatchNormV3` does it in one. Measured here (TensorFlow, CPU):
+    2-3x faster per layer, `fast` (16-channel maps at full resolution) trains about twice as fast, `cnn`
+    about 10-15% faster per step. The maths and the saved weights are Keras' own, and the class is registered
+    under the same name on every backend, so a model saved under one backend loads under another; on JAX and
+    PyTorch (and for anything but a 4-D NHWC tensor) it is Keras' own layer (keras-team/keras-core#225).
     """
-    tf = lazy.tensorflow()
     keras = lazy.keras()
+    fused = keras.backend.backend() == "tensorflow"
 
     @keras.saving.register_keras_serializable(package="kaggle_digits")
     class FusedBatchNormalization(keras.layers.BatchNormalization):
@@ -40,13 +49,15 @@ def batch_norm_layer():
             # Keras 3.13 (Kaggle's image) has no `renorm`; any option the fused kernel cannot do goes to Keras' own
             # code.
             if (
-                len(inputs.shape) != 4
+                not fused
+                or len(inputs.shape) != 4
                 or self.axis not in (-1, 3)
                 or getattr(self, "renorm", False)
                 or getattr(self, "synchronized", False)
                 or mask is not None
             ):
                 return super().call(inputs, training=training, mask=mask)
+            tf = lazy.tensorflow()
             ones = tf.ones_like(self.moving_mean)
             scale = self.gamma if self.scale else ones
             offset = self.beta if self.center else ones * 0
@@ -79,29 +90,98 @@ def batch_norm_layer():
     return FusedBatchNormalization
 
 
+def backend() -> str:
+    """The Keras backend that trains here: "tensorflow", "jax" or "torch"."""
+    return str(lazy.keras().backend.backend())
+
+
+@cache
+def gpus() -> tuple[str, ...]:
+    """The GPUs the Keras backend sees, by name (empty on a CPU)."""
+    name = backend()
+    if name == "tensorflow":
+        tf = lazy.tensorflow()
+        found = tf.config.list_physical_devices("GPU")
+        return tuple(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in found)
+    if name == "jax":
+        import jax  # the backend Keras already imported
+
+        return tuple(
+            getattr(device, "device_kind", str(device)) for device in jax.devices() if device.platform == "gpu"
+        )
+    if name == "torch":
+        import torch  # likewise
+
+        return tuple(torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count()))
+    return ()
+
+
+def _compute_capability() -> float:
+    """The first GPU's CUDA compute capability (7.5 for a T4, 9.0 for an H100/H200), 0 when unknown."""
+    name = backend()
+    try:
+        if name == "tensorflow":
+            tf = lazy.tensorflow()
+            major, minor = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])[
+                "compute_capability"
+            ]
+            return major + minor / 10
+        if name == "jax":
+            import jax
+
+            return float(next(d for d in jax.devices() if d.platform == "gpu").compute_capability)
+        if name == "torch":
+            import torch
+
+            major, minor = torch.cuda.get_device_capability(0)
+            return major + minor / 10
+    except (StopIteration, KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError):
+        pass
+    return 0.0
+
+
+def precision_policy() -> str:
+    """Mixed precision on a GPU, per its kind: bfloat16 where the GPU computes it natively (compute capability 8 and
+    up: A100, L4, H100/H200; no loss scaling needed), float16 with loss scaling before (Kaggle's T4, capability 7.5);
+    float32 on the CPU. The same on every backend (Keras applies the policy and the loss scaling)."""
+    if not gpus():
+        return "float32"
+    return "mixed_bfloat16" if _compute_capability() >= 8 else "mixed_float16"
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
 def setup_devices(seed: int) -> str:
     """Seed everything and pick the precision; returns a one-line device description.
 
-    On a GPU, mixed precision roughly doubles throughput; on the CPU, float32 with op determinism
+    On a GPU, mixed precision roughly doubles throughput; on the CPU, float32 (with TensorFlow's op determinism)
     keeps a run repeatable for a given seed.
     """
-    tf = lazy.tensorflow()
     keras = lazy.keras()
+    if backend() != "tensorflow" and _installed("tensorflow"):
+        # Keras seeds TensorFlow too wherever it is installed, importing it: through its door, so it says nothing.
+        lazy.tensorflow()
     keras.utils.set_random_seed(seed)
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        return f"{len(gpus)} GPU(s), mixed precision"
-    tf.config.experimental.enable_op_determinism()
-    return f"CPU ({os.cpu_count()} cores), float32"
+    policy = precision_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    if gpus():
+        return f"{len(gpus())} GPU(s) ({gpus()[0]}), {policy}, Keras on {backend()}"
+    if backend() == "tensorflow":
+        lazy.tensorflow().config.experimental.enable_op_determinism()
+    return f"CPU ({os.cpu_count()} cores), float32, Keras on {backend()}"
 
 
 def gpu_visible() -> bool:
-    return bool(lazy.tensorflow().config.list_physical_devices("GPU"))
+    return bool(gpus())
 
 
 def on_this_device(params, gpu: bool | None = None):
-    """The presets' GPU settings when TensorFlow sees a GPU (or `gpu` says so): gpu_epochs, gpu_members."""
+    """The presets' GPU settings when Keras sees a GPU (or `gpu` says so): gpu_epochs, gpu_members."""
     if not (gpu_visible() if gpu is None else gpu):
         return params
     presets = {"epochs": getattr(params, "gpu_epochs", 0), "members": getattr(params, "gpu_members", 0)}
@@ -109,23 +189,54 @@ def on_this_device(params, gpu: bool | None = None):
     return replace(params, **changes) if changes else params
 
 
-def distribution_strategy():
-    """Several GPUs: replicate the model on each (MirroredStrategy); otherwise the default strategy."""
-    tf = lazy.tensorflow()
+@cache
+def batches_class():
+    """Training batches from numpy on every backend (keras.utils.PyDataset): pixels scaled to [0, 1], one-hot labels.
 
-    if len(tf.config.list_physical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+    An epoch is `draws` rows (default: all), drawn afresh from a seeded generator after each epoch; with distorted
+    copies the pool is larger than an epoch, so each epoch sees a fresh mix at no cost per step."""
+    keras = lazy.keras()
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self, images, labels, batch_size: int, seed: int, shuffle: bool, draws: int | None = None):
+            super().__init__()
+            self.images, self.labels, self.batch_size, self.shuffle = images, labels, batch_size, shuffle
+            self.draws = draws or len(images)
+            self.generator = np.random.default_rng(seed)
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            if not self.shuffle:
+                return np.arange(len(self.images))
+            return self.generator.permutation(len(self.images))[: self.draws]
+
+        def __len__(self) -> int:
+            return math.ceil(self.draws / self.batch_size)
+
+        def __getitem__(self, index: int):
+            rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+            x = self.images[rows].reshape(-1, config.IMAGE_SIDE, config.IMAGE_SIDE, 1).astype(np.float32) / 255.0
+            y = np.eye(config.NUM_CLASSES, dtype=np.float32)[self.labels[rows]]
+            return x, y
+
+        def on_epoch_end(self) -> None:
+            self.order = self._order()
+
+    return Batches
 
 
 class KerasModel(Model):
-    """Shared training loop: tf.data input, optional augmentation, early stopping on validation loss."""
+    """Shared training loop: numpy batches, optional augmentation (a layer while training), early stopping."""
 
     extra_callbacks: tuple = ()  # Keras callbacks a caller adds to the next fit (training.validate_and_keep's)
 
     @classmethod
     def device(cls) -> str:
         return "GPU" if gpu_visible() else "CPU"
+
+    @classmethod
+    def keras_backend(cls) -> str:
+        return backend()
 
     @property
     def augment(self) -> bool:
@@ -143,35 +254,20 @@ class KerasModel(Model):
         keras = lazy.keras()
         return keras.optimizers.Adam(self.params.learning_rate)
 
-    def _dataset(self, images, labels, training: bool):
-        tf = lazy.tensorflow()
-
-        keras = lazy.keras()
+    def _batches(self, images, labels, training: bool):
         copies = getattr(self.params, "distorted_copies", 0) if training else 0
+        draws = len(images)
         if copies:
-            # The originals and their distorted copies in one pool; an epoch draws len(images) of them (fit passes
-            # steps_per_epoch), so each epoch sees a fresh mix at no cost per step.
+            # The originals and their distorted copies in one pool; an epoch draws len(images) of them.
             params = self.params
             scale = params.elastic or 34.0  # Simard et al.'s alpha
             images = np.concatenate([images, elastic_copies(images, copies, scale, params.elastic_sigma, self.seed)])
             labels = np.tile(labels, copies + 1)
-        x = images.reshape(-1, config.IMAGE_SIDE, config.IMAGE_SIDE, 1)
-        y = keras.utils.to_categorical(labels, config.NUM_CLASSES).astype(np.float32)
-        dataset = tf.data.Dataset.from_tensor_slices((x, y))
-        if training:
-            dataset = dataset.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
-            if copies:
-                dataset = dataset.repeat()
-        dataset = dataset.batch(self.params.batch_size).map(lambda a, b: (tf.cast(a, tf.float32) / 255.0, b))
-        if training and self.augment:
-            augmenter = self._augmenter()
-            # Sequential map: the augmenter draws from one seeded generator, so a run repeats exactly.
-            dataset = dataset.map(lambda a, b: (augmenter(a), b))
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return batches_class()(images, labels, self.params.batch_size, self.seed, shuffle=training, draws=draws)
 
     def _augmenter(self):
         params = self.params
-        return random_affine(
+        return augment_layer()(
             params.rotation,
             params.zoom,
             params.shift,
@@ -182,27 +278,36 @@ class KerasModel(Model):
 
     def fit(self, images, labels, validation=None, verbose=True) -> History:
         keras = lazy.keras()
-        setup_devices(self.seed)
-        train = self._dataset(images, labels, training=True)
-        steps_per_epoch = int(np.ceil(len(images) / self.params.batch_size))
-        with distribution_strategy().scope():
-            self.model = self.network()
-            if not self.keeps_its_compile(self.model):
-                self.model.compile(
-                    optimizer=self.optimizer(steps_per_epoch),
-                    loss=keras.losses.CategoricalCrossentropy(
-                        label_smoothing=getattr(self.params, "label_smoothing", 0.0)
-                    ),
-                    metrics=["accuracy"],
-                    # No XLA: Keras declines jit_compile for these models (the augmentation and batch norm ops).
-                    jit_compile=False,
-                )
+        where = setup_devices(self.seed)
+        if verbose:
+            log.info("%s: training on %s", self.name, where)
+        train = self._batches(images, labels, training=True)
+        self.model = self.network()
+        # The augmentation is a layer in front of the network while it trains (one seeded resampling per image, in
+        # the training step: on a GPU it runs there too); what is kept, saved and predicts is the network alone.
+        trainer = self.model
+        if self.augment:
+            shape = (config.IMAGE_SIDE, config.IMAGE_SIDE, 1)
+            trainer = keras.Sequential([keras.Input(shape), self._augmenter(), self.model])
+        if self.keeps_its_compile(self.model):
+            optimizer, loss = self.model.optimizer, self.model.loss
+        else:
+            optimizer = self.optimizer(len(train))
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=getattr(self.params, "label_smoothing", 0.0))
+        trainer.compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=["accuracy"],
+            # TensorFlow: no XLA (Keras declines it for the fused batch norm). JAX compiles the step (XLA, its way);
+            # PyTorch runs eagerly unless asked ("auto" is Keras' own choice per backend).
+            jit_compile=False if backend() == "tensorflow" else "auto",
+        )
         # A caller's own per-epoch hooks (the tuner's pruning callback) run beside the toolkit's.
         callbacks = list(self.extra_callbacks)
         val = None
         if validation is not None:
             val_images, val_labels = validation
-            val = self._dataset(val_images, val_labels, training=False)
+            val = self._batches(val_images, val_labels, training=False)
             if self.params.patience > 0:
                 callbacks.append(
                     keras.callbacks.EarlyStopping(
@@ -211,17 +316,10 @@ class KerasModel(Model):
                 )
         # One line per epoch off a terminal (cron, CI logs); a live bar on one.
         progress = 0 if not verbose else (1 if os.isatty(1) else 2)
-        pooled = bool(getattr(self.params, "distorted_copies", 0))  # a repeated pool: an epoch is len(images) of it
-        result = self.model.fit(
-            train,
-            validation_data=val,
-            epochs=self.params.epochs,
-            steps_per_epoch=steps_per_epoch if pooled else None,
-            callbacks=callbacks,
-            verbose=progress,
-            shuffle=False,
+        self.trainer = trainer  # the network with its augmentation in front, compiled: what trained (its optimizer)
+        result = trainer.fit(
+            train, validation_data=val, epochs=self.params.epochs, callbacks=callbacks, verbose=progress
         )
-        # (shuffle=False: the tf.data pipeline already reshuffles every epoch.)
         curves = {key: [float(value) for value in values] for key, values in result.history.items()}
         best_epoch = None
         if "val_loss" in curves:
@@ -313,10 +411,10 @@ class MLPModel(KerasModel):
         )
 
 
-def random_affine(
-    rotation: float, zoom: float, shift: float, seed: int, elastic: float = 0.0, elastic_sigma: float = 4.0
-):
-    """One random rotation + zoom + shift per image, applied as a single affine resampling.
+@cache
+def augment_layer():
+    """The augmentation as a Keras layer, in `keras.ops` (every backend): one random rotation + zoom + shift per
+    image, applied as a single affine resampling, in training only.
 
     Keras' RandomRotation, RandomZoom and RandomTranslation in a row resample each image three times
     (three bilinear blurs, three passes); composing the matrices first costs one pass and one blur.
@@ -324,67 +422,61 @@ def random_affine(
     displacement field (uniform noise smoothed by a Gaussian of `elastic_sigma` pixels, scaled by
     `elastic`) is added to where each output pixel is read, so it costs no second blur either.
     """
-    tf = lazy.tensorflow()
     keras = lazy.keras()
-    generator = tf.random.Generator.from_seed(seed)
-    side = config.IMAGE_SIDE
-    centre = (side - 1) / 2
-    max_angle, max_shift = np.deg2rad(rotation), shift * side
-    radius = int(3 * elastic_sigma)
-    gauss = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(elastic_sigma, 1e-6)) ** 2)
-    gauss = (gauss / gauss.sum()).astype(np.float32)
-    rows_kernel, columns_kernel = tf.constant(gauss.reshape(-1, 1, 1, 1)), tf.constant(gauss.reshape(1, -1, 1, 1))
-    grid_y, grid_x = (
-        tf.constant(axis, tf.float32) for axis in np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
-    )
+    ops = keras.ops
 
-    def matrix(n):
-        angle = generator.uniform([n], -max_angle, max_angle)
-        inverse_scale = 1.0 / generator.uniform([n], 1 - zoom, 1 + zoom)
-        dx, dy = generator.uniform([n], -max_shift, max_shift), generator.uniform([n], -max_shift, max_shift)
-        # The transform maps each output pixel back to where it is read in the input:
-        # p = R(-angle) / scale * (q - centre - shift) + centre.
-        a0, a1 = inverse_scale * tf.cos(angle), inverse_scale * tf.sin(angle)
-        b0, b1 = -a1, a0
-        a2 = centre - a0 * (centre + dx) - a1 * (centre + dy)
-        b2 = centre - b0 * (centre + dx) - b1 * (centre + dy)
-        return a0, a1, a2, b0, b1, b2
+    class Augment(keras.layers.Layer):
+        def __init__(self, rotation, zoom, shift, seed, elastic=0.0, elastic_sigma=4.0, **kwargs):
+            super().__init__(dtype="float32", **kwargs)  # float32 under mixed precision too: pixels, not features
+            self.rotation, self.zoom, self.shift, self.elastic = rotation, zoom, shift, elastic
+            self.generator = keras.random.SeedGenerator(seed)
+            side = config.IMAGE_SIDE
+            radius = int(3 * elastic_sigma)
+            gauss = np.exp(-0.5 * (np.arange(-radius, radius + 1) / max(elastic_sigma, 1e-6)) ** 2)
+            self.gauss = (gauss / gauss.sum()).astype(np.float32)
+            self.grid_y, self.grid_x = (
+                axis.astype(np.float32) for axis in np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+            )
 
-    def augment(images):
-        n = tf.shape(images)[0]
-        a0, a1, a2, b0, b1, b2 = matrix(n)
-        if elastic <= 0:
-            zeros = tf.zeros_like(a0)
-            matrices = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-            return keras.ops.image.affine_transform(images, matrices, interpolation="bilinear", fill_mode="constant")
-        # Where each output pixel reads: the affine map plus a smooth random displacement (2 channels: x, y).
-        noise = generator.uniform([n * 2, side, side, 1], -1.0, 1.0)
-        smooth = tf.nn.conv2d(tf.nn.conv2d(noise, rows_kernel, 1, "SAME"), columns_kernel, 1, "SAME")
-        field = tf.reshape(smooth * elastic, [n, 2, side, side])
-        read_x = a0[:, None, None] * grid_x + a1[:, None, None] * grid_y + a2[:, None, None] + field[:, 0]
-        read_y = b0[:, None, None] * grid_x + b1[:, None, None] * grid_y + b2[:, None, None] + field[:, 1]
-        return bilinear(images, read_x, read_y)
+        def _uniform(self, n, bound):
+            return keras.random.uniform((n,), -bound, bound, seed=self.generator)
 
-    def bilinear(images, read_x, read_y):
-        """Bilinear reads at fractional positions; outside the image reads as 0 (as fill_mode constant)."""
-        flat = tf.reshape(images, [-1])
-        base = tf.range(tf.shape(images)[0])[:, None, None] * side * side
-        x0, y0 = tf.floor(read_x), tf.floor(read_y)
-        wx, wy = read_x - x0, read_y - y0
-        out = tf.zeros_like(read_x)
-        for dy, weight_y in ((0.0, 1 - wy), (1.0, wy)):
-            for dx, weight_x in ((0.0, 1 - wx), (1.0, wx)):
-                x, y = x0 + dx, y0 + dy
-                inside = (x >= 0) & (x <= side - 1) & (y >= 0) & (y <= side - 1)
-                index = (
-                    base
-                    + tf.cast(tf.clip_by_value(y, 0, side - 1), tf.int32) * side
-                    + tf.cast(tf.clip_by_value(x, 0, side - 1), tf.int32)
-                )
-                out += tf.where(inside, tf.gather(flat, index), 0.0) * weight_x * weight_y
-        return out[..., None]
+        def call(self, images, training=None):
+            if not training:
+                return images
+            side = config.IMAGE_SIDE
+            centre = (side - 1) / 2
+            n = ops.shape(images)[0]
+            angle = self._uniform(n, float(np.deg2rad(self.rotation)))
+            inverse_scale = 1.0 / (1.0 + self._uniform(n, self.zoom))
+            dx, dy = self._uniform(n, self.shift * side), self._uniform(n, self.shift * side)
+            # The transform maps each output pixel back to where it is read in the input:
+            # p = R(-angle) / scale * (q - centre - shift) + centre.
+            a0, a1 = inverse_scale * ops.cos(angle), inverse_scale * ops.sin(angle)
+            b0, b1 = -a1, a0
+            a2 = centre - a0 * (centre + dx) - a1 * (centre + dy)
+            b2 = centre - b0 * (centre + dx) - b1 * (centre + dy)
+            if self.elastic <= 0:
+                zeros = ops.zeros_like(a0)
+                matrices = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+                return ops.image.affine_transform(images, matrices, interpolation="bilinear", fill_mode="constant")
+            # Where each output pixel reads: the affine map plus a smooth random displacement (2 fields: x, y).
+            noise = keras.random.uniform((n * 2, side, side, 1), -1.0, 1.0, seed=self.generator)
+            rows, columns = self.gauss.reshape(-1, 1, 1, 1), self.gauss.reshape(1, -1, 1, 1)
+            smooth = ops.conv(ops.conv(noise, rows, padding="same"), columns, padding="same")
+            field = ops.reshape(smooth * self.elastic, (n, 2, side, side))
 
-    return augment
+            def at(values):
+                return values[:, None, None]
+
+            read_x = at(a0) * self.grid_x + at(a1) * self.grid_y + at(a2) + field[:, 0]
+            read_y = at(b0) * self.grid_x + at(b1) * self.grid_y + at(b2) + field[:, 1]
+            index = ops.broadcast_to(ops.cast(ops.reshape(ops.arange(n), (-1, 1, 1)), "float32"), ops.shape(read_x))
+            coordinates = ops.stack([index, read_y, read_x])
+            moved = ops.image.map_coordinates(images[..., 0], coordinates, order=1, fill_mode="constant")
+            return moved[..., None]
+
+    return Augment
 
 
 def elastic_copies(
@@ -667,17 +759,39 @@ class EnsembleParams(CNNParams):
     workers: int = 0
 
 
-def _train_member(params: CNNParams, seed: int, images, labels, held_out_images, folder: str, threads: int):
-    """In a worker process: train one member with `threads` cores, save it, return its held-out predictions."""
-    tf = lazy.tensorflow()
-    # Before TensorFlow's runtime starts: each worker keeps to its share instead of claiming every core.
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+def _train_member(
+    params: CNNParams, seed: int, images, labels, held_out_images, folder: str, threads: int, gpu: int | None = None
+):
+    """In a worker process: train one member with `threads` cores (or on GPU `gpu`), save it, return its held-out
+    predictions."""
+    limit_worker(threads, gpu)
     member = CNNModel(params, seed)
     history = member.fit(images, labels, None, verbose=False)
     Path(folder).mkdir(parents=True)
     member.save(Path(folder))
     return member.predict(held_out_images), history.curves
+
+
+def limit_worker(threads: int, gpu: int | None) -> None:
+    """Before the backend's runtime starts in a worker process: its share of the cores, or one GPU of its own
+    (several workers may share one GPU: memory is taken as needed, not all at once)."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX would take 75% of the GPU's memory up front
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    name = lazy.keras_backend()
+    if name == "tensorflow":
+        tf = lazy.tensorflow()
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        for device in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(device, True)
+    elif name == "torch":
+        import torch  # Keras' backend in this process: its thread count before any work
+
+        torch.set_num_threads(threads)
+    elif name == "jax":
+        os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}")
 
 
 class EnsembleModel(Model):
@@ -695,6 +809,10 @@ class EnsembleModel(Model):
     @classmethod
     def device(cls) -> str:
         return "GPU" if gpu_visible() else "CPU"
+
+    @classmethod
+    def keras_backend(cls) -> str:
+        return backend()
 
     @classmethod
     def as_trained(cls, params, gpu: bool | None = None):
@@ -720,9 +838,10 @@ class EnsembleModel(Model):
     def _workers(self) -> int:
         if self.params.workers:
             return min(self.params.workers, self.params.members)
-        tf = lazy.tensorflow()
-        if tf.config.list_physical_devices("GPU"):
-            return 1  # one process owns the GPU
+        if gpus():
+            # One member per GPU, each a process of its own: for models this small that beats replicating one model
+            # over the GPUs (docs/benchmarks.md: Several GPUs). One GPU: the members in turn, in this process.
+            return min(len(gpus()), self.params.members)
         return max(1, min(self.params.members, (os.cpu_count() or 1) // 4))
 
     def fit(self, images, labels, validation=None, verbose=True) -> History:
@@ -765,8 +884,10 @@ class EnsembleModel(Model):
 
     def _fit_in_processes(self, images, labels, splits, out_of_fold, workers: int, verbose: bool) -> dict:
         threads = max(1, (os.cpu_count() or 1) // workers)
+        devices = len(gpus())
         if verbose:
-            print(f"ensemble: {len(splits)} members, {workers} at a time ({threads} cores each)", flush=True)
+            where = f"on {devices} GPU(s)" if devices else f"{threads} cores each"
+            print(f"ensemble: {len(splits)} members, {workers} at a time ({where})", flush=True)
         with (
             tempfile.TemporaryDirectory(prefix="ensemble-") as scratch,
             ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
@@ -781,6 +902,7 @@ class EnsembleModel(Model):
                     images[held_out],
                     str(Path(scratch) / f"member-{index}"),
                     threads,
+                    index % devices if devices else None,
                 )
                 for index, (train, held_out) in enumerate(splits)
             ]

@@ -291,7 +291,7 @@ def _module_name(relative: str) -> str:
 
 def _load_target(source: Source) -> Any:
     if any(word in text for text in source.texts().values() for word in (b"keras", b"tensorflow")):
-        lazy.tensorflow()  # first, through the door that keeps TensorFlow's start-up lines off the console
+        lazy.keras()  # first, through the door that keeps TensorFlow's start-up lines off the console
     root = str(source.root)
     if root in sys.path:
         sys.path.remove(root)
