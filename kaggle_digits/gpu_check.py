@@ -108,7 +108,9 @@ def run(source: Path, task_name: str, seed: int, out: Path, dry_run: bool) -> di
     member_params = ensemble._member_params()
     member_params = type(member_params)(**{**vars(member_params), "epochs": cnn.params.epochs, "gpu_epochs": 0})
     subfolds = kfold_splits(labels[train], preset_members, seed)
-    probabilities, member_seconds, waves = [], [], []
+    probabilities: list[np.ndarray] = []
+    member_seconds: list[float] = []
+    waves: list[float] = []
     at_once = max(1, min(sizes.members_at_once, preset_members))
     threads = max(1, (os.cpu_count() or 1) // at_once)
     context = multiprocessing.get_context("spawn")
