@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from . import config
+from .errors import UsageError
 
 # TensorFlow's C++ start-up chatter is noise on a terminal and in cron mail.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -124,7 +125,13 @@ def optuna() -> ModuleType:
     """Optuna (`kaggle-digits tune`), with its per-trial INFO lines off: the tuner prints its own, one per trial."""
     import warnings
 
-    import optuna
+    try:
+        import optuna
+    except ModuleNotFoundError:
+        raise UsageError(
+            "kaggle-digits tune needs Optuna, which is not installed. Fix: pip install 'kaggle-digits[tune]' (make "
+            "install has it)"
+        ) from None
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Its matplotlib plots and the journal's file lock are marked experimental; they are what tune uses, by choice.
