@@ -199,6 +199,26 @@ def cmd_fetch(args) -> int:
     return 0
 
 
+def _remote_options(args) -> remote.RemoteOptions | None:
+    """--remote and its --remote-* options (submit's and tune's, from _remote_arguments), checked; None without."""
+    if not args.remote:
+        return None
+    if not math.isfinite(args.remote_timeout) or args.remote_timeout <= 0:
+        raise UsageError(f"--remote-timeout {args.remote_timeout:g}: must be positive (seconds, e.g. 14400)")
+    sessions = getattr(args, "remote_sessions", config.REMOTE_SESSIONS)
+    if sessions < 1:
+        raise UsageError(f"--remote-sessions {sessions}: must be at least 1")
+    if args.remote_cpu and args.remote_accelerator:
+        raise UsageError(
+            f"--remote-cpu and --remote-accelerator {args.remote_accelerator} contradict each other. Fix: drop one"
+        )
+    return remote.RemoteOptions(
+        timeout=args.remote_timeout,
+        accelerator=None if args.remote_cpu else (args.remote_accelerator or config.DEFAULT_ACCELERATOR),
+        sessions=sessions,
+    )
+
+
 def cmd_submit(args) -> int:
     """fetch, train once (with its accuracy estimate), predict, then upload and wait for the public score."""
     settings = _settings(args)
@@ -207,26 +227,12 @@ def cmd_submit(args) -> int:
     if args.study:
         tuned = tuning.tuned_trial(settings, args.study, args.trial, args.storage)
         settings = replace(settings, tuned_by=tuned.label)
-    remote_options = None
-    if args.remote:
-        if args.file or args.refit:
-            raise UsageError(
-                "--remote trains in a kernel: it takes neither --file (nothing to train) nor --refit "
-                "(the kernel trains once). Fix: drop one of them"
-            )
-        if not math.isfinite(args.remote_timeout) or args.remote_timeout <= 0:
-            raise UsageError(f"--remote-timeout {args.remote_timeout:g}: must be positive (seconds, e.g. 14400)")
-        if args.remote_sessions < 1:
-            raise UsageError(f"--remote-sessions {args.remote_sessions}: must be at least 1")
-        if args.remote_cpu and args.remote_accelerator:
-            raise UsageError(
-                f"--remote-cpu and --remote-accelerator {args.remote_accelerator} contradict each other. Fix: drop one"
-            )
-        remote_options = remote.RemoteOptions(
-            timeout=args.remote_timeout,
-            accelerator=None if args.remote_cpu else (args.remote_accelerator or config.DEFAULT_ACCELERATOR),
-            sessions=args.remote_sessions,
+    if args.remote and (args.file or args.refit):
+        raise UsageError(
+            "--remote trains in a kernel: it takes neither --file (nothing to train) nor --refit "
+            "(the kernel trains once). Fix: drop one of them"
         )
+    remote_options = _remote_options(args)
     options = submit.SubmitOptions(
         file=args.file,
         upload=not args.no_upload,
@@ -409,14 +415,9 @@ def cmd_tune(args) -> int:
 
 
 def _tune_options(args) -> tuning.TuneOptions:
-    remote_options = None
-    if args.remote:
-        remote_options = remote.RemoteOptions(
-            timeout=args.remote_timeout,
-            accelerator=None if args.remote_cpu else (args.remote_accelerator or config.DEFAULT_ACCELERATOR),
-        )
-        if args.jobs != 1:
-            raise UsageError("--remote kaggle runs its trials as kernels (two at a time): it takes no --jobs")
+    remote_options = _remote_options(args)
+    if remote_options and args.jobs != 1:
+        raise UsageError("--remote kaggle runs its trials as kernels (two at a time): it takes no --jobs")
     return tuning.TuneOptions(
         trials=args.trials,
         timeout=args.timeout,
@@ -470,6 +471,36 @@ def cmd_new_model(args) -> int:
     reference = model_check.new_model(args.path, args.kind)
     print(f"new-model: wrote {args.path}; check it with 'kaggle-digits check-model {reference}'")
     return 0
+
+
+def _remote_arguments(parser, remote_help: str, timeout_help: str, sessions: bool = False) -> None:
+    """--remote kaggle and its --remote-* options, alike on every command that trains in kernels."""
+    parser.add_argument("--remote", choices=["kaggle"], help=remote_help)
+    parser.add_argument(
+        "--remote-timeout",
+        type=float,
+        default=config.REMOTE_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"{timeout_help}; default %(default)s",
+    )
+    parser.add_argument(
+        "--remote-accelerator",
+        choices=sorted(config.ACCELERATORS),
+        help=f"the kernel's accelerator, by Kaggle's name "
+        f"({', '.join(f'{k}: {v}' for k, v in config.ACCELERATORS.items())}); "
+        f"default {config.DEFAULT_ACCELERATOR} (Make: ACCELERATOR=)",
+    )
+    parser.add_argument(
+        "--remote-cpu", action="store_true", help="the kernel without an accelerator (no GPU quota used)"
+    )
+    if sessions:
+        parser.add_argument(
+            "--remote-sessions",
+            type=int,
+            default=config.REMOTE_SESSIONS,
+            metavar="N",
+            help="kernels at once for the ensemble's members (one per member); default %(default)s",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -529,35 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--no-upload", action="store_true", help="stop after writing the file (Make: UPLOAD=0)")
     submit.add_argument("--force", action="store_true", help="upload even a file identical to an earlier submission")
-    submit.add_argument(
-        "--remote",
-        choices=["kaggle"],
-        help="train and predict in a private Kaggle kernel on Kaggle's GPU, then check and upload here (Make: "
-        "REMOTE=kaggle)",
-    )
-    submit.add_argument(
-        "--remote-timeout",
-        type=float,
-        default=config.REMOTE_TIMEOUT_SECONDS,
-        metavar="SECONDS",
-        help="how long the kernel may run (Kaggle stops it then too); default %(default)s",
-    )
-    submit.add_argument(
-        "--remote-accelerator",
-        choices=sorted(config.ACCELERATORS),
-        help=f"the kernel's accelerator, by Kaggle's name "
-        f"({', '.join(f'{k}: {v}' for k, v in config.ACCELERATORS.items())}); "
-        f"default {config.DEFAULT_ACCELERATOR} (Make: ACCELERATOR=)",
-    )
-    submit.add_argument(
-        "--remote-cpu", action="store_true", help="the kernel without an accelerator (no GPU quota used)"
-    )
-    submit.add_argument(
-        "--remote-sessions",
-        type=int,
-        default=config.REMOTE_SESSIONS,
-        metavar="N",
-        help="kernels at once for the ensemble's members (one per member); default %(default)s",
+    _remote_arguments(
+        submit,
+        "train and predict in a private Kaggle kernel on Kaggle's GPU, then check and upload here "
+        "(Make: REMOTE=kaggle)",
+        timeout_help="how long the kernel may run (Kaggle stops it then too)",
+        sessions=True,
     )
     status = add("status", cmd_status)
     _common(status, model=False, data=False)
@@ -622,21 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--show-space", action="store_true", help="print the model's search space and stop")
     tune.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    tune.add_argument(
-        "--remote",
-        choices=["kaggle"],
-        help="each trial's training in a private Kaggle kernel, at most two at once (kaggle.com's GPU-session cap)",
-    )
-    tune.add_argument(
-        "--remote-accelerator", choices=sorted(config.ACCELERATORS), help=f"default {config.DEFAULT_ACCELERATOR}"
-    )
-    tune.add_argument("--remote-cpu", action="store_true", help="kernels without an accelerator")
-    tune.add_argument(
-        "--remote-timeout",
-        type=float,
-        default=config.REMOTE_TIMEOUT_SECONDS,
-        metavar="SECONDS",
-        help="how long each trial's kernel may run; default %(default)s",
+    _remote_arguments(
+        tune,
+        "each trial's training in a private Kaggle kernel, at most two at once (kaggle.com's GPU-session cap)",
+        timeout_help="how long each trial's kernel may run",
     )
     make_sample.add_arguments(add("sample", cmd_sample))
     demo_command = add(

@@ -334,6 +334,10 @@ ESTIMATOR = (
         (["-p", "nonsense=1"], 2, "model 'logreg' has no parameter 'nonsense'"),
         (["--model", "knn", "--study", "taken"], 2, "study 'taken' was created for model 'logreg', not 'knn'"),
         (["--seed", "7", "--study", "taken"], 2, "study 'taken' was created for seed 42, not 7"),
+        # --remote's options are checked as submit checks them (one helper for both commands).
+        (["--remote", "kaggle", "--remote-cpu", "--remote-accelerator", "NvidiaL4"], 2, "contradict each other"),
+        (["--remote", "kaggle", "--remote-timeout", "0"], 2, "--remote-timeout 0: must be positive"),
+        (["--remote", "kaggle", "--jobs", "2"], 2, "it takes no --jobs"),
     ],
 )
 def test_bad_input_is_one_line_and_the_right_exit_code(workdir, cli_run, arguments, code, line):
