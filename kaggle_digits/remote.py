@@ -145,27 +145,9 @@ def kernel_script(what: str, spec: dict, call: str) -> str:
     )
 
 
-def submit_script(settings, competition: str) -> str:
-    spec = {
-        "argv": kernel_argv(settings, competition),
-        "competition": competition,
-        "train_file": settings.task.train_file,
-        "user_model": user_model_spec(settings.model),
-    }
-    call = (
-        "from kaggle_digits import cli, remote\n\nargv = SPEC['argv']\n"
-        "argv[argv.index('--data-dir') + 1] = remote.find_input(SPEC['competition'], SPEC['train_file'])\n"
-        "remote.place_user_model(SPEC['user_model'], argv)\n"
-        "sys.exit(cli.main(argv))"
-    )
-    return kernel_script("`kaggle-digits submit --no-upload`", spec, call)
-
-
-def validate_script(settings, competition: str) -> str:
-    """A tuning trial's kernel: `kaggle-digits validate` with the trial's -p values, on the study's split and seed."""
-    argv = kernel_argv(settings, competition)
-    argv[0:2] = ["validate", "--quiet"]
-    argv += ["--folds", str(settings.folds)] if settings.folds > 1 else ["--holdout", str(settings.holdout)]
+def cli_script(what: str, argv: list[str], settings, competition: str) -> str:
+    """A kernel that runs `kaggle-digits` with `argv` on the competition's data as Kaggle mounts it (and the user's
+    model file beside it, where the model is theirs)."""
     spec = {
         "argv": argv,
         "competition": competition,
@@ -178,7 +160,19 @@ def validate_script(settings, competition: str) -> str:
         "remote.place_user_model(SPEC['user_model'], argv)\n"
         "sys.exit(cli.main(argv))"
     )
-    return kernel_script("a tuning trial (`kaggle-digits validate`)", spec, call)
+    return kernel_script(what, spec, call)
+
+
+def submit_script(settings, competition: str) -> str:
+    return cli_script("`kaggle-digits submit --no-upload`", kernel_argv(settings, competition), settings, competition)
+
+
+def validate_script(settings, competition: str) -> str:
+    """A tuning trial's kernel: `kaggle-digits validate` with the trial's -p values, on the study's split and seed."""
+    argv = kernel_argv(settings, competition)
+    argv[0:2] = ["validate", "--quiet"]
+    argv += ["--folds", str(settings.folds)] if settings.folds > 1 else ["--holdout", str(settings.holdout)]
+    return cli_script("a tuning trial (`kaggle-digits validate`)", argv, settings, competition)
 
 
 def validate_on_kaggle(settings, overrides: list[dict[str, str]], dataset, options: RemoteOptions) -> list[float]:
