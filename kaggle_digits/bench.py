@@ -28,9 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, data, gpu_check, lazy, models, plots
+from . import config, data, epoch_times, gpu_check, lazy, models, plots
 from . import splits as division
 from .errors import DataError, ToolkitError, UsageError
+from .models.keras_models import KerasModel
 from .tasks import get_task
 
 REFERENCE = "softmax"  # times and error rates are also given as ratios to it
@@ -424,7 +425,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{config.SHARED_DOWNLOAD}; --quick: the sample)",
     )
     parser.add_argument("--task", default=config.DEFAULT_TASK)
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; default %(default)s")
+    parser.add_argument(
+        "--models",
+        help=f"comma-separated; default {','.join(DEFAULT_MODELS)} ({DEFAULT_MODEL} with --epoch-times)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="embedded sample, 2 folds, few epochs: a one-minute smoke run for CI"
     )
@@ -476,6 +480,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="with --gpu-check: the same on a CPU, tiny sizes, in under a minute"
     )
+    parser.add_argument(
+        "--epoch-times",
+        action="store_true",
+        help="time one Keras model's epochs (wall and CPU seconds; --models NAME, --epochs N, default 4) on 90%% of "
+        "the data, a process per run, alternating between --trees",
+    )
+    parser.add_argument(
+        "--trees",
+        type=_comma_list,
+        default=["."],
+        metavar="DIR,DIR",
+        help="with --epoch-times: checkouts whose code is timed, e.g. an older commit's worktree and '.'; default .",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --epoch-times: runs per tree; default %(default)s")
     parser.add_argument(
         "--compare",
         nargs=2,
@@ -539,6 +557,23 @@ def _source(args: argparse.Namespace, task) -> Path:
     return Path(source)
 
 
+def _epoch_times(args: argparse.Namespace, source: Path, task) -> None:
+    name, *more = _comma_list(args.models or DEFAULT_MODEL)
+    if more or not issubclass(models.model_class(name), KerasModel):
+        raise UsageError(f"--epoch-times times one Keras model's epochs: --models {args.models} is not one")
+    if args.rounds < 1:
+        raise UsageError(f"--rounds {args.rounds}: must be at least 1")
+    trees = [Path(tree) for tree in args.trees]
+    for tree in trees:
+        if not (tree / "kaggle_digits" / "__init__.py").exists():
+            raise UsageError(
+                f"--trees {tree}: no kaggle_digits package there. Fix: a checkout's root, e.g. a git worktree"
+            )
+    overrides = _overrides(args, [name])[name]
+    overrides.pop("epochs", None)
+    epoch_times.run(source, task, name, overrides, args.epochs or 4, trees, args.rounds, args.seed, args.out)
+
+
 def run(args: argparse.Namespace) -> None:
     """The benchmark: bench.md, bench.json (and plots) in args.out. Raises when a model failed (after writing them)."""
     task = get_task(args.task)
@@ -551,11 +586,14 @@ def run(args: argparse.Namespace) -> None:
         gpu_check.run(Path(source), task.name, args.seed, args.out, args.dry_run)
         return
     source = _source(args, task)
+    if args.epoch_times:
+        _epoch_times(args, source, task)
+        return
     if args.compare:
         base, other = args.compare
         print(compare(_read_run(base), _read_run(other), data.load(source, task).train_labels, (base, other)))
         return
-    names = _comma_list(args.models)
+    names = _comma_list(args.models or ",".join(DEFAULT_MODELS))
     for name in names:
         models.model_class(name)
     try:

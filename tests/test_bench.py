@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_competition
+from conftest import SAMPLE_ZIP, write_competition
 
 from kaggle_digits import bench
 
@@ -202,3 +203,47 @@ def test_a_benchmark_child_that_dies_without_a_result_is_a_failed_row_not_a_hang
     child.start()
     row = bench.collect(child, results, "cnn", poll=0.1)
     assert row == {"model": "cnn", "error": "its process died without a result (exit code 9)"}
+
+
+def test_epoch_times_alternate_between_checkouts_and_report_wall_and_cpu_seconds(workdir, cli_run, tmp_path):
+    """`bench --epoch-times`: the before/after check of a change's speed, each run a process of its own."""
+    root = str(Path(bench.__file__).resolve().parents[1])
+    out = tmp_path / "times"
+    result = cli_run(
+        "bench",
+        "--epoch-times",
+        "--models",
+        "softmax",
+        "--epochs",
+        "2",
+        "--trees",
+        f"{root},{root}",
+        "--rounds",
+        "1",
+        "--data",
+        str(SAMPLE_ZIP),
+        "--out",
+        str(out),
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "epoch-times.json").read_text())
+    assert report["model"] == "softmax" and report["epochs"] == 2 and report["rows"] == 4500  # 90% of 5,000
+    assert [run["tree"] for run in report["runs"]] == [root, root]
+    for run in report["runs"]:
+        assert run["backend"] == "tensorflow" and len(run["epochs"]) == 2
+        assert all(wall > 0 and cpu > 0 for wall, cpu in run["epochs"])
+    assert "median CPU s (epochs 2+)" in (out / "epoch-times.md").read_text() and "| 1 |" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "line"),
+    [
+        (["--models", "logreg"], "error: --epoch-times times one Keras model's epochs: --models logreg is not one"),
+        (["--trees", "nowhere"], "error: --trees nowhere: no kaggle_digits package there"),
+        (["--rounds", "0"], "error: --rounds 0: must be at least 1"),
+    ],
+)
+def test_epoch_times_refuse_bad_input_in_one_line(workdir, cli_run, arguments, line):
+    result = cli_run("bench", "--epoch-times", "--data", str(SAMPLE_ZIP), *arguments, cwd=workdir)
+    assert result.returncode == 2 and result.stderr.startswith(line) and result.stderr.count("\n") == 1, result.stderr
