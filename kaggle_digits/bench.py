@@ -39,6 +39,7 @@ DEFAULT_MODEL = config.DEFAULT_MODEL  # accuracy differences are paired against 
 PEER = "deotte"  # the published recipe; trains on the default model's epoch budget unless told otherwise
 DEFAULT_MODELS = ("softmax", "fast", "cnn", "deotte")
 DEFAULT_FOLDS = 5
+EPOCH_TIMES_EPOCHS = 4  # --epoch-times: the first includes tracing, three more to compare
 PREDICT_ROWS = 28_000  # Kaggle's test.csv
 # --quick: the same code on the embedded sample, with few epochs, in about a minute (a smoke test,
 # not a measurement of accuracy).
@@ -483,7 +484,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--epoch-times",
         action="store_true",
-        help="time one Keras model's epochs (wall and CPU seconds; --models NAME, --epochs N, default 4) on 90%% of "
+        help=f"time one Keras model's epochs (wall and CPU seconds; --models NAME, --epochs N, default "
+        f"{EPOCH_TIMES_EPOCHS}) on 90%% of "
         "the data, a process per run, alternating between --trees",
     )
     parser.add_argument(
@@ -563,15 +565,17 @@ def _epoch_times(args: argparse.Namespace, source: Path, task) -> None:
         raise UsageError(f"--epoch-times times one Keras model's epochs: --models {args.models} is not one")
     if args.rounds < 1:
         raise UsageError(f"--rounds {args.rounds}: must be at least 1")
+    overrides = _overrides(args, [name])[name]
+    given = overrides.pop("epochs", None)  # -p MODEL:epochs=N (or --epochs for the cnn and the peer)
+    epochs = str(args.epochs) if args.epochs is not None else given or str(EPOCH_TIMES_EPOCHS)
+    models.params_for(name, {**overrides, "epochs": epochs})  # a bad value fails here, before any child runs
     trees = [Path(tree) for tree in args.trees]
     for tree in trees:
         if not (tree / "kaggle_digits" / "__init__.py").exists():
             raise UsageError(
                 f"--trees {tree}: no kaggle_digits package there. Fix: a checkout's root, e.g. a git worktree"
             )
-    overrides = _overrides(args, [name])[name]
-    overrides.pop("epochs", None)
-    epoch_times.run(source, task, name, overrides, args.epochs or 4, trees, args.rounds, args.seed, args.out)
+    epoch_times.run(source, task, name, overrides, int(epochs), trees, args.rounds, args.seed, args.out)
 
 
 def run(args: argparse.Namespace) -> None:

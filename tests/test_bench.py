@@ -233,7 +233,7 @@ def test_epoch_times_alternate_between_checkouts_and_report_wall_and_cpu_seconds
     for run in report["runs"]:
         assert run["backend"] == "tensorflow" and len(run["epochs"]) == 2
         assert all(wall > 0 and cpu > 0 for wall, cpu in run["epochs"])
-    assert "median CPU s (epochs 2+)" in (out / "epoch-times.md").read_text() and "| 1 |" in result.stdout
+    assert "mean CPU s (epochs 2+)" in (out / "epoch-times.md").read_text() and "| 1 |" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -242,6 +242,7 @@ def test_epoch_times_alternate_between_checkouts_and_report_wall_and_cpu_seconds
         (["--models", "logreg"], "error: --epoch-times times one Keras model's epochs: --models logreg is not one"),
         (["--trees", "nowhere"], "error: --trees nowhere: no kaggle_digits package there"),
         (["--rounds", "0"], "error: --rounds 0: must be at least 1"),
+        (["--epochs", "0"], "error: parameter 'epochs=0' of model 'cnn' must be at least 1"),
     ],
 )
 def test_epoch_times_refuse_bad_input_in_one_line(workdir, cli_run, arguments, line):
