@@ -29,8 +29,9 @@ from .helpers import write_atomically
 HOLDOUT = 0.1  # the rows `validate` holds out by default: epochs are timed on the other 90% (37,800 of 42,000)
 
 CHILD = """
-import json, os, sys, time
+import json, sys, time
 import numpy as np
+import kaggle_digits
 from kaggle_digits import lazy, models
 
 rows, name, epochs, seed, overrides = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5])
@@ -59,7 +60,7 @@ def timed_fit(self, *args, callbacks=None, **kwargs):
 keras.Model.fit = timed_fit
 model = models.create(name, models.params_for(name, {"epochs": epochs, **overrides}), seed)
 model.fit(images, labels, verbose=False)
-print(json.dumps({"epochs": epochs_seen, "backend": keras.backend.backend()}))
+print(json.dumps({"epochs": epochs_seen, "backend": keras.backend.backend(), "package": kaggle_digits.__file__}))
 """
 
 
@@ -91,8 +92,11 @@ def run(
         for round_number in range(1, rounds + 1):
             for tree in trees:
                 print(f"epoch-times: round {round_number}/{rounds}, {tree} ...", file=sys.stderr, flush=True)
+                # `python -c` puts its working folder first on sys.path: the child runs in the tree, so the tree's
+                # package is the one imported (and checked to be), not the caller's folder's nor the installed one.
                 child = subprocess.run(
                     [sys.executable, "-c", CHILD, str(rows), model, str(epochs), str(seed), json.dumps(overrides)],
+                    cwd=tree.resolve(),
                     env={**os.environ, "PYTHONPATH": str(tree.resolve())},
                     capture_output=True,
                     text=True,
@@ -101,6 +105,9 @@ def run(
                     last = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
                     raise ToolkitError(f"epoch-times: {model} failed in {tree}: {last}")
                 measured = json.loads(child.stdout.strip().splitlines()[-1])
+                package = Path(measured.pop("package")).resolve()
+                if not package.is_relative_to(tree.resolve()):
+                    raise ToolkitError(f"epoch-times: the run for {tree} imported kaggle_digits from {package.parent}")
                 runs.append({"tree": str(tree), "commit": _commit(tree), "round": round_number, **measured})
     report = {"model": model, "overrides": overrides, "rows": int(len(train_rows)), "epochs": epochs, "runs": runs}
     out.mkdir(parents=True, exist_ok=True)

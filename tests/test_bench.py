@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -206,8 +207,11 @@ def test_a_benchmark_child_that_dies_without_a_result_is_a_failed_row_not_a_hang
 
 
 def test_epoch_times_alternate_between_checkouts_and_report_wall_and_cpu_seconds(workdir, cli_run, tmp_path):
-    """`bench --epoch-times`: the before/after check of a change's speed, each run a process of its own."""
-    root = str(Path(bench.__file__).resolve().parents[1])
+    """`bench --epoch-times`: the before/after check of a change's speed, each run a process of its own, each
+    importing the package of its own checkout (here: this one, and a copy of it elsewhere)."""
+    root = Path(bench.__file__).resolve().parents[1]
+    other = tmp_path / "other"
+    shutil.copytree(root / "kaggle_digits", other / "kaggle_digits", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path / "times"
     result = cli_run(
         "bench",
@@ -217,23 +221,49 @@ def test_epoch_times_alternate_between_checkouts_and_report_wall_and_cpu_seconds
         "--epochs",
         "2",
         "--trees",
-        f"{root},{root}",
+        f"{root},{other}",
         "--rounds",
         "1",
         "--data",
         str(SAMPLE_ZIP),
         "--out",
         str(out),
-        cwd=workdir,
+        cwd=other,  # run from inside the copy: the first tree's run must still import the first tree's package
     )
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "epoch-times.json").read_text())
     assert report["model"] == "softmax" and report["epochs"] == 2 and report["rows"] == 4500  # 90% of 5,000
-    assert [run["tree"] for run in report["runs"]] == [root, root]
+    assert [run["tree"] for run in report["runs"]] == [str(root), str(other)]
     for run in report["runs"]:
         assert run["backend"] == "tensorflow" and len(run["epochs"]) == 2
         assert all(wall > 0 and cpu > 0 for wall, cpu in run["epochs"])
     assert "mean CPU s (epochs 2+)" in (out / "epoch-times.md").read_text() and "| 1 |" in result.stdout
+
+
+def test_epoch_times_name_the_tree_whose_package_fails(workdir, cli_run, tmp_path):
+    """A checkout whose package cannot be imported: the run stops on one line naming it, and writes no report."""
+    fake = tmp_path / "fake"
+    (fake / "kaggle_digits").mkdir(parents=True)
+    (fake / "kaggle_digits" / "__init__.py").write_text("raise ImportError('not a checkout')\n")
+    result = cli_run(
+        "bench",
+        "--epoch-times",
+        "--models",
+        "softmax",
+        "--epochs",
+        "1",
+        "--trees",
+        str(fake),
+        "--rounds",
+        "1",
+        "--data",
+        str(SAMPLE_ZIP),
+        "--out",
+        str(tmp_path / "times"),
+        cwd=workdir,
+    )
+    assert result.returncode != 0 and f"epoch-times: softmax failed in {fake}" in result.stderr
+    assert not (tmp_path / "times" / "epoch-times.json").exists()
 
 
 @pytest.mark.parametrize(
