@@ -40,6 +40,7 @@ PEER = "deotte"  # the published recipe; trains on the default model's epoch bud
 DEFAULT_MODELS = ("softmax", "fast", "cnn", "deotte")
 DEFAULT_FOLDS = 5
 EPOCH_TIMES_EPOCHS = 4  # --epoch-times: the first includes tracing, three more to compare
+EPOCH_TIMES_ROUNDS = 2
 PREDICT_ROWS = 28_000  # Kaggle's test.csv
 # --quick: the same code on the embedded sample, with few epochs, in about a minute (a smoke test,
 # not a measurement of accuracy).
@@ -491,11 +492,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trees",
         type=_comma_list,
-        default=["."],
         metavar="DIR,DIR",
         help="with --epoch-times: checkouts whose code is timed, e.g. an older commit's worktree and '.'; default .",
     )
-    parser.add_argument("--rounds", type=int, default=2, help="with --epoch-times: runs per tree; default %(default)s")
+    parser.add_argument("--rounds", type=int, help=f"with --epoch-times: runs per tree; default {EPOCH_TIMES_ROUNDS}")
     parser.add_argument(
         "--compare",
         nargs=2,
@@ -563,19 +563,20 @@ def _epoch_times(args: argparse.Namespace, source: Path, task) -> None:
     name, *more = _comma_list(args.models or DEFAULT_MODEL)
     if more or not issubclass(models.model_class(name), KerasModel):
         raise UsageError(f"--epoch-times times one Keras model's epochs: --models {args.models} is not one")
-    if args.rounds < 1:
-        raise UsageError(f"--rounds {args.rounds}: must be at least 1")
+    rounds = EPOCH_TIMES_ROUNDS if args.rounds is None else args.rounds
+    if rounds < 1:
+        raise UsageError(f"--rounds {rounds}: must be at least 1")
     overrides = _overrides(args, [name])[name]
     given = overrides.pop("epochs", None)  # -p MODEL:epochs=N (or --epochs for the cnn and the peer)
     epochs = str(args.epochs) if args.epochs is not None else given or str(EPOCH_TIMES_EPOCHS)
     models.params_for(name, {**overrides, "epochs": epochs})  # a bad value fails here, before any child runs
-    trees = [Path(tree) for tree in args.trees]
+    trees = [Path(tree) for tree in args.trees or ["."]]
     for tree in trees:
         if not (tree / "kaggle_digits" / "__init__.py").exists():
             raise UsageError(
                 f"--trees {tree}: no kaggle_digits package there. Fix: a checkout's root, e.g. a git worktree"
             )
-    epoch_times.run(source, task, name, overrides, int(epochs), trees, args.rounds, args.seed, args.out)
+    epoch_times.run(source, task, name, overrides, int(epochs), trees, rounds, args.seed, args.out)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -583,6 +584,8 @@ def run(args: argparse.Namespace) -> None:
     task = get_task(args.task)
     if args.dry_run and not args.gpu_check:
         raise UsageError("--dry-run goes with --gpu-check (make gpu-check ARGS=--dry-run)")
+    if (args.trees or args.rounds is not None) and not args.epoch_times:
+        raise UsageError('--trees and --rounds go with --epoch-times (make bench ARGS="--epoch-times --trees ...")')
     if args.gpu_check:
         source = gpu_check.source_for(args.dry_run, args.data)
         if not Path(source).exists():

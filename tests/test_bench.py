@@ -276,5 +276,8 @@ def test_epoch_times_name_the_tree_whose_package_fails(workdir, cli_run, tmp_pat
     ],
 )
 def test_epoch_times_refuse_bad_input_in_one_line(workdir, cli_run, arguments, line):
+    if "--rounds" in arguments:  # without --epoch-times, --rounds and --trees are refused too
+        alone = cli_run("bench", "--data", str(SAMPLE_ZIP), *arguments, cwd=workdir)
+        assert alone.returncode == 2 and alone.stderr.startswith("error: --trees and --rounds go with --epoch-times")
     result = cli_run("bench", "--epoch-times", "--data", str(SAMPLE_ZIP), *arguments, cwd=workdir)
     assert result.returncode == 2 and result.stderr.startswith(line) and result.stderr.count("\n") == 1, result.stderr
